@@ -1,0 +1,64 @@
+# corebackup.backup: `make demo` runs the main job against local stand-in services,
+# `make test` runs every test. Both set up what they need (venv, system packages, ansible-test
+# bootstrap) on a fresh machine.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3.11
+VENV ?= $(CURDIR)/.venv
+BIN := $(VENV)/bin
+BUILD := $(CURDIR)/.build
+COLLECTIONS := $(BUILD)/collections
+COLL := $(COLLECTIONS)/ansible_collections/corebackup/backup
+PYTEST_ARGS ?=
+export PYTHONDONTWRITEBYTECODE := 1
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+
+.PHONY: test demo setup system-deps tree sanity pytest lint changelog-lint bench clean
+
+test: setup tree sanity pytest lint changelog-lint
+	@echo "make test: all checks passed"
+
+demo: setup tree
+	cd $(COLL) && PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m ansible_collections.corebackup.backup.tests.testbed.demo \
+		$(CURDIR) $(CURDIR)/.demo
+
+setup: system-deps $(VENV)/.installed $(HOME)/.ansible/test/cache/get_pip_24_2.py
+
+system-deps:
+	@bash tests/testbed/install-system-deps.sh
+
+$(VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+# ansible-test bootstraps its sanity venvs with a get-pip script it would download from a host
+# that is not reachable here; give it an offline equivalent and the pip wheel from PyPI.
+$(HOME)/.ansible/test/cache/get_pip_24_2.py: tests/testbed/get_pip_24_2.py $(VENV)/.installed
+	mkdir -p $(@D)
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+		--dest $(@D) pip==24.2
+	cp tests/testbed/get_pip_24_2.py $@
+
+tree:
+	$(BIN)/python tests/testbed/collection_tree.py $(CURDIR) $(COLLECTIONS) >/dev/null
+
+sanity: tree
+	cd $(COLL) && $(BIN)/ansible-test sanity --color no --python 3.11
+
+pytest: tree
+	cd $(COLL) && PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m pytest -p no:cacheprovider \
+		--timeout 600 -o console_output_style=classic tests/unit tests/integration $(PYTEST_ARGS)
+
+lint: tree
+	cd $(COLL) && $(BIN)/ansible-lint --offline --profile production
+
+changelog-lint: tree
+	cd $(COLL) && $(BIN)/antsibull-changelog lint
+
+bench: setup tree
+	cd $(COLL) && PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_pipeline.py --results $(CURDIR)/bench/results
+
+clean:
+	rm -rf $(BUILD) .demo

@@ -1,0 +1,141 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Benchmark: the artifact pipeline against the shell pipeline it replaces, in the same run.
+
+    pipeline:  tar + gzip -1 + sha256 + filesystem store  (ArtifactWriter, one Python process)
+    baseline:  tar -cf - DIR | gzip -1 | tee OUT | sha256sum
+
+Both read the same generated tree (a third random bytes, a third base64 text, a third words), warm
+in the page cache, and run alternately; the medians give the throughput ratio
+(baseline seconds / pipeline seconds, so > 1 means the pipeline is faster). Peak RSS of the pipeline
+process is measured at two input sizes to show that memory stays flat.
+
+Targets (issue 2): ratio >= 0.95 at 1 GB; peak RSS < 100 MB at 100 MB and at 1 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MB = 1000 * 1000
+
+
+def generate_tree(root: str, total: int, seed: int = 1) -> int:
+    """A deterministic tree of files of 64 KiB to 1 MiB; returns the bytes written."""
+    rng = random.Random(seed)
+    letters = b"abcdefghijklmnopqrstuvwxyz"
+    words = [bytes(rng.choices(letters, k=rng.randint(2, 10))) for _word in range(5000)]
+    written = index = 0
+    while written < total:
+        folder = os.path.join(root, "d%03d" % (index // 100))
+        os.makedirs(folder, exist_ok=True)
+        size = rng.randint(64 * 1024, 1024 * 1024)
+        kind = index % 3
+        if kind == 0:
+            data = rng.randbytes(size)
+        elif kind == 1:
+            data = base64.b64encode(rng.randbytes(size * 3 // 4))
+        else:
+            text = bytearray()
+            while len(text) < size:
+                text += b" ".join(rng.choices(words, k=12)) + b"\n"
+            data = bytes(text[:size])
+        with open(os.path.join(folder, "f%05d.bin" % index), "wb") as handle:
+            handle.write(data)
+        written += len(data)
+        index += 1
+    return written
+
+
+def ensure_tree(cache: str, total: int) -> str:
+    root = os.path.join(cache, "tree-%dMB" % (total // MB))
+    marker = root + ".done"
+    if not os.path.exists(marker):
+        shutil.rmtree(root, ignore_errors=True)
+        generate_tree(root, total)
+        with open(marker, "w", encoding="utf-8") as handle:
+            handle.write("ok")
+    # Warm the page cache so that both contenders read from memory.
+    subprocess.run(["tar", "-cf", "/dev/null", root], check=True)
+    return root
+
+
+def run_baseline(tree: str, out_dir: str) -> dict:
+    out = os.path.join(out_dir, "baseline.tar.gz")
+    command = "tar -cf - %s | gzip -1 | tee %s | sha256sum" % (tree, out)
+    started = time.perf_counter()
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    size = os.path.getsize(out)
+    os.unlink(out)
+    return {"seconds": seconds, "size": size, "sha256": result.stdout.split()[0]}
+
+
+def run_pipeline(tree: str, out_dir: str) -> dict:
+    store = os.path.join(out_dir, "store")
+    result = subprocess.run([sys.executable, os.path.join(HERE, "_pipeline_once.py"), tree, store, "1"],
+                            check=True, capture_output=True, text=True)
+    shutil.rmtree(store)
+    return json.loads(result.stdout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "corebackup-bench"))
+    parser.add_argument("--size-mb", type=int, default=1000, help="size of the large tree")
+    parser.add_argument("--small-mb", type=int, default=100, help="size of the small tree (RSS flatness)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--results", default=None, help="folder for a JSON copy of the results")
+    args = parser.parse_args()
+
+    os.makedirs(args.cache, exist_ok=True)
+    large = ensure_tree(args.cache, args.size_mb * MB)
+    small = ensure_tree(args.cache, args.small_mb * MB)
+    with tempfile.TemporaryDirectory(dir=args.cache) as out_dir:
+        baseline, pipeline = [], []
+        for _round in range(args.rounds):
+            baseline.append(run_baseline(large, out_dir))
+            pipeline.append(run_pipeline(large, out_dir))
+        small_run = run_pipeline(small, out_dir)
+
+    base_s = statistics.median(r["seconds"] for r in baseline)
+    pipe_s = statistics.median(r["seconds"] for r in pipeline)
+    tree_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _dirs, fs in os.walk(large) for f in fs)
+    report = {
+        "tree_bytes": tree_bytes,
+        "rounds": args.rounds,
+        "baseline_seconds": [round(r["seconds"], 2) for r in baseline],
+        "pipeline_seconds": [round(r["seconds"], 2) for r in pipeline],
+        "baseline_mb_per_s": round(tree_bytes / base_s / MB, 1),
+        "pipeline_mb_per_s": round(tree_bytes / pipe_s / MB, 1),
+        "throughput_ratio": round(base_s / pipe_s, 3),
+        "peak_rss_mb": {
+            "%d MB" % args.small_mb: round(small_run["max_rss_bytes"] / MB, 1),
+            "%d MB" % args.size_mb: round(max(r["max_rss_bytes"] for r in pipeline) / MB, 1),
+        },
+        "compressed_bytes": {"pipeline": pipeline[0]["size"], "baseline": baseline[0]["size"]},
+    }
+    report["targets_met"] = report["throughput_ratio"] >= 0.95 and all(v < 100 for v in report["peak_rss_mb"].values())
+    print(json.dumps(report, indent=2))
+    if args.results:
+        os.makedirs(args.results, exist_ok=True)
+        with open(os.path.join(args.results, "pipeline.json"), "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=2)
+    return 0 if report["targets_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # The options every backup module shares: where artifacts go and how they are packed.
+    # Keep in step with plugins/module_utils/_common.py (a unit test compares the two).
+    DOCUMENTATION = r"""
+options:
+  job:
+    description:
+      - Name of the backup job. Artifacts are stored under C(<prefix>/<job>/<YYYY-MM-DD>/).
+      - 1 to 100 letters, digits, V(-) or V(_), starting with a letter or digit.
+      - Each module has its own default.
+    type: str
+  storage:
+    description:
+      - Where artifacts are stored. Pass the same dictionary to every module, or set it once for
+        all of them with C(module_defaults) and the group C(group/corebackup.backup.backup).
+    type: dict
+    required: true
+    suboptions:
+      type:
+        description:
+          - The storage backend.
+        type: str
+        required: true
+        choices: [filesystem, s3]
+      path:
+        description:
+          - Root directory of the O(storage.type=filesystem) backend. Created if missing.
+          - Files are written under a temporary name, synced, then renamed into place.
+        type: path
+      directory_mode:
+        description:
+          - Octal mode of directories the filesystem backend creates, for example V('0750').
+        type: raw
+        default: '0700'
+      file_mode:
+        description:
+          - Octal mode of the files the filesystem backend writes, for example V('0640').
+        type: raw
+        default: '0600'
+      bucket:
+        description:
+          - Bucket of the O(storage.type=s3) backend.
+        type: str
+      prefix:
+        description:
+          - Key prefix inside O(storage.bucket) under which the job folders live.
+        type: str
+        default: ''
+      region:
+        description:
+          - AWS region of the bucket.
+          - If not set, the E(AWS_REGION) or E(AWS_DEFAULT_REGION) environment variable is used,
+            then the profile's region.
+        type: str
+      endpoint_url:
+        description:
+          - URL of an S3-compatible service (MinIO, Ceph RGW, ...) instead of AWS.
+          - If not set, the E(AWS_ENDPOINT_URL_S3) or E(AWS_ENDPOINT_URL) environment variable is used.
+          - With an endpoint URL, path-style addressing is used.
+        type: str
+      access_key:
+        description:
+          - AWS access key ID.
+          - If not set, the E(AWS_ACCESS_KEY_ID) or E(AWS_ACCESS_KEY) environment variable is used,
+            then the profile or instance credentials.
+        type: str
+      secret_key:
+        description:
+          - AWS secret access key.
+          - If not set, the E(AWS_SECRET_ACCESS_KEY) or E(AWS_SECRET_KEY) environment variable is used,
+            then the profile or instance credentials.
+        type: str
+      session_token:
+        description:
+          - AWS session token for temporary credentials.
+          - If not set, the E(AWS_SESSION_TOKEN) environment variable is used.
+        type: str
+      profile:
+        description:
+          - Named profile from the AWS shared credentials and config files.
+          - If not set, the E(AWS_PROFILE) environment variable is used.
+          - Mutually exclusive with O(storage.access_key).
+        type: str
+      validate_certs:
+        description:
+          - Verify the TLS certificate of the S3 endpoint.
+        type: bool
+        default: true
+      storage_class:
+        description:
+          - S3 storage class of new objects.
+        type: str
+        choices: [STANDARD, REDUCED_REDUNDANCY, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER, DEEP_ARCHIVE, GLACIER_IR]
+      sse:
+        description:
+          - Server-side encryption of new objects.
+        type: str
+        choices: [AES256, 'aws:kms']
+      sse_kms_key_id:
+        description:
+          - KMS key ID or ARN when O(storage.sse=aws:kms). Without it the bucket's default KMS key is used.
+        type: str
+      metadata:
+        description:
+          - Object metadata added to every object written (S3 only).
+        type: dict
+  compression:
+    description:
+      - Compression of artifacts. V(zstd) needs the C(zstandard) Python library on the backup host
+        and compresses with all cores.
+    type: str
+    choices: [gzip, zstd, none]
+    default: gzip
+  compression_level:
+    description:
+      - Compression level, 0 to 9 for V(gzip) and 1 to 22 for V(zstd).
+    type: int
+    default: 6
+  encryption:
+    description:
+      - Encrypt artifacts to public keys with L(age,https://age-encryption.org), so that the backup
+        host cannot read what it wrote. Needs the C(age) command on the backup host.
+      - Keep the private keys (identities) away from the backup host; they are needed only to restore.
+    type: dict
+    suboptions:
+      type:
+        description:
+          - The encryption scheme.
+        type: str
+        choices: [age]
+        default: age
+      recipients:
+        description:
+          - Public keys (V(age1...), or V(ssh-ed25519 ...) / V(ssh-rsa ...) lines) that can decrypt the artifacts.
+        type: list
+        elements: str
+        required: true
+  retries:
+    description:
+      - Retries of transient errors (throttling, time-outs, 5xx answers) with jittered exponential backoff.
+    type: dict
+    suboptions:
+      attempts:
+        description:
+          - How many times an operation is tried in all, the first try included.
+        type: int
+        default: 5
+      delay:
+        description:
+          - Seconds before the first retry; each later retry waits twice as long, up to O(retries.max_delay).
+        type: float
+        default: 1.0
+      max_delay:
+        description:
+          - Longest wait between two tries, in seconds.
+        type: float
+        default: 60.0
+requirements:
+  - boto3 (for O(storage.type=s3))
+  - zstandard (for O(compression=zstd))
+  - age (the command, for O(encryption))
+"""

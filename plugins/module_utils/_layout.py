@@ -1,0 +1,161 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur any time.
+
+"""Where artifacts live in a store.
+
+Every artifact is stored under ``<job>/<YYYY-MM-DD>/<name>_<YYYYMMDDTHHMMSSZ>.<ext>``, relative to
+the storage backend's own root or prefix. The dated folder is a *backup set*. Times are UTC.
+Keys built here can be parsed back into job, date, name and timestamp.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+
+
+class LayoutError(ValueError):
+    """A name or key does not fit the layout."""
+
+
+DATE_FORMAT = "%Y-%m-%d"
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+
+_JOB_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+_NAME_CLEAN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,149}$")
+_NAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_-]+")
+_EXT_RE = re.compile(r"^[a-z0-9]+(\.[a-z0-9]+)*$")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_KEY_RE = re.compile(
+    r"^(?P<job>[A-Za-z0-9][A-Za-z0-9_-]*)/(?P<date>\d{4}-\d{2}-\d{2})/"
+    r"(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)_(?P<timestamp>\d{8}T\d{6}Z)\.(?P<ext>[a-z0-9]+(?:\.[a-z0-9]+)*)$"
+)
+
+
+def utc_now() -> datetime.datetime:
+    """The current time in UTC, to the second (the layout's resolution)."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def validate_job(job: str) -> str:
+    """Return ``job`` if it can name a folder of the layout, else raise LayoutError."""
+    if not isinstance(job, str) or not _JOB_RE.match(job):
+        raise LayoutError(
+            "job %r is not a valid job name: use 1 to 100 letters, digits, '-' or '_', "
+            "starting with a letter or digit" % (job,)
+        )
+    return job
+
+
+def sanitize_name(name: str) -> str:
+    """Turn any source name (repository, database, volume) into a safe artifact name.
+
+    Names that are already safe are kept as they are. Others are folded to ASCII, every run of
+    other characters (dots, slashes, spaces, unicode left over) becomes ``-``, and a short hash of
+    the original name is appended, so that ``my.repo`` and ``my-repo`` never share a key.
+    """
+    if not isinstance(name, str) or not name:
+        raise LayoutError("an artifact name must be a non-empty string, got %r" % (name,))
+    if _NAME_CLEAN_RE.match(name):
+        return name
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    cleaned = _NAME_UNSAFE_RE.sub("-", folded).strip("-_")[:120] or "x"
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return "%s-%s" % (cleaned, digest)
+
+
+def format_date(when: datetime.datetime | datetime.date) -> str:
+    return when.strftime(DATE_FORMAT)
+
+
+def parse_date(text: str) -> datetime.date:
+    if not isinstance(text, str) or not _DATE_RE.match(text):
+        raise LayoutError("%r is not a date of the form YYYY-MM-DD" % (text,))
+    try:
+        return datetime.datetime.strptime(text, DATE_FORMAT).date()
+    except ValueError as exc:
+        raise LayoutError("%r is not a valid date: %s" % (text, exc)) from exc
+
+
+def format_timestamp(when: datetime.datetime) -> str:
+    return _as_utc(when).strftime(TIMESTAMP_FORMAT)
+
+
+def parse_timestamp(text: str) -> datetime.datetime:
+    try:
+        return datetime.datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=datetime.timezone.utc)
+    except (TypeError, ValueError) as exc:
+        raise LayoutError("%r is not a timestamp of the form YYYYMMDDTHHMMSSZ" % (text,)) from exc
+
+
+def _as_utc(when: datetime.datetime) -> datetime.datetime:
+    if when.tzinfo is None:
+        raise LayoutError("timestamps must be timezone-aware (UTC), got a naive datetime")
+    return when.astimezone(datetime.timezone.utc)
+
+
+def set_prefix(job: str, date: datetime.date | str) -> str:
+    """The key prefix of one backup set: ``<job>/<YYYY-MM-DD>/``."""
+    date_text = date if isinstance(date, str) else format_date(date)
+    parse_date(date_text)
+    return "%s/%s/" % (validate_job(job), date_text)
+
+
+def job_prefix(job: str) -> str:
+    return validate_job(job) + "/"
+
+
+@dataclass(frozen=True)
+class ArtifactKey:
+    """The parts of an artifact's key."""
+
+    job: str
+    date: datetime.date
+    name: str
+    timestamp: datetime.datetime
+    ext: str
+
+    @classmethod
+    def build(cls, job: str, name: str, ext: str, when: datetime.datetime | None = None,
+              set_date: datetime.date | None = None) -> "ArtifactKey":
+        """Key for a new artifact of ``name``; the set date defaults to the timestamp's UTC date."""
+        when = _as_utc(when) if when is not None else utc_now()
+        if not isinstance(ext, str) or not _EXT_RE.match(ext):
+            raise LayoutError("%r is not a valid extension (lower-case letters and digits, dot-separated)" % (ext,))
+        return cls(
+            job=validate_job(job),
+            date=set_date or when.date(),
+            name=sanitize_name(name),
+            timestamp=when.replace(microsecond=0),
+            ext=ext,
+        )
+
+    @classmethod
+    def parse(cls, key: str) -> "ArtifactKey":
+        match = _KEY_RE.match(key) if isinstance(key, str) else None
+        if not match:
+            raise LayoutError("%r does not match <job>/<YYYY-MM-DD>/<name>_<YYYYMMDDTHHMMSSZ>.<ext>" % (key,))
+        return cls(
+            job=match.group("job"),
+            date=parse_date(match.group("date")),
+            name=match.group("name"),
+            timestamp=parse_timestamp(match.group("timestamp")),
+            ext=match.group("ext"),
+        )
+
+    @property
+    def set_prefix(self) -> str:
+        return set_prefix(self.job, self.date)
+
+    @property
+    def key(self) -> str:
+        return "%s%s_%s.%s" % (self.set_prefix, self.name, format_timestamp(self.timestamp), self.ext)
+
+    def __str__(self) -> str:
+        return self.key

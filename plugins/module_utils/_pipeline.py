@@ -1,0 +1,464 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur any time.
+
+"""The streaming artifact writer.
+
+A producer (a tar of directory trees, a command's stdout, any iterable of bytes) flows through
+compression, optional encryption to age recipients, sha256 and byte counting, into a storage
+backend, in one pass. Stages run in threads joined by small bounded queues, so memory stays flat
+whatever the size of the artifact and compression overlaps with reading and storing. Nothing is
+written to a temporary copy of the whole artifact.
+
+Subprocesses (``age``, and commands used as producers) are driven with ``subprocess.Popen`` rather
+than ``AnsibleModule.run_command``: a stream needs its stdin fed and its stdout read at the same
+time, which ``run_command`` cannot do. They never get a shell, and never a secret on the command
+line: age takes public keys only.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import queue
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import threading
+import typing as t
+import zlib
+from dataclasses import dataclass, field
+
+from ansible_collections.corebackup.backup.plugins.module_utils._checksum import StreamDigest
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey
+
+try:
+    import zstandard
+    HAS_ZSTANDARD = True
+    ZSTANDARD_IMP_ERR = None
+except ImportError as _imp_exc:  # pragma: no cover - depends on the host
+    HAS_ZSTANDARD = False
+    ZSTANDARD_IMP_ERR = _imp_exc
+
+CHUNK_SIZE = 1024 * 1024
+QUEUE_DEPTH = 4
+COMPRESSIONS = ("gzip", "zstd", "none")
+COMPRESSION_SUFFIX = {"gzip": ".gz", "zstd": ".zst", "none": ""}
+LEVELS = {"gzip": (0, 9), "zstd": (1, 22), "none": (0, 0)}
+AGE_RECIPIENT_RE = re.compile(r"^(age1[02-9ac-hj-np-z]{58}|ssh-(ed25519|rsa) [A-Za-z0-9+/=]+( .*)?)$")
+STDERR_TAIL = 4096
+
+
+class PipelineError(Exception):
+    """The artifact could not be produced; nothing was stored under its name."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What was stored: the record every service module returns and every manifest keeps."""
+
+    key: str
+    size: int
+    sha256: str
+    compression: str
+    encryption: dict | None = None
+    created: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "key": self.key, "size": self.size, "sha256": self.sha256, "compression": self.compression,
+            "encryption": dict(self.encryption) if self.encryption else None, "created": self.created,
+            "metadata": dict(self.metadata),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Threads joined by bounded queues
+# --------------------------------------------------------------------------------------------
+
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+class _ChunkSink:
+    """A write()-able object that hands coalesced chunks to a bounded queue."""
+
+    def __init__(self, out: queue.Queue, stop: threading.Event, chunk_size: int):
+        self._out = out
+        self._stop = stop
+        self._chunk_size = chunk_size
+        self._pending = bytearray()
+        self._position = 0
+
+    def put(self, item: t.Any) -> None:
+        while True:
+            if self._stop.is_set():
+                raise PipelineError("the pipeline was stopped by its consumer")
+            try:
+                self._out.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def write(self, data: bytes) -> int:
+        size = len(data)
+        self._position += size
+        if not self._pending and size >= self._chunk_size:
+            self.put(bytes(data))
+            return size
+        self._pending += data
+        if len(self._pending) >= self._chunk_size:
+            self.put(bytes(self._pending))
+            self._pending = bytearray()
+        return size
+
+    def tell(self) -> int:
+        return self._position
+
+    def flush(self) -> None:
+        if self._pending:
+            self.put(bytes(self._pending))
+            self._pending = bytearray()
+
+
+def run_in_thread(
+    fill: t.Callable[[_ChunkSink], None], chunk_size: int = CHUNK_SIZE, depth: int = QUEUE_DEPTH, name: str = "stage"
+) -> t.Iterator[bytes]:
+    """Run ``fill(sink)`` in a thread and yield the chunks it writes to ``sink``.
+
+    An exception in the thread is raised in the consumer. If the consumer stops early (or fails),
+    closing this generator stops the thread at its next write.
+    """
+    out: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    sink = _ChunkSink(out, stop, chunk_size)
+
+    def target():
+        try:
+            fill(sink)
+            sink.flush()
+            sink.put(_DONE)
+        except BaseException as exc:  # pylint: disable=broad-exception-caught
+            if not stop.is_set():
+                try:
+                    sink.put(_Failure(exc))
+                except PipelineError:
+                    pass
+
+    thread = threading.Thread(target=target, name="corebackup-" + name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = out.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                out.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
+def threaded(chunks: t.Iterable[bytes], name: str = "stage") -> t.Iterator[bytes]:
+    """Pull ``chunks`` in a background thread, so that producing overlaps with consuming."""
+    def fill(sink: _ChunkSink) -> None:
+        iterator = iter(chunks)
+        try:
+            for chunk in iterator:
+                sink.write(chunk)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+    return run_in_thread(fill, name=name)
+
+
+# --------------------------------------------------------------------------------------------
+# Producers
+# --------------------------------------------------------------------------------------------
+
+def tar_stream(sources: str | t.Sequence[tuple[str, str]], chunk_size: int = CHUNK_SIZE) -> t.Iterator[bytes]:
+    """A POSIX (pax) tar of directory trees, produced in a background thread.
+
+    ``sources`` is a path (stored under its base name) or a list of ``(path, arcname)`` pairs.
+    Entries are added in sorted order; symbolic links are stored as links, never followed;
+    sockets are skipped.
+    """
+    if isinstance(sources, str):
+        sources = [(sources, os.path.basename(os.path.normpath(sources)))]
+    for path, _arcname in sources:
+        if not os.path.lexists(path):
+            raise PipelineError("cannot archive %s: no such file or directory" % path)
+
+    def fill(sink: _ChunkSink) -> None:
+        with tarfile.TarFile(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT, copybufsize=chunk_size) as archive:
+            for path, arcname in sources:
+                archive.add(path, arcname=arcname, recursive=True)
+
+    return run_in_thread(fill, chunk_size=chunk_size, name="tar")
+
+
+def command_stream(argv: t.Sequence[str], env: dict | None = None, cwd: str | None = None,
+                   chunk_size: int = CHUNK_SIZE) -> t.Iterator[bytes]:
+    """The stdout of a command (no shell); fails with the tail of its stderr if it exits non-zero."""
+    with tempfile.TemporaryFile() as stderr:
+        try:
+            # pylint: disable-next=consider-using-with
+            process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
+                                       env=env, cwd=cwd)
+        except OSError as exc:
+            raise PipelineError("cannot run %s: %s" % (argv[0], exc)) from exc
+        try:
+            while True:
+                block = process.stdout.read(chunk_size)
+                if not block:
+                    break
+                yield block
+            returncode = process.wait()
+            if returncode != 0:
+                raise PipelineError("%s exited with status %d: %s" % (argv[0], returncode, _tail(stderr)))
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            process.stdout.close()
+
+
+def bytes_stream(chunks: t.Iterable[bytes]) -> t.Iterator[bytes]:
+    """Any iterable of bytes as a producer (generators included)."""
+    for chunk in chunks:
+        if chunk:
+            yield bytes(chunk)
+
+
+def _tail(handle: t.BinaryIO) -> str:
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    handle.seek(max(0, size - STDERR_TAIL))
+    return handle.read().decode("utf-8", "replace").strip() or "(no error output)"
+
+
+# --------------------------------------------------------------------------------------------
+# Compression
+# --------------------------------------------------------------------------------------------
+
+def check_compression(algorithm: str, level: int | None) -> int:
+    """Validate an algorithm and level; return the level to use."""
+    if algorithm not in COMPRESSIONS:
+        raise PipelineError("compression must be one of %s, got %r" % (", ".join(COMPRESSIONS), algorithm))
+    if algorithm == "zstd" and not HAS_ZSTANDARD:
+        raise PipelineError("compression 'zstd' needs the zstandard Python library on the backup host: %s"
+                            % ZSTANDARD_IMP_ERR)
+    low, high = LEVELS[algorithm]
+    if algorithm == "none":
+        return 0
+    level = 6 if level is None else level
+    if not low <= level <= high:
+        raise PipelineError("compression_level %r is out of range for %s (%d to %d)" % (level, algorithm, low, high))
+    return level
+
+
+def compress(chunks: t.Iterable[bytes], algorithm: str, level: int | None = None) -> t.Iterator[bytes]:
+    level = check_compression(algorithm, level)
+    if algorithm == "none":
+        yield from chunks
+        return
+    if algorithm == "gzip":
+        # wbits 31 writes a gzip member; its header has no name and mtime 0, so equal input gives
+        # equal output.
+        compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+    else:
+        compressor = zstandard.ZstdCompressor(level=level, threads=-1).compressobj()
+    for chunk in chunks:
+        out = compressor.compress(chunk)
+        if out:
+            yield out
+    tail = compressor.flush()
+    if tail:
+        yield tail
+
+
+def decompress(chunks: t.Iterable[bytes], algorithm: str) -> t.Iterator[bytes]:
+    """The inverse of :func:`compress`, for restores and verification."""
+    if algorithm == "none":
+        yield from chunks
+        return
+    if algorithm == "gzip":
+        decompressor = zlib.decompressobj(31)
+    elif algorithm == "zstd":
+        check_compression("zstd", None)
+        decompressor = zstandard.ZstdDecompressor().decompressobj()
+    else:
+        raise PipelineError("unknown compression %r" % (algorithm,))
+    for chunk in chunks:
+        out = decompressor.decompress(chunk)
+        if out:
+            yield out
+    if algorithm == "gzip":
+        yield decompressor.flush()
+        if not decompressor.eof:
+            raise PipelineError("the gzip stream is truncated")
+
+
+# --------------------------------------------------------------------------------------------
+# Encryption
+# --------------------------------------------------------------------------------------------
+
+def check_recipients(recipients: t.Sequence[str]) -> list[str]:
+    if not recipients:
+        raise PipelineError("encryption needs at least one age recipient (a public key such as age1...)")
+    bad = [r for r in recipients if not isinstance(r, str) or not AGE_RECIPIENT_RE.match(r.strip())]
+    if bad:
+        raise PipelineError("not an age recipient (expected age1... or an ssh-ed25519/ssh-rsa public key): %s"
+                            % ", ".join(repr(str(b)[:20] + "...") for b in bad))
+    return [r.strip() for r in recipients]
+
+
+def find_age(age_path: str | None = None) -> str:
+    path = age_path or shutil.which("age")
+    if not path:
+        raise PipelineError("encryption needs the 'age' command on the backup host (Debian/Ubuntu package 'age')")
+    return path
+
+
+def _age_filter(argv: list[str], chunks: t.Iterable[bytes], chunk_size: int) -> t.Iterator[bytes]:
+    """Feed ``chunks`` to an age process in a thread and yield what it writes."""
+    with tempfile.TemporaryFile() as stderr:
+        # pylint: disable-next=consider-using-with
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+        feed_error: list[BaseException] = []
+
+        def feed():
+            iterator = iter(chunks)
+            try:
+                for chunk in iterator:
+                    process.stdin.write(chunk)
+            except BaseException as exc:  # pylint: disable=broad-exception-caught
+                feed_error.append(exc)
+                process.kill()
+            finally:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+                try:
+                    process.stdin.close()
+                except OSError:
+                    pass
+
+        feeder = threading.Thread(target=feed, name="corebackup-age", daemon=True)
+        feeder.start()
+        try:
+            while True:
+                block = process.stdout.read(chunk_size)
+                if not block:
+                    break
+                yield block
+            feeder.join()
+            returncode = process.wait()
+            if feed_error and not isinstance(feed_error[0], BrokenPipeError):
+                raise feed_error[0]
+            if returncode != 0:
+                raise PipelineError("age exited with status %d: %s" % (returncode, _tail(stderr)))
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            feeder.join()
+            process.stdout.close()
+
+
+def age_encrypt(chunks: t.Iterable[bytes], recipients: t.Sequence[str], age_path: str | None = None,
+                chunk_size: int = CHUNK_SIZE) -> t.Iterator[bytes]:
+    argv = [find_age(age_path)]
+    for recipient in check_recipients(recipients):
+        argv += ["-r", recipient]
+    return _age_filter(argv, chunks, chunk_size)
+
+
+def age_decrypt(chunks: t.Iterable[bytes], identity_file: str, age_path: str | None = None,
+                chunk_size: int = CHUNK_SIZE) -> t.Iterator[bytes]:
+    """Decrypt with the private key in ``identity_file`` (for restores; never needed to back up)."""
+    return _age_filter([find_age(age_path), "-d", "-i", identity_file], chunks, chunk_size)
+
+
+# --------------------------------------------------------------------------------------------
+# The writer
+# --------------------------------------------------------------------------------------------
+
+class ArtifactWriter:
+    """Turns producers into stored, checksummed artifacts on one backend."""
+
+    def __init__(self, backend: t.Any, compression: str = "gzip", compression_level: int | None = 6,
+                 encryption: dict | None = None, age_path: str | None = None):
+        self.backend = backend
+        self.compression = compression
+        self.compression_level = check_compression(compression, compression_level)
+        self.recipients: list[str] = []
+        if encryption:
+            if encryption.get("type", "age") != "age":
+                raise PipelineError("encryption.type must be 'age', got %r" % (encryption.get("type"),))
+            self.recipients = check_recipients(encryption.get("recipients") or [])
+            self.age_path = find_age(age_path)
+
+    @classmethod
+    def from_params(cls, backend: t.Any, params: dict, age_path: str | None = None) -> "ArtifactWriter":
+        return cls(backend, params.get("compression") or "gzip", params.get("compression_level"),
+                   params.get("encryption"), age_path=age_path)
+
+    @property
+    def encryption(self) -> dict | None:
+        return {"type": "age", "recipients": list(self.recipients)} if self.recipients else None
+
+    def extension(self, base: str) -> str:
+        """``tar`` becomes ``tar.gz``, ``tar.zst`` or ``tar``, with ``.age`` when encrypted."""
+        return base + COMPRESSION_SUFFIX[self.compression] + (".age" if self.recipients else "")
+
+    def transform(self, chunks: t.Iterable[bytes]) -> t.Iterator[bytes]:
+        """Compression then encryption, each in its own thread or process."""
+        stream: t.Iterable[bytes] = chunks
+        if self.compression != "none":
+            stream = threaded(compress(stream, self.compression, self.compression_level), name="compress")
+        if self.recipients:
+            stream = age_encrypt(stream, self.recipients, self.age_path)
+        return iter(stream)
+
+    def write(self, key: str, chunks: t.Iterable[bytes], metadata: dict | None = None) -> Artifact:
+        """Store ``chunks`` under ``key``; never overwrites an existing artifact."""
+        digest = StreamDigest()
+        stream = digest.wrap(self.transform(chunks))
+        try:
+            stored = self.backend.write(key, stream, metadata=metadata, overwrite=False)
+        finally:
+            stream.close()
+        if stored.size != digest.size:
+            raise PipelineError("stored %s has %d bytes but %d were written" % (key, stored.size, digest.size))
+        return Artifact(
+            key=key, size=digest.size, sha256=digest.sha256, compression=self.compression,
+            encryption=self.encryption, created=_iso(datetime.datetime.now(datetime.timezone.utc)),
+            metadata=dict(metadata or {}),
+        )
+
+    def store(self, job: str, name: str, base_ext: str, chunks: t.Iterable[bytes], metadata: dict | None = None,
+              when: datetime.datetime | None = None, set_date: datetime.date | None = None) -> Artifact:
+        """Store a new artifact of ``name`` in the layout (``<job>/<date>/<name>_<ts>.<ext>``)."""
+        key = ArtifactKey.build(job, name, self.extension(base_ext), when=when, set_date=set_date).key
+        return self.write(key, chunks, metadata=metadata)
+
+
+def _iso(when: datetime.datetime) -> str:
+    return when.astimezone(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")

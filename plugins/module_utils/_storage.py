@@ -1,0 +1,642 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur any time.
+
+"""Storage backends behind one interface.
+
+A backend stores byte streams under keys (``job/2024-05-01/name_20240501T020000Z.tar.gz``) below
+its own root (a directory) or prefix (an S3 bucket prefix). Every backend can
+
+- ``write(key, chunks)``: store an iterable of bytes under ``key``; nothing appears under the final
+  name unless the whole stream was stored and checked; a failing stream leaves nothing behind;
+- ``open(key)``: a binary reader;
+- ``stat(key)``: a :class:`StoredObject` or ``None``;
+- ``list(prefix)``: every object whose key starts with ``prefix``, page by page;
+- ``delete_many(keys)``: delete in batches, reporting what could not be deleted.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import errno
+import hashlib
+import os
+import tempfile
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible_collections.corebackup.backup.plugins.module_utils._retry import (
+    RetryPolicy,
+    is_transient_aws_error,
+)
+
+try:
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+    HAS_BOTO3 = True
+    BOTO3_IMP_ERR = None
+except ImportError as _imp_exc:  # pragma: no cover - depends on the host
+    HAS_BOTO3 = False
+    BOTO3_IMP_ERR = _imp_exc
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+S3_MIN_PART_SIZE = 5 * MiB
+S3_MAX_PART_SIZE = 5 * GiB
+S3_MAX_PARTS = 10000
+S3_MAX_OBJECT_SIZE = 5 * 1024 * GiB
+S3_DELETE_BATCH = 1000
+
+
+class StorageError(Exception):
+    """A storage operation failed; the message names the key and the cause."""
+
+
+class InvalidKeyError(StorageError):
+    """A key is malformed or would resolve outside the storage root."""
+
+
+class UploadVerificationError(StorageError):
+    """The stored object does not match what was sent; it has been removed."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    modified: datetime.datetime | None = None
+    metadata: dict = field(default_factory=dict)
+    etag: str | None = None
+
+
+@dataclass
+class DeleteResult:
+    deleted: list = field(default_factory=list)
+    errors: list = field(default_factory=list)  # [{"key": ..., "error": ...}]
+    requests: int = 0
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that are empty, absolute, or climb out with ``..``; return the normalised key."""
+    if not isinstance(key, str) or not key:
+        raise InvalidKeyError("storage key must be a non-empty string, got %r" % (key,))
+    if "\x00" in key or "\\" in key:
+        raise InvalidKeyError("storage key %r contains a NUL byte or a backslash" % (key,))
+    if key.startswith("/"):
+        raise InvalidKeyError("storage key %r is absolute; keys are relative to the storage root" % (key,))
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts[:-1]) or parts[-1] in (".", ".."):
+        raise InvalidKeyError("storage key %r has an empty, '.' or '..' path component" % (key,))
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    if prefix in ("", None):
+        return ""
+    check_key(prefix.rstrip("/") or "x")
+    return prefix
+
+
+class StorageBackend:
+    """The interface every backend implements."""
+
+    kind = "abstract"
+
+    def describe(self) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def write(self, key: str, chunks: t.Iterable[bytes], metadata: dict | None = None,
+              overwrite: bool = True) -> StoredObject:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def open(self, key: str) -> t.BinaryIO:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def stat(self, key: str) -> StoredObject | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def list(self, prefix: str = "") -> t.Iterator[StoredObject]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def delete_many(self, keys: t.Iterable[str]) -> DeleteResult:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        return self.stat(key) is not None
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.open(key) as reader:
+            return reader.read()
+
+
+# --------------------------------------------------------------------------------------------
+# Filesystem
+# --------------------------------------------------------------------------------------------
+
+def _parse_mode(value: t.Any, default: int, what: str) -> int:
+    if value is None:
+        return default
+    if isinstance(value, int):
+        mode = value
+    else:
+        try:
+            mode = int(str(value), 8)
+        except ValueError:
+            raise StorageError("storage.%s %r is not an octal mode such as '0750'" % (what, value)) from None
+    if not 0 <= mode <= 0o7777:
+        raise StorageError("storage.%s %r is out of range" % (what, value))
+    return mode
+
+
+class FilesystemBackend(StorageBackend):
+    """Artifacts as files below ``root``; directories 0700 and files 0600 unless told otherwise."""
+
+    kind = "filesystem"
+    TEMP_SUFFIX = ".partial"
+
+    def __init__(self, root: str, directory_mode: t.Any = None, file_mode: t.Any = None):
+        if not root:
+            raise StorageError("storage.path is required for the filesystem backend")
+        self.root = os.path.abspath(os.path.expanduser(root))
+        self.directory_mode = _parse_mode(directory_mode, 0o700, "directory_mode")
+        self.file_mode = _parse_mode(file_mode, 0o600, "file_mode")
+
+    def describe(self) -> str:
+        return "filesystem:%s" % self.root
+
+    # -- paths ------------------------------------------------------------------------------
+    def _real_root(self) -> str:
+        return os.path.realpath(self.root)
+
+    def path_for(self, key: str) -> str:
+        """The absolute path of ``key``; refuses anything that resolves outside the root."""
+        check_key(key)
+        path = os.path.join(self.root, *key.split("/"))
+        real_root = self._real_root()
+        real = os.path.realpath(path)
+        if real != real_root and not real.startswith(real_root + os.sep):
+            raise InvalidKeyError("storage key %r resolves to %s, outside the storage root %s" % (key, real, real_root))
+        return path
+
+    def _ensure_dirs(self, directory: str) -> None:
+        missing = []
+        current = directory
+        while not os.path.isdir(current):
+            missing.append(current)
+            parent = os.path.dirname(current)
+            if parent == current:
+                break
+            current = parent
+        for path in reversed(missing):
+            try:
+                os.mkdir(path, self.directory_mode)
+            except FileExistsError:
+                continue
+            os.chmod(path, self.directory_mode)
+
+    # -- interface --------------------------------------------------------------------------
+    def write(self, key: str, chunks: t.Iterable[bytes], metadata: dict | None = None,
+              overwrite: bool = True) -> StoredObject:
+        path = self.path_for(key)
+        directory = os.path.dirname(path)
+        try:
+            self._ensure_dirs(directory)
+            # The parent may have been a dangling symlink created meanwhile; check again.
+            self.path_for(key)
+            fd, temp_path = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
+                                             suffix=self.TEMP_SUFFIX)
+        except OSError as exc:
+            raise StorageError("cannot write %s: %s" % (path, exc)) from exc
+        try:
+            size = 0
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+                    size += len(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temp_path, self.file_mode)
+            if overwrite:
+                os.replace(temp_path, path)
+            else:
+                # link() refuses an existing name atomically, unlike rename().
+                try:
+                    os.link(temp_path, path)
+                except FileExistsError:
+                    raise StorageError("refusing to overwrite %s: it already exists" % path) from None
+                os.unlink(temp_path)
+            _fsync_dir(directory)
+        except BaseException as exc:
+            try:
+                os.unlink(temp_path)
+            except FileNotFoundError:
+                pass
+            if isinstance(exc, OSError):
+                raise StorageError("cannot write %s: %s" % (path, exc)) from exc
+            raise
+        return StoredObject(key=key, size=size, modified=_mtime(path), metadata=dict(metadata or {}))
+
+    def open(self, key: str) -> t.BinaryIO:
+        path = self.path_for(key)
+        try:
+            return open(path, "rb")  # pylint: disable=consider-using-with
+        except FileNotFoundError:
+            raise StorageError("no stored object %s (%s)" % (key, path)) from None
+        except OSError as exc:
+            raise StorageError("cannot read %s: %s" % (path, exc)) from exc
+
+    def stat(self, key: str) -> StoredObject | None:
+        path = self.path_for(key)
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError("cannot stat %s: %s" % (path, exc)) from exc
+        if not os.path.isfile(path):
+            return None
+        return StoredObject(key=key, size=info.st_size,
+                            modified=datetime.datetime.fromtimestamp(info.st_mtime, datetime.timezone.utc))
+
+    def list(self, prefix: str = "") -> t.Iterator[StoredObject]:
+        check_prefix(prefix)
+        base_dir = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        top = self.path_for(base_dir) if base_dir else self.root
+        if not os.path.isdir(top):
+            return
+        real_root = self._real_root()
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames.sort()
+            # Never descend through a symlink that leaves the root.
+            dirnames[:] = [d for d in dirnames
+                           if os.path.realpath(os.path.join(dirpath, d)).startswith(real_root + os.sep)]
+            rel_dir = os.path.relpath(dirpath, self.root)
+            for filename in sorted(filenames):
+                if filename.startswith(".") and filename.endswith(self.TEMP_SUFFIX):
+                    continue
+                key = filename if rel_dir == "." else "/".join(rel_dir.split(os.sep) + [filename])
+                if not key.startswith(prefix):
+                    continue
+                obj = self.stat(key)
+                if obj is not None:
+                    yield obj
+
+    def delete_many(self, keys: t.Iterable[str]) -> DeleteResult:
+        result = DeleteResult()
+        directories = set()
+        for key in keys:
+            try:
+                path = self.path_for(key)
+                os.unlink(path)
+            except FileNotFoundError:
+                result.deleted.append(key)
+                continue
+            except (OSError, StorageError) as exc:
+                result.errors.append({"key": key, "error": str(exc)})
+                continue
+            result.deleted.append(key)
+            directories.add(os.path.dirname(path))
+        # Remove folders that the deletion emptied, deepest first, but never the root.
+        real_root = self._real_root()
+        for directory in sorted(directories, key=len, reverse=True):
+            while os.path.realpath(directory).startswith(real_root + os.sep):
+                try:
+                    os.rmdir(directory)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                        break
+                    raise
+                directory = os.path.dirname(directory)
+        return result
+
+
+def _mtime(path: str) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(os.stat(path).st_mtime, datetime.timezone.utc)
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------
+# S3
+# --------------------------------------------------------------------------------------------
+
+def s3_part_size(part_number: int, base: int = 8 * MiB) -> int:
+    """Size of multipart part ``part_number`` (1-based) for a stream of unknown length.
+
+    Parts start at ``base`` and double every 1000 parts, so the 10,000 parts S3 allows hold
+    ``base * 1000 * 1023`` bytes (8 TiB with the default), more than S3's 5 TB object limit.
+    """
+    return min(S3_MAX_PART_SIZE, max(S3_MIN_PART_SIZE, base) * (2 ** ((part_number - 1) // 1000)))
+
+
+def _md5(data: bytes) -> "hashlib._Hash":
+    return hashlib.md5(data, usedforsecurity=False)
+
+
+class _PartBuffer:
+    """Collects one part; spills to a temporary file past ``memory_limit`` to keep memory flat."""
+
+    def __init__(self, memory_limit: int):
+        self._spool = tempfile.SpooledTemporaryFile(max_size=memory_limit)  # pylint: disable=consider-using-with
+        self._md5 = _md5(b"")
+        self.size = 0
+
+    def add(self, data: bytes) -> None:
+        self._spool.write(data)
+        self._md5.update(data)
+        self.size += len(data)
+
+    @property
+    def md5_digest(self) -> bytes:
+        return self._md5.digest()
+
+    def body(self) -> t.BinaryIO:
+        self._spool.seek(0)
+        return self._spool
+
+    def close(self) -> None:
+        self._spool.close()
+
+
+class S3Backend(StorageBackend):
+    """Artifacts as objects below ``prefix`` in ``bucket`` of AWS S3 or an S3-compatible service."""
+
+    kind = "s3"
+
+    def __init__(self, bucket: str, prefix: str = "", region: str | None = None, endpoint_url: str | None = None,
+                 access_key: str | None = None, secret_key: str | None = None, session_token: str | None = None,
+                 profile: str | None = None, validate_certs: bool = True, storage_class: str | None = None,
+                 sse: str | None = None, sse_kms_key_id: str | None = None, metadata: dict | None = None,
+                 retry: RetryPolicy | None = None, part_size: int = 8 * MiB, page_size: int = 1000,
+                 client: t.Any = None):
+        if not bucket:
+            raise StorageError("storage.bucket is required for the s3 backend")
+        if not HAS_BOTO3 and client is None:
+            raise StorageError("the s3 backend needs the boto3 Python library: %s" % BOTO3_IMP_ERR)
+        if sse_kms_key_id and sse != "aws:kms":
+            raise StorageError("storage.sse_kms_key_id needs storage.sse set to 'aws:kms'")
+        if part_size < S3_MIN_PART_SIZE:
+            raise StorageError("the S3 part size must be at least 5 MiB")
+        self.bucket = bucket
+        self.prefix = check_prefix(prefix or "")
+        if self.prefix and not self.prefix.endswith("/"):
+            self.prefix += "/"
+        self.storage_class = storage_class
+        self.sse = sse
+        self.sse_kms_key_id = sse_kms_key_id
+        self.metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
+        self.retry = retry or RetryPolicy()
+        self.part_size = part_size
+        self.page_size = page_size
+        self.requests: dict[str, int] = {}
+        if client is None:
+            session = boto3.session.Session(
+                aws_access_key_id=access_key or None, aws_secret_access_key=secret_key or None,
+                aws_session_token=session_token or None, profile_name=profile or None, region_name=region or None,
+            )
+            config = botocore.config.Config(
+                # Our own RetryPolicy retries; botocore's would multiply the attempts.
+                retries={"max_attempts": 1, "mode": "standard"},
+                s3={"addressing_style": "path" if endpoint_url else "auto"},
+                signature_version="s3v4",
+            )
+            client = session.client("s3", endpoint_url=endpoint_url or None, verify=validate_certs, config=config)
+        self.client = client
+        self.client.meta.events.register("before-call.s3", self._count_request)
+
+    def _count_request(self, model=None, **_kwargs):
+        name = getattr(model, "name", "unknown")
+        self.requests[name] = self.requests.get(name, 0) + 1
+
+    def describe(self) -> str:
+        return "s3://%s/%s" % (self.bucket, self.prefix)
+
+    def _object_key(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def _call(self, method: str, **kwargs: t.Any) -> t.Any:
+        return self.retry.call(getattr(self.client, method), is_transient=is_transient_aws_error, **kwargs)
+
+    def _error(self, action: str, key: str, exc: BaseException) -> StorageError:
+        return StorageError("cannot %s s3://%s/%s: %s" % (action, self.bucket, self.prefix + key, exc))
+
+    def _put_extra(self, metadata: dict | None) -> dict:
+        extra: dict[str, t.Any] = {}
+        merged = dict(self.metadata)
+        merged.update({str(k): str(v) for k, v in (metadata or {}).items()})
+        if merged:
+            extra["Metadata"] = merged
+        if self.storage_class:
+            extra["StorageClass"] = self.storage_class
+        if self.sse:
+            extra["ServerSideEncryption"] = self.sse
+        if self.sse_kms_key_id:
+            extra["SSEKMSKeyId"] = self.sse_kms_key_id
+        return extra
+
+    def write(self, key: str, chunks: t.Iterable[bytes], metadata: dict | None = None,
+              overwrite: bool = True) -> StoredObject:
+        object_key = self._object_key(key)
+        if not overwrite and self.stat(key) is not None:
+            raise StorageError("refusing to overwrite s3://%s/%s: it already exists" % (self.bucket, object_key))
+        extra = self._put_extra(metadata)
+        upload_id = None
+        completed = False
+        parts: list[dict] = []
+        part_digests: list[bytes] = []
+        total = 0
+        buffer = _PartBuffer(memory_limit=16 * MiB)
+        try:
+            part_number = 1
+            target = s3_part_size(part_number, self.part_size)
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    take = min(len(view), target - buffer.size)
+                    buffer.add(view[:take])
+                    view = view[take:]
+                    if buffer.size < target:
+                        continue
+                    if upload_id is None:
+                        upload_id = self._call("create_multipart_upload", Bucket=self.bucket, Key=object_key,
+                                               **extra)["UploadId"]
+                    if part_number > S3_MAX_PARTS:
+                        raise StorageError("stream exceeds S3's limit of %d parts" % S3_MAX_PARTS)
+                    parts.append(self._upload_part(object_key, upload_id, part_number, buffer))
+                    part_digests.append(buffer.md5_digest)
+                    total += buffer.size
+                    buffer.close()
+                    buffer = _PartBuffer(memory_limit=16 * MiB)
+                    part_number += 1
+                    target = s3_part_size(part_number, self.part_size)
+            if upload_id is None:
+                # The whole stream fits in one part: a single PUT.
+                total = buffer.size
+                body = buffer.body()
+                self._call_with_body("put_object", body, Bucket=self.bucket, Key=object_key,
+                                     ContentLength=buffer.size,
+                                     ContentMD5=base64.b64encode(buffer.md5_digest).decode("ascii"), **extra)
+                expected_etag = buffer.md5_digest.hex()
+            else:
+                if buffer.size or not parts:
+                    parts.append(self._upload_part(object_key, upload_id, part_number, buffer))
+                    part_digests.append(buffer.md5_digest)
+                    total += buffer.size
+                self._call("complete_multipart_upload", Bucket=self.bucket, Key=object_key, UploadId=upload_id,
+                           MultipartUpload={"Parts": parts})
+                expected_etag = "%s-%d" % (_md5(b"".join(part_digests)).hexdigest(), len(part_digests))
+            completed = True
+            stored = self.stat(key)
+            self._verify_upload(key, stored, total, expected_etag)
+            return stored
+        except BaseException as exc:
+            if upload_id is not None and not completed:
+                self._abort(object_key, upload_id)
+            elif isinstance(exc, UploadVerificationError):
+                self.delete_many([key])
+            if isinstance(exc, StorageError):
+                raise
+            if HAS_BOTO3 and isinstance(exc, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)):
+                raise self._error("write", key, exc) from exc
+            raise
+        finally:
+            buffer.close()
+
+    def _call_with_body(self, method: str, body: t.BinaryIO, **kwargs: t.Any) -> t.Any:
+        def attempt():
+            body.seek(0)
+            return getattr(self.client, method)(Body=body, **kwargs)
+        return self.retry.call(attempt, is_transient=is_transient_aws_error)
+
+    def _upload_part(self, object_key: str, upload_id: str, part_number: int, buffer: _PartBuffer) -> dict:
+        response = self._call_with_body(
+            "upload_part", buffer.body(), Bucket=self.bucket, Key=object_key, UploadId=upload_id,
+            PartNumber=part_number, ContentLength=buffer.size,
+            ContentMD5=base64.b64encode(buffer.md5_digest).decode("ascii"),
+        )
+        return {"PartNumber": part_number, "ETag": response["ETag"]}
+
+    def _abort(self, object_key: str, upload_id: str) -> None:
+        try:
+            self._call("abort_multipart_upload", Bucket=self.bucket, Key=object_key, UploadId=upload_id)
+        except Exception:  # pylint: disable=broad-exception-caught
+            # The original error matters more; a bucket lifecycle rule cleans up what is left.
+            pass
+
+    def _verify_upload(self, key: str, stored: StoredObject | None, size: int, expected_etag: str) -> None:
+        if stored is None:
+            raise UploadVerificationError("upload verification failed for %s: the object is missing after upload" % key)
+        if stored.size != size:
+            raise UploadVerificationError("upload verification failed for %s: stored %d bytes, sent %d" % (key, stored.size, size))
+        # With SSE-KMS the ETag is not an MD5 of the content; Content-MD5 on every request still
+        # made the service check each part.
+        if self.sse != "aws:kms" and stored.etag and stored.etag != expected_etag:
+            raise UploadVerificationError(
+                "upload verification failed for %s: ETag %s, expected %s" % (key, stored.etag, expected_etag))
+
+    def open(self, key: str) -> t.BinaryIO:
+        try:
+            response = self._call("get_object", Bucket=self.bucket, Key=self._object_key(key))
+        except Exception as exc:
+            if _is_not_found(exc):
+                raise StorageError("no stored object s3://%s/%s" % (self.bucket, self.prefix + key)) from None
+            raise self._error("read", key, exc) from exc
+        return response["Body"]
+
+    def stat(self, key: str) -> StoredObject | None:
+        try:
+            response = self._call("head_object", Bucket=self.bucket, Key=self._object_key(key))
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise self._error("stat", key, exc) from exc
+        return StoredObject(key=key, size=response["ContentLength"], modified=response.get("LastModified"),
+                            metadata=response.get("Metadata", {}), etag=response.get("ETag", "").strip('"') or None)
+
+    def list(self, prefix: str = "") -> t.Iterator[StoredObject]:
+        check_prefix(prefix)
+        token = None
+        while True:
+            kwargs = {"Bucket": self.bucket, "Prefix": self.prefix + prefix, "MaxKeys": self.page_size}
+            if token:
+                kwargs["ContinuationToken"] = token
+            try:
+                page = self._call("list_objects_v2", **kwargs)
+            except Exception as exc:
+                raise self._error("list", prefix, exc) from exc
+            for item in page.get("Contents", []):
+                yield StoredObject(key=item["Key"][len(self.prefix):], size=item["Size"],
+                                   modified=item.get("LastModified"), etag=item.get("ETag", "").strip('"') or None)
+            if not page.get("IsTruncated"):
+                return
+            token = page["NextContinuationToken"]
+
+    def delete_many(self, keys: t.Iterable[str]) -> DeleteResult:
+        result = DeleteResult()
+        batch: list[str] = []
+        for key in keys:
+            batch.append(key)
+            if len(batch) == S3_DELETE_BATCH:
+                self._delete_batch(batch, result)
+                batch = []
+        if batch:
+            self._delete_batch(batch, result)
+        return result
+
+    def _delete_batch(self, keys: list[str], result: DeleteResult) -> None:
+        objects = [{"Key": self._object_key(key)} for key in keys]
+        result.requests += 1
+        try:
+            response = self._call("delete_objects", Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            result.errors.extend({"key": key, "error": str(exc)} for key in keys)
+            return
+        failed = {}
+        for error in response.get("Errors", []):
+            failed[error["Key"][len(self.prefix):]] = "%s: %s" % (error.get("Code"), error.get("Message"))
+        for key in keys:
+            if key in failed:
+                result.errors.append({"key": key, "error": failed[key]})
+            else:
+                result.deleted.append(key)
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = str(response.get("Error", {}).get("Code", ""))
+    return code in ("404", "NoSuchKey", "NotFound")
+
+
+def backend_from_params(storage: dict, retry: RetryPolicy | None = None) -> StorageBackend:
+    """Build the backend that the shared ``storage`` option describes."""
+    kind = storage.get("type")
+    if kind == "filesystem":
+        return FilesystemBackend(storage.get("path"), storage.get("directory_mode"), storage.get("file_mode"))
+    if kind == "s3":
+        return S3Backend(
+            bucket=storage.get("bucket"), prefix=storage.get("prefix") or "", region=storage.get("region"),
+            endpoint_url=storage.get("endpoint_url"), access_key=storage.get("access_key"),
+            secret_key=storage.get("secret_key"), session_token=storage.get("session_token"),
+            profile=storage.get("profile"), validate_certs=storage.get("validate_certs", True),
+            storage_class=storage.get("storage_class"), sse=storage.get("sse"),
+            sse_kms_key_id=storage.get("sse_kms_key_id"), metadata=storage.get("metadata"), retry=retry,
+        )
+    raise StorageError("storage.type must be 'filesystem' or 's3', got %r" % (kind,))
+
+
+__all__ = [
+    "DeleteResult", "FilesystemBackend", "InvalidKeyError", "S3Backend", "StorageBackend", "StorageError",
+    "StoredObject", "UploadVerificationError", "backend_from_params", "check_key", "s3_part_size",
+]

@@ -1,0 +1,70 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Fixtures shared by the unit and integration tests: real services on 127.0.0.1 and backends on them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend, S3Backend
+from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS, moto_s3
+
+
+def files_below(root) -> list[str]:
+    """Every file below ``root`` (temporary files included), as paths relative to it."""
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _dirs, files in os.walk(root) for f in files)
+
+
+@pytest.fixture(scope="session")
+def service_log_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("service-logs"))
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(service_log_dir):
+    """URL of a moto S3 server started for this test session."""
+    with moto_s3(service_log_dir) as service:
+        yield "http://127.0.0.1:%d" % service.port
+
+
+def make_s3_backend(endpoint: str, bucket: str | None = None, prefix: str = "backups/", **kwargs) -> S3Backend:
+    bucket = bucket or "corebackup-" + uuid.uuid4().hex[:12]
+    backend = S3Backend(bucket=bucket, prefix=prefix, endpoint_url=endpoint,
+                        retry=RetryPolicy(attempts=3, delay=0.05, max_delay=0.2), **S3_TEST_CREDENTIALS, **kwargs)
+    backend.client.create_bucket(Bucket=bucket)
+    return backend
+
+
+@pytest.fixture
+def s3_backend(s3_endpoint):
+    return make_s3_backend(s3_endpoint)
+
+
+@pytest.fixture
+def fs_backend(tmp_path):
+    return FilesystemBackend(str(tmp_path / "store"))
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def backend(request, tmp_path):
+    """Each test using this runs once per storage backend."""
+    if request.param == "filesystem":
+        return FilesystemBackend(str(tmp_path / "store"))
+    return make_s3_backend(request.getfixturevalue("s3_endpoint"))
+
+
+@pytest.fixture(scope="session")
+def age_identity(tmp_path_factory):
+    """A fresh age key pair: (identity file path, public recipient)."""
+    path = str(tmp_path_factory.mktemp("age") / "identity.txt")
+    result = subprocess.run(["age-keygen", "-o", path], check=True, capture_output=True, text=True)
+    recipient = result.stderr.strip().split()[-1]
+    os.chmod(path, 0o600)
+    return path, recipient

@@ -1,0 +1,198 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Both storage backends against the real thing: a directory, and an S3 HTTP endpoint (moto server)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import os
+import subprocess
+
+import pytest
+
+from ansible_collections.corebackup.backup.plugins.module_utils._checksum import verify_artifact
+from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import (
+    ArtifactWriter,
+    bytes_stream,
+    tar_stream,
+)
+from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import S3Backend, StorageError
+from ansible_collections.corebackup.backup.tests.conftest import files_below, make_s3_backend
+from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS, free_port
+
+MiB = 1024 * 1024
+
+
+def blocks(data, size=300 * 1024):
+    return bytes_stream(data[i:i + size] for i in range(0, len(data), size))
+
+
+def download(backend, key, path):
+    with backend.open(key) as reader, open(path, "wb") as out:
+        for block in iter(lambda: reader.read(MiB), b""):
+            out.write(block)
+    return path
+
+
+def test_write_list_read_verify_delete(backend, tmp_path):
+    writer = ArtifactWriter(backend, "gzip", 1)
+    payloads = {name: os.urandom(size) for name, size in [("small", 1000), ("medium", 3 * MiB), ("big", 19 * MiB)]}
+    artifacts = {name: writer.store("nightly", name, "bin", blocks(data)) for name, data in payloads.items()}
+
+    listed = {obj.key: obj.size for obj in backend.list("nightly/")}
+    assert listed == {a.key: a.size for a in artifacts.values()}
+    assert list(backend.list("other-job/")) == []
+
+    for name, artifact in artifacts.items():
+        local = download(backend, artifact.key, str(tmp_path / name))
+        sha256sum = subprocess.run(["sha256sum", local], capture_output=True, text=True, check=True).stdout.split()[0]
+        assert sha256sum == artifact.sha256
+        restored = subprocess.run(["gzip", "-dc", local], capture_output=True, check=True).stdout
+        assert restored == payloads[name]
+        assert verify_artifact(backend, artifact.key, artifact.sha256, artifact.size).status == "ok"
+
+    result = backend.delete_many(a.key for a in artifacts.values())
+    assert sorted(result.deleted) == sorted(a.key for a in artifacts.values()) and result.errors == []
+    assert list(backend.list("")) == []
+    assert backend.stat(artifacts["small"].key) is None
+
+
+def test_verify_names_missing_truncated_and_corrupted(backend):
+    writer = ArtifactWriter(backend, "none")
+    good, short, flipped, gone = (writer.write("job/d/%s" % n, blocks(os.urandom(200000))) for n in "abcd")
+
+    def rewrite(key, transform):
+        data = backend.read_bytes(key)
+        backend.write(key, [transform(data)])
+
+    rewrite(short.key, lambda data: data[:-1])
+    rewrite(flipped.key, lambda data: data[:1000] + bytes([data[1000] ^ 0x01]) + data[1001:])
+    backend.delete_many([gone.key])
+
+    statuses = {a.key: verify_artifact(backend, a.key, a.sha256, a.size).status for a in (good, short, flipped, gone)}
+    assert statuses == {good.key: "ok", short.key: "truncated", flipped.key: "corrupted", gone.key: "missing"}
+
+
+@pytest.mark.parametrize("fail_after", [1 * MiB, 20 * MiB], ids=["single-part", "multipart"])
+def test_stream_failing_half_way_leaves_nothing(backend, fail_after):
+    def failing():
+        yield from blocks(os.urandom(fail_after))
+        raise RuntimeError("producer died")
+
+    with pytest.raises(RuntimeError, match="producer died"):
+        ArtifactWriter(backend, "none").store("job", "partial", "bin", failing())
+    assert list(backend.list("")) == []
+    if isinstance(backend, S3Backend):
+        uploads = backend.client.list_multipart_uploads(Bucket=backend.bucket).get("Uploads", [])
+        assert uploads == []
+    else:
+        assert files_below(backend.root) == []
+
+
+def test_failing_run_keeps_what_was_stored_before(backend):
+    writer = ArtifactWriter(backend, "none")
+    kept = writer.write("job/2024-01-01/a_20240101T000000Z.bin", blocks(b"precious" * 1000))
+
+    def failing():
+        yield b"new"
+        raise RuntimeError("broken")
+
+    with pytest.raises(RuntimeError):
+        writer.write("job/2024-01-02/a_20240102T000000Z.bin", failing())
+    with pytest.raises(StorageError, match="refusing to overwrite"):
+        writer.write(kept.key, blocks(b"other"))
+    assert [obj.key for obj in backend.list("")] == [kept.key]
+    assert verify_artifact(backend, kept.key, kept.sha256, kept.size).ok
+
+
+def test_tar_of_a_tree_on_s3_multipart(s3_endpoint, tmp_path):
+    backend = make_s3_backend(s3_endpoint, part_size=5 * MiB)
+    source = tmp_path / "tree"
+    source.mkdir()
+    for index in range(6):
+        (source / ("f%d" % index)).write_bytes(os.urandom(2 * MiB))
+    artifact = ArtifactWriter(backend, "none").store("job", "tree", "tar", tar_stream(str(source)))
+    stored = backend.stat(artifact.key)
+    assert stored.etag.endswith("-3")  # 12 MiB of tar in 5 MiB parts
+    local = download(backend, artifact.key, str(tmp_path / "tree.tar"))
+    listing = subprocess.run(["tar", "-tf", local], capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(listing) == ["tree/"] + ["tree/f%d" % i for i in range(6)]
+
+
+def test_listing_follows_pages(s3_endpoint):
+    backend = make_s3_backend(s3_endpoint, page_size=7)
+    keys = ["job/2024-01-%02d/x_202401%02dT000000Z.bin" % (day, day) for day in range(1, 21)]
+    for key in keys:
+        backend.write(key, [b"x"])
+    backend.requests.clear()
+    assert [obj.key for obj in backend.list("job/")] == keys
+    assert backend.requests == {"ListObjectsV2": 3}
+
+
+def test_batch_delete_uses_one_request_per_thousand_keys(s3_endpoint):
+    backend = make_s3_backend(s3_endpoint)
+    keys = ["job/2024-01-01/n%04d_20240101T000000Z.bin" % i for i in range(2001)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: backend.client.put_object(Bucket=backend.bucket, Key=backend.prefix + k, Body=b"x"),
+                      keys))
+    backend.requests.clear()
+    result = backend.delete_many(keys)
+    assert len(result.deleted) == 2001 and result.errors == []
+    assert backend.requests == {"DeleteObjects": 3}
+    assert list(backend.list("")) == []
+
+
+def test_object_settings_reach_the_service(s3_endpoint):
+    backend = make_s3_backend(s3_endpoint, storage_class="STANDARD_IA", sse="AES256", metadata={"team": "ops"})
+    writer = ArtifactWriter(backend, "none")
+    for name, size in [("one", 10), ("multi", 17 * MiB)]:
+        artifact = writer.store("job", name, "bin", blocks(os.urandom(size)), metadata={"repository": "org/" + name})
+        head = backend.client.head_object(Bucket=backend.bucket, Key=backend.prefix + artifact.key)
+        assert head["Metadata"] == {"team": "ops", "repository": "org/" + name}
+        assert head["StorageClass"] == "STANDARD_IA"
+        assert head["ServerSideEncryption"] == "AES256"
+
+
+def test_prefix_isolates_stores(s3_endpoint):
+    first = make_s3_backend(s3_endpoint, prefix="team-a/")
+    second = S3Backend(bucket=first.bucket, prefix="team-b", endpoint_url=s3_endpoint, **S3_TEST_CREDENTIALS)
+    first.write("job/k", [b"a"])
+    second.write("job/k", [b"b"])
+    assert first.read_bytes("job/k") == b"a" and second.read_bytes("job/k") == b"b"
+    assert [o.key for o in first.list("")] == ["job/k"]
+    assert sorted(o["Key"] for o in first.client.list_objects_v2(Bucket=first.bucket)["Contents"]) == [
+        "team-a/job/k", "team-b/job/k"]
+
+
+def test_unreachable_endpoint_is_retried_then_named():
+    port = free_port()
+    backend = S3Backend(bucket="b", endpoint_url="http://127.0.0.1:%d" % port,
+                        retry=RetryPolicy(attempts=2, delay=0.01, max_delay=0.01), **S3_TEST_CREDENTIALS)
+    with pytest.raises(StorageError, match="cannot stat s3://b/job/k"):
+        backend.stat("job/k")
+    assert backend.requests == {"HeadObject": 2}
+
+
+def test_missing_bucket_is_a_clear_error_and_not_retried(s3_endpoint):
+    backend = S3Backend(bucket="no-such-bucket-here", endpoint_url=s3_endpoint, **S3_TEST_CREDENTIALS)
+    with pytest.raises(StorageError, match="NoSuchBucket"):
+        ArtifactWriter(backend, "none").write("job/k", blocks(b"x" * 100))
+    assert backend.requests.get("PutObject") == 1
+
+
+def test_missing_object_read_names_the_key(backend):
+    with pytest.raises(StorageError, match="no stored object"):
+        backend.open("job/2024-01-01/none_20240101T000000Z.bin")
+    assert backend.stat("job/2024-01-01/none_20240101T000000Z.bin") is None
+
+
+def test_sha256_of_stored_object_matches_record_byte_for_byte(backend, tmp_path):
+    data = hashlib.sha256(b"seed").digest() * 50000
+    artifact = ArtifactWriter(backend, "zstd", 3).store("job", "z", "bin", blocks(data))
+    local = download(backend, artifact.key, str(tmp_path / "z.zst"))
+    assert subprocess.run(["zstd", "-dc", local], capture_output=True, check=True).stdout == data
+    assert hashlib.sha256(open(local, "rb").read()).hexdigest() == artifact.sha256
