@@ -13,6 +13,7 @@ COLL := $(COLLECTIONS)/ansible_collections/corebackup/backup
 PYTEST_ARGS ?=
 export PYTHONDONTWRITEBYTECODE := 1
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PATH := $(BIN):$(PATH)
 
 .PHONY: test demo setup system-deps tree sanity pytest lint changelog-lint bench clean
 

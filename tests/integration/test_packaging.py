@@ -1,0 +1,107 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The collection as users get it: built with ansible-galaxy, installed into an empty path, documented."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+import pytest
+import yaml
+
+COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+
+
+def clean_env(collections_path):
+    """The environment of a user who has only ``collections_path``: no PYTHONPATH to the source tree."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ANSIBLE_COLLECTIONS_PATH")}
+    env["ANSIBLE_COLLECTIONS_PATH"] = collections_path
+    return env
+
+
+def run(argv, **kwargs):
+    return subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """(tarball, collections path) after `ansible-galaxy collection build` and `install`."""
+    dist = str(tmp_path_factory.mktemp("dist"))
+    build = run([os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--output-path", dist, COLLECTION_ROOT])
+    assert build.returncode == 0, build.stderr
+    tarball = glob.glob(os.path.join(dist, "corebackup-backup-*.tar.gz"))
+    assert len(tarball) == 1
+    target = str(tmp_path_factory.mktemp("collections"))
+    # Only the empty target may count as installed; neither the tree the tests run from (as the
+    # working directory or on the collections path) nor anything else.
+    env = clean_env(target)
+    install = run([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "-p", target, tarball[0]],
+                  env=env, cwd=dist)
+    assert install.returncode == 0, install.stderr
+    assert "corebackup.backup:0.1.0 was installed successfully" in install.stdout, install.stdout
+    return tarball[0], target
+
+
+def modules_in(path):
+    return sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(path, "plugins", "modules", "*.py")))
+
+
+def test_tarball_holds_the_code_and_no_build_or_test_output(installed):
+    tarball = installed[0]
+    assert os.path.basename(tarball) == "corebackup-backup-0.1.0.tar.gz"
+    with tarfile.open(tarball) as archive:
+        names = archive.getnames()
+    for needed in ("MANIFEST.json", "FILES.json", "meta/runtime.yml", "plugins/module_utils/_pipeline.py",
+                   "plugins/module_utils/_storage.py", "plugins/doc_fragments/common.py", "README.md"):
+        assert needed in names
+    unwanted = [n for n in names if n.startswith((".venv", ".build", ".demo", "tests/output", ".ci"))
+                or "__pycache__" in n or n.endswith(".pyc")]
+    assert unwanted == []
+
+
+def test_installed_core_works_from_the_installed_path(installed, tmp_path):
+    collections = installed[1]
+    manifest = json.load(open(os.path.join(collections, "ansible_collections", "corebackup", "backup", "MANIFEST.json")))
+    assert manifest["collection_info"]["namespace"] == "corebackup"
+    script = (
+        "from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter, bytes_stream\n"
+        "from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend\n"
+        "import ansible_collections.corebackup.backup.plugins.module_utils._pipeline as p\n"
+        "a = ArtifactWriter(FilesystemBackend(%r), 'gzip', 6).store('job', 'n', 'bin', bytes_stream([b'x']))\n"
+        "print(p.__file__)\n" % str(tmp_path / "store")
+    )
+    env = dict(clean_env(collections), PYTHONPATH=collections)
+    result = run([sys.executable, "-c", script], env=env, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith(collections)
+
+
+def test_ansible_doc_lists_every_module_without_errors(installed):
+    collections = installed[1]
+    root = os.path.join(collections, "ansible_collections", "corebackup", "backup")
+    env = clean_env(collections)
+    listing = run([os.path.join(BIN, "ansible-doc"), "-t", "module", "-l", "--json", "corebackup.backup"],
+                  env=env, cwd=collections)
+    assert listing.returncode == 0, listing.stderr
+    assert "ERROR" not in listing.stderr and "WARNING" not in listing.stderr, listing.stderr
+    listed = sorted(name.split(".")[-1] for name in json.loads(listing.stdout or "{}"))
+    assert listed == modules_in(root)
+    for name in listed:
+        doc = run([os.path.join(BIN, "ansible-doc"), "-t", "module", "corebackup.backup." + name],
+                  env=env, cwd=collections)
+        assert doc.returncode == 0 and "ERROR" not in doc.stderr, doc.stderr
+
+
+def test_action_group_lists_every_module():
+    with open(os.path.join(COLLECTION_ROOT, "meta", "runtime.yml"), encoding="utf-8") as handle:
+        runtime = yaml.safe_load(handle)
+    assert runtime["requires_ansible"] == ">=2.16.0"
+    assert sorted(runtime["action_groups"]["backup"]) == modules_in(COLLECTION_ROOT)
