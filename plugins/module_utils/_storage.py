@@ -23,6 +23,7 @@ import base64
 import datetime
 import errno
 import hashlib
+import json
 import os
 import tempfile
 import typing as t
@@ -153,10 +154,15 @@ def _parse_mode(value: t.Any, default: int, what: str) -> int:
 
 
 class FilesystemBackend(StorageBackend):
-    """Artifacts as files below ``root``; directories 0700 and files 0600 unless told otherwise."""
+    """Artifacts as files below ``root``; directories 0700 and files 0600 unless told otherwise.
+
+    Object metadata, which S3 keeps with the object, is kept in a hidden ``.<name>.meta.json``
+    beside the file. Hidden helper files never show up in listings.
+    """
 
     kind = "filesystem"
     TEMP_SUFFIX = ".partial"
+    META_SUFFIX = ".meta.json"
 
     def __init__(self, root: str, directory_mode: t.Any = None, file_mode: t.Any = None):
         if not root:
@@ -181,6 +187,42 @@ class FilesystemBackend(StorageBackend):
         if real != real_root and not real.startswith(real_root + os.sep):
             raise InvalidKeyError("storage key %r resolves to %s, outside the storage root %s" % (key, real, real_root))
         return path
+
+    def _meta_path(self, path: str) -> str:
+        return os.path.join(os.path.dirname(path), "." + os.path.basename(path) + self.META_SUFFIX)
+
+    def _is_helper_file(self, filename: str) -> bool:
+        return filename.startswith(".") and filename.endswith((self.TEMP_SUFFIX, self.META_SUFFIX))
+
+    def _write_metadata(self, path: str, metadata: dict | None) -> None:
+        meta_path = self._meta_path(path)
+        if not metadata:
+            if os.path.lexists(meta_path):
+                os.unlink(meta_path)
+            return
+        fd, temp_path = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(meta_path) + ".",
+                                         suffix=self.TEMP_SUFFIX)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({str(k): str(v) for k, v in metadata.items()}, handle, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temp_path, self.file_mode)
+            os.replace(temp_path, meta_path)
+        except BaseException:
+            if os.path.lexists(temp_path):
+                os.unlink(temp_path)
+            raise
+
+    def _read_metadata(self, path: str) -> dict:
+        try:
+            with open(self._meta_path(path), encoding="utf-8") as handle:
+                data = json.load(handle)
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise StorageError("cannot read the metadata of %s: %s" % (path, exc)) from exc
+        return data if isinstance(data, dict) else {}
 
     def _ensure_dirs(self, directory: str) -> None:
         missing = []
@@ -211,6 +253,7 @@ class FilesystemBackend(StorageBackend):
                                              suffix=self.TEMP_SUFFIX)
         except OSError as exc:
             raise StorageError("cannot write %s: %s" % (path, exc)) from exc
+        placed = False
         try:
             size = 0
             with os.fdopen(fd, "wb") as handle:
@@ -229,8 +272,13 @@ class FilesystemBackend(StorageBackend):
                 except FileExistsError:
                     raise StorageError("refusing to overwrite %s: it already exists" % path) from None
                 os.unlink(temp_path)
+            placed = True
+            self._write_metadata(path, metadata)
             _fsync_dir(directory)
         except BaseException as exc:
+            if placed:
+                # The data is in place but its metadata is not: do not leave a half-stored object.
+                os.unlink(path)
             try:
                 os.unlink(temp_path)
             except FileNotFoundError:
@@ -259,7 +307,7 @@ class FilesystemBackend(StorageBackend):
             raise StorageError("cannot stat %s: %s" % (path, exc)) from exc
         if not os.path.isfile(path):
             return None
-        return StoredObject(key=key, size=info.st_size,
+        return StoredObject(key=key, size=info.st_size, metadata=self._read_metadata(path),
                             modified=datetime.datetime.fromtimestamp(info.st_mtime, datetime.timezone.utc))
 
     def list(self, prefix: str = "") -> t.Iterator[StoredObject]:
@@ -276,7 +324,7 @@ class FilesystemBackend(StorageBackend):
                            if os.path.realpath(os.path.join(dirpath, d)).startswith(real_root + os.sep)]
             rel_dir = os.path.relpath(dirpath, self.root)
             for filename in sorted(filenames):
-                if filename.startswith(".") and filename.endswith(self.TEMP_SUFFIX):
+                if self._is_helper_file(filename):
                     continue
                 key = filename if rel_dir == "." else "/".join(rel_dir.split(os.sep) + [filename])
                 if not key.startswith(prefix):
@@ -291,6 +339,8 @@ class FilesystemBackend(StorageBackend):
         for key in keys:
             try:
                 path = self.path_for(key)
+                if os.path.lexists(self._meta_path(path)):
+                    os.unlink(self._meta_path(path))
                 os.unlink(path)
             except FileNotFoundError:
                 result.deleted.append(key)

@@ -196,3 +196,16 @@ def test_sha256_of_stored_object_matches_record_byte_for_byte(backend, tmp_path)
     local = download(backend, artifact.key, str(tmp_path / "z.zst"))
     assert subprocess.run(["zstd", "-dc", local], capture_output=True, check=True).stdout == data
     assert hashlib.sha256(open(local, "rb").read()).hexdigest() == artifact.sha256
+
+
+def test_object_metadata_round_trips_on_both_backends(backend):
+    artifact = ArtifactWriter(backend, "none").store("job", "m", "bin", blocks(b"data"),
+                                                     metadata={"refs_digest": "abc123", "pushed_at": "2024-05-01T00:00:00Z"})
+    assert backend.stat(artifact.key).metadata == {"refs_digest": "abc123", "pushed_at": "2024-05-01T00:00:00Z"}
+    assert [obj.key for obj in backend.list("")] == [artifact.key]  # the metadata is not an object of its own
+    backend.write(artifact.key, [b"replaced"])  # an overwrite without metadata drops the old metadata
+    assert backend.stat(artifact.key).metadata == {}
+    backend.delete_many([artifact.key])
+    assert backend.stat(artifact.key) is None
+    if not isinstance(backend, S3Backend):
+        assert files_below(backend.root) == []
