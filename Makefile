@@ -11,6 +11,7 @@ BUILD := $(CURDIR)/.build
 COLLECTIONS := $(BUILD)/collections
 COLL := $(COLLECTIONS)/ansible_collections/corebackup/backup
 PYTEST_ARGS ?=
+PYTEST_PATHS ?= tests/unit tests/integration
 export PYTHONDONTWRITEBYTECODE := 1
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
@@ -50,7 +51,7 @@ sanity: tree
 
 pytest: tree
 	cd $(COLL) && PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m pytest -p no:cacheprovider \
-		--timeout 600 -o console_output_style=classic tests/unit tests/integration $(PYTEST_ARGS)
+		--import-mode=importlib --timeout 600 -o console_output_style=classic $(PYTEST_PATHS) $(PYTEST_ARGS)
 
 lint: tree
 	cd $(COLL) && $(BIN)/ansible-lint --offline --profile production

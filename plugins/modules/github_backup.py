@@ -1,0 +1,749 @@
+#!/usr/bin/python
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: github_backup
+short_description: Back up the repositories of a GitHub organization or user with their metadata
+version_added: 0.1.0
+description:
+  - Stores one artifact per repository, C(<repo>_<timestamp>.tar.gz) (or C(.zst), with C(.age) when
+    encrypted), holding C(repo.git/) (a C(git clone --mirror)), C(wiki.git/) when the wiki exists,
+    C(lfs/) when asked, and C(metadata/) JSON files (issues, pull requests, releases, labels,
+    milestones, the repository itself), written with sorted keys so unchanged data stays byte-equal.
+  - The token never reaches disk, a command line or the output. git authenticates with an
+    C(http.extraHeader) passed through the environment (C(GIT_CONFIG_COUNT)), never in the remote URL,
+    so the mirror's C(config) in the archive holds no credential.
+  - Honours GitHub's rate limits (C(X-RateLimit-Remaining)/C(X-RateLimit-Reset), C(Retry-After),
+    secondary limits) and retries 5xx answers with jittered backoff. A repository that fails is
+    recorded and the others go on.
+author:
+  - corebackup.backup contributors (@corebackup)
+extends_documentation_fragment:
+  - corebackup.backup.common
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Discovery and selection through the API only; returns what would be backed up.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  organization:
+    description:
+      - The organization whose repositories are backed up. Mutually exclusive with O(user).
+    type: str
+  user:
+    description:
+      - The user whose own repositories are backed up. Mutually exclusive with O(organization).
+    type: str
+  repositories:
+    description:
+      - Back up only these repositories. Each item is a name, or a dictionary with C(name) and any of
+        C(wiki), C(issues), C(pulls), C(releases), C(release_assets), C(lfs) to override the
+        module-wide toggles for that repository.
+      - Empty or omitted, every repository of the organization or user is discovered through the API.
+    type: list
+    elements: raw
+    default: []
+  include:
+    description:
+      - Regular expressions; a repository is kept only if one of them matches its name (C(re.search)).
+    type: list
+    elements: str
+    default: []
+  exclude:
+    description:
+      - Regular expressions; a repository whose name matches one of them is left out.
+    type: list
+    elements: str
+    default: []
+  skip_forks:
+    description: Leave out forks.
+    type: bool
+    default: false
+  skip_archived:
+    description: Leave out archived repositories.
+    type: bool
+    default: false
+  visibility:
+    description: Which repositories to back up by visibility.
+    type: str
+    choices: [all, public, private]
+    default: all
+  token:
+    description:
+      - GitHub token. If not set, the E(GITHUB_TOKEN) environment variable is used.
+      - Without a token only public data can be read, under a much lower rate limit.
+    type: str
+  api_url:
+    description:
+      - Base URL of the REST API; for GitHub Enterprise Server C(https://HOST/api/v3).
+    type: str
+    default: https://api.github.com
+  validate_certs:
+    description: Verify TLS certificates of the API and of git.
+    type: bool
+    default: true
+  wiki:
+    description: Mirror the wiki when it exists.
+    type: bool
+    default: true
+  issues:
+    description: Export issues with their comments.
+    type: bool
+    default: true
+  pulls:
+    description: Export pull requests with their comments, reviews and review comments.
+    type: bool
+    default: true
+  releases:
+    description: Export releases.
+    type: bool
+    default: true
+  release_assets:
+    description: Download the files attached to releases into C(metadata/assets/).
+    type: bool
+    default: false
+  labels:
+    description: Export labels.
+    type: bool
+    default: true
+  milestones:
+    description: Export milestones.
+    type: bool
+    default: true
+  lfs:
+    description: Fetch Git LFS objects into C(lfs/). Needs C(git-lfs) on the backup host.
+    type: bool
+    default: false
+  parallel:
+    description: How many repositories are processed at once.
+    type: int
+    default: 4
+  skip_existing:
+    description: Skip a repository that already has an artifact in today's backup set.
+    type: bool
+    default: false
+  skip_unchanged:
+    description:
+      - Skip a repository whose refs and metadata have not changed since its newest stored artifact.
+      - The refs digest, a metadata digest and the C(ETag)s of the metadata exports are kept in the
+        artifact's object metadata, so the decision needs no state on the backup host.
+      - Metadata changes are detected through the first page of each export, sorted by update time;
+        deleting an item that is not among the most recently updated ones is noticed at the next
+        push or other change.
+    type: bool
+    default: true
+  job:
+    description: Name of the backup job; artifacts are stored under C(<prefix>/<job>/<YYYY-MM-DD>/).
+    type: str
+    default: github
+  fail_on_error:
+    description:
+      - Fail after all repositories were processed if any of them failed, naming each failure.
+    type: bool
+    default: true
+notes:
+  - Private repositories of a O(user) other than the token's owner cannot be listed; name them in O(repositories).
+requirements:
+  - git
+"""
+
+EXAMPLES = r"""
+- name: Back up every repository of an organization to S3, encrypted
+  corebackup.backup.github_backup:
+    organization: my-org
+    token: "{{ vault_github_token }}"
+    job: nightly-github
+    storage:
+      type: s3
+      bucket: backups
+      prefix: github/
+      region: eu-west-1
+    compression: zstd
+    encryption:
+      recipients:
+        - age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+
+- name: Back up some repositories of a user to a directory, without pull requests of one of them
+  corebackup.backup.github_backup:
+    user: octocat
+    repositories:
+      - hello-world
+      - name: big-repo
+        pulls: false
+        lfs: true
+    include: ['^lecture-.*']
+    storage:
+      type: filesystem
+      path: /srv/backups
+"""
+
+RETURN = r"""
+repositories:
+  description: One entry per selected repository.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Repository name.
+      type: str
+    status:
+      description:
+        - V(backed_up), V(unchanged) (nothing new since the newest artifact), V(skipped) (already in
+          today's set), V(failed), or in check mode V(would_back_up).
+      type: str
+    key:
+      description: Key of the new artifact, or of the newest existing one when unchanged or skipped.
+      type: str
+    size:
+      description: Size of the artifact in bytes.
+      type: int
+    sha256:
+      description: sha256 of the artifact as stored.
+      type: str
+    refs:
+      description: Number of refs (branches, tags, notes, ...) in the mirror.
+      type: int
+    metadata:
+      description: Counts of the exported items (issues, issue_comments, pulls, reviews, review_comments, releases, ...).
+      type: dict
+    error:
+      description: Why the repository failed.
+      type: str
+artifacts:
+  description: The artifacts stored by this run, in the collection's shared Artifact form.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - key: github/2024-05-01/ansible_20240501T020000Z.tar.gz
+      size: 123456
+      sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+      compression: gzip
+      encryption:
+      created: "2024-05-01T02:00:07Z"
+      metadata: {repository: my-org/ansible}
+totals:
+  description: Counts by status, bytes stored and API requests made.
+  returned: always
+  type: dict
+  sample: {selected: 30, backed_up: 28, unchanged: 0, skipped: 0, failed: 2, bytes: 1048576, api_requests: 250}
+"""
+
+import base64
+import concurrent.futures
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback
+
+from ansible_collections.corebackup.backup.plugins.module_utils._common import common_argument_spec
+from ansible_collections.corebackup.backup.plugins.module_utils._github import GitHubClient, GitHubError, parse_link_header
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, LayoutError, format_date, sanitize_name, utc_now
+from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter, PipelineError, tar_stream
+from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError, backend_from_params
+
+TOGGLES = ("wiki", "issues", "pulls", "releases", "release_assets", "lfs")
+# The exports whose first page tells whether anything changed: sorted by update time where the API allows.
+EXPORTS = {
+    "issues": ("issues", {"state": "all", "sort": "updated", "direction": "desc"}),
+    "issue_comments": ("issues/comments", {"sort": "updated", "direction": "desc"}),
+    "pulls": ("pulls", {"state": "all", "sort": "updated", "direction": "desc"}),
+    "review_comments": ("pulls/comments", {"sort": "updated", "direction": "desc"}),
+    "releases": ("releases", {}),
+    "labels": ("labels", {}),
+    "milestones": ("milestones", {"state": "all", "sort": "due_on", "direction": "desc"}),
+}
+# Which toggles need an export: conversation comments of pull requests are issue comments too.
+EXPORT_TOGGLES = {"issues": ("issues",), "issue_comments": ("issues", "pulls"), "pulls": ("pulls",),
+                  "review_comments": ("pulls",), "releases": ("releases",), "labels": ("labels",),
+                  "milestones": ("milestones",)}
+# An export that GitHub refuses for one repository (issues disabled, ...) is recorded as empty.
+EXPORT_ABSENT_STATUSES = (404, 410)
+
+
+class RepositoryFailed(Exception):
+    """One repository could not be backed up; the message is safe to show."""
+
+
+def compile_patterns(patterns, option):
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise ValueError("%s: %r is not a valid regular expression: %s" % (option, pattern, exc)) from None
+    return compiled
+
+
+def select_repositories(repos, include, exclude, skip_forks, skip_archived, visibility):
+    """The repositories to back up, in name order: a pure function of the discovered list and the filters."""
+    selected = []
+    for repo in repos:
+        name = repo["name"]
+        if include and not any(p.search(name) for p in include):
+            continue
+        if any(p.search(name) for p in exclude):
+            continue
+        if skip_forks and repo.get("fork"):
+            continue
+        if skip_archived and repo.get("archived"):
+            continue
+        private = bool(repo.get("private"))
+        if visibility == "public" and private or visibility == "private" and not private:
+            continue
+        selected.append(repo)
+    return sorted(selected, key=lambda r: r["name"])
+
+
+def canonical_json(data):
+    return (json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def scrub(text, secret):
+    text = str(text)
+    if secret:
+        text = text.replace(secret, "********")
+        text = text.replace(base64.b64encode(("x-access-token:" + secret).encode()).decode(), "********")
+    return text
+
+
+class GitHubBackup:
+    """Discovers, selects and backs up repositories; one instance per module run."""
+
+    def __init__(self, module):
+        self.module = module
+        params = module.params
+        self.params = params
+        self.token = params["token"]
+        self.owner = params["organization"] or params["user"]
+        self.retry = RetryPolicy.from_params(params["retries"])
+        self.client = GitHubClient(params["api_url"], self.token, params["validate_certs"], self.retry)
+        try:
+            self.include = compile_patterns(params["include"], "include")
+            self.exclude = compile_patterns(params["exclude"], "exclude")
+            self.explicit = self._explicit_repositories(params["repositories"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
+        self.git = module.get_bin_path("git", required=True)
+        age_path = module.get_bin_path("age", required=True) if params["encryption"] else None
+        try:
+            self.backend = backend_from_params(params["storage"], self.retry)
+            self.writer = ArtifactWriter.from_params(self.backend, params, age_path=age_path)
+        except (StorageError, PipelineError, LayoutError) as exc:
+            module.fail_json(msg=str(exc))
+        self.now = utc_now()
+
+    # -- selection -------------------------------------------------------------------------
+    @staticmethod
+    def _explicit_repositories(items):
+        explicit = {}
+        for item in items:
+            if isinstance(item, str):
+                item = {"name": item}
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+                raise ValueError("repositories: each item must be a name or a dictionary with 'name', got %r" % (item,))
+            unknown = set(item) - {"name"} - set(TOGGLES)
+            if unknown:
+                raise ValueError("repositories: %s: unknown keys %s (allowed: name, %s)"
+                                 % (item["name"], ", ".join(sorted(unknown)), ", ".join(TOGGLES)))
+            explicit[item["name"]] = item
+        return explicit
+
+    def discover(self):
+        if self.explicit:
+            repos = []
+            for name in self.explicit:
+                try:
+                    repos.append(self.client.get("repos/%s/%s" % (self.owner, name)).data)
+                except GitHubError as exc:
+                    repos.append({"name": name, "_error": scrub(exc, self.token)})
+            return repos
+        if self.params["organization"]:
+            return list(self.client.paginate("orgs/%s/repos" % self.owner, {"type": "all"}))
+        return list(self.client.paginate("users/%s/repos" % self.owner, {"type": "owner"}))
+
+    def options_for(self, name):
+        options = {toggle: self.params[toggle] for toggle in TOGGLES + ("labels", "milestones")}
+        options.update({k: v for k, v in self.explicit.get(name, {}).items() if k in TOGGLES})
+        return options
+
+    # -- the store -------------------------------------------------------------------------
+    def newest_artifacts(self):
+        """name -> newest stored key of this job, from one listing of the job's folder."""
+        newest = {}
+        for obj in self.backend.list(self.params["job"] + "/"):
+            try:
+                parsed = ArtifactKey.parse(obj.key)
+            except LayoutError:
+                continue
+            current = newest.get(parsed.name)
+            if current is None or parsed.timestamp > current[0].timestamp:
+                newest[parsed.name] = (parsed, obj)
+        return newest
+
+    def stored_metadata(self, previous):
+        """Object metadata of the newest artifact (listings do not carry it on S3)."""
+        if previous is None:
+            return {}
+        if previous[1].metadata:
+            return previous[1].metadata
+        stored = self.backend.stat(previous[1].key)
+        return stored.metadata if stored else {}
+
+    # -- git ---------------------------------------------------------------------------------
+    def git_env(self):
+        """Credentials for git through the environment, never the URL or the command line."""
+        entries = []
+        if self.token:
+            basic = base64.b64encode(("x-access-token:" + self.token).encode()).decode()
+            entries.append(("http.extraHeader", "Authorization: Basic " + basic))
+        if not self.params["validate_certs"]:
+            entries.append(("http.sslVerify", "false"))
+        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": "", "GIT_CONFIG_COUNT": str(len(entries)),
+               "LC_ALL": "C"}
+        for index, (key, value) in enumerate(entries):
+            env["GIT_CONFIG_KEY_%d" % index] = key
+            env["GIT_CONFIG_VALUE_%d" % index] = value
+        return env
+
+    def run_git(self, args, what):
+        rc, out, err = self.module.run_command([self.git] + args, environ_update=self.git_env())
+        if rc != 0:
+            raise RepositoryFailed("%s failed: %s" % (what, scrub((err or out).strip().splitlines()[-1:] or ["exit %d" % rc], self.token)))
+        return out
+
+    def remote_refs(self, url):
+        return refs_digest(self.run_git(["ls-remote", "--", url], "git ls-remote"))
+
+    def local_refs(self, mirror):
+        return refs_digest(self.run_git(["-C", mirror, "for-each-ref", "--format=%(objectname)\t%(refname)"],
+                                        "git for-each-ref"))
+
+    # -- metadata ----------------------------------------------------------------------------
+    def export_path(self, repo, export):
+        return "repos/%s/%s" % (repo["full_name"], EXPORTS[export][0])
+
+    @staticmethod
+    def enabled_exports(options):
+        return [export for export, toggles in EXPORT_TOGGLES.items() if any(options[t] for t in toggles)]
+
+    def fetch_export(self, repo, export, etag=None):
+        """One export: (items, state) where state is [etag, digest]; items is None when 304 answered."""
+        path, params = self.export_path(repo, export), dict(EXPORTS[export][1], per_page=100)
+        try:
+            first = self.client.get(path, params, etag=etag)
+        except GitHubError as exc:
+            if exc.status in EXPORT_ABSENT_STATUSES:
+                return [], ["absent", ""]
+            raise RepositoryFailed("%s export failed: %s" % (export, scrub(exc, self.token))) from None
+        if first.not_modified:
+            return None, [etag, ""]
+        items = list(first.data or [])
+        next_url = _next_link(first.headers)
+        if next_url:
+            items.extend(self.client.paginate(next_url))
+        return items, [first.etag or "", export_digest(export, items)]
+
+    def exports_unchanged(self, repo, options, recorded):
+        """True if no enabled export changed since the newest artifact.
+
+        Each export's first page is asked for with the recorded ETag (a 304 costs no rate limit);
+        an export that answers anyway (its ETag moved, e.g. with a download counter) is compared by
+        content digest.
+        """
+        for export in self.enabled_exports(options):
+            etag, digest = (recorded.get(export) or ["", ""])[:2]
+            if not etag:
+                return False
+            if etag == "absent":
+                try:
+                    items, state = self.fetch_export(repo, export)
+                except RepositoryFailed:
+                    return False
+                if state[0] != "absent":
+                    return False
+                continue
+            items, state = self.fetch_export(repo, export, etag)
+            if items is not None and state[1] != digest:
+                return False
+        return True
+
+    def fetch_metadata(self, repo, options):
+        """All enabled exports: (documents by file name, counts, {export: [etag, digest]})."""
+        documents, counts, states = {}, {}, {}
+        lists = {}
+        for export in self.enabled_exports(options):
+            lists[export], states[export] = self.fetch_export(repo, export)
+        if options["issues"]:
+            comments = _group(lists.get("issue_comments", []), "issue_url")
+            issues = [i for i in lists.get("issues", []) if "pull_request" not in i]
+            for issue in issues:
+                issue["comment_list"] = comments.get(issue.get("url"), [])
+            documents["issues.json"] = sorted(issues, key=lambda i: i["number"])
+            counts.update(issues=len(issues), issue_comments=sum(len(i["comment_list"]) for i in issues))
+        if options["pulls"]:
+            comments = _group(lists.get("issue_comments", []), "issue_url")
+            review_comments = _group(lists.get("review_comments", []), "pull_request_url")
+            pulls = lists.get("pulls", [])
+            for pull in pulls:
+                if states.get("issue_comments", [""])[0] == "absent":
+                    # Issues disabled: the repository-wide listing is refused, a pull request's own is not.
+                    comments[pull.get("issue_url")] = list(self.client.paginate(
+                        "repos/%s/issues/%d/comments" % (repo["full_name"], pull["number"])))
+                pull["comment_list"] = comments.get(pull.get("issue_url"), [])
+                pull["review_comment_list"] = review_comments.get(pull.get("url"), [])
+                pull["review_list"] = list(self.client.paginate("repos/%s/pulls/%d/reviews" % (repo["full_name"], pull["number"])))
+            documents["pulls.json"] = sorted(pulls, key=lambda p: p["number"])
+            counts.update(pulls=len(pulls), reviews=sum(len(p["review_list"]) for p in pulls),
+                          review_comments=sum(len(p["review_comment_list"]) for p in pulls))
+        for export in ("releases", "labels", "milestones"):
+            if options[export]:
+                documents[export + ".json"] = lists.get(export, [])
+                counts[export] = len(documents[export + ".json"])
+        documents["repository.json"] = repo
+        return documents, counts, states
+
+    def download_assets(self, documents, target):
+        count = 0
+        for release in documents.get("releases.json", []):
+            for asset in release.get("assets", []):
+                response = self.client.get(asset["url"], accept="application/octet-stream")
+                folder = os.path.join(target, sanitize_name(str(release.get("tag_name") or release.get("id"))))
+                os.makedirs(folder, exist_ok=True)
+                with open(os.path.join(folder, os.path.basename(asset["name"])), "wb") as handle:
+                    handle.write(response.data if isinstance(response.data, bytes) else canonical_json(response.data))
+                count += 1
+        return count
+
+    # -- one repository ----------------------------------------------------------------------
+    def backup(self, repo, previous):
+        name = repo["name"]
+        result = {"name": name, "status": "failed", "key": None, "size": None, "sha256": None, "refs": None,
+                  "metadata": {}, "error": None}
+        artifact = None
+        try:
+            if repo.get("_error"):
+                raise RepositoryFailed(repo["_error"])
+            options = self.options_for(name)
+            if self.params["skip_existing"] and previous and previous[0].date == self.now.date():
+                result.update(status="skipped", key=previous[1].key, size=previous[1].size)
+                return result, None
+            stored = self.stored_metadata(previous) if self.params["skip_unchanged"] else {}
+            refs_same = bool(stored) and self.refs_unchanged(repo, stored)
+            if refs_same and self.exports_unchanged(repo, options, _loads(stored.get("exports"))):
+                result.update(status="unchanged", key=previous[1].key, size=previous[1].size, refs=_int(stored.get("refs_count")))
+                return result, None
+            documents, counts, states = self.fetch_metadata(repo, options)
+            result["metadata"] = counts
+            object_metadata = {
+                "repository": repo["full_name"], "backup_date": self.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "default_branch": repo.get("default_branch") or "", "size_bytes": str(int(repo.get("size") or 0) * 1024),
+                "pushed_at": repo.get("pushed_at") or "",
+                "metadata_digest": hashlib.sha256("".join(sorted(d for _e, d in states.values())).encode()).hexdigest(),
+                "exports": json.dumps(states, sort_keys=True, separators=(",", ":")),
+            }
+            artifact, refs = self.store(repo, options, documents, object_metadata, counts, stored)
+            result["refs"] = refs
+            if artifact is None:
+                result.update(status="unchanged", key=previous[1].key, size=previous[1].size)
+            else:
+                result.update(status="backed_up", key=artifact.key, size=artifact.size, sha256=artifact.sha256)
+        except (RepositoryFailed, GitHubError, StorageError, PipelineError, LayoutError, OSError) as exc:
+            result["error"] = scrub(exc, self.token)
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            result["error"] = scrub("unexpected error: %s\n%s" % (exc, traceback.format_exc()), self.token)
+        return result, artifact
+
+    def refs_unchanged(self, repo, stored):
+        """Refs as recorded with the newest artifact? No git call when GitHub reports no push since."""
+        if not stored.get("refs_digest"):
+            return False
+        if stored.get("pushed_at") and stored["pushed_at"] == (repo.get("pushed_at") or ""):
+            return True
+        return self.remote_refs(repo["clone_url"])[1] == stored["refs_digest"]
+
+    def store(self, repo, options, documents, object_metadata, counts, stored):
+        """Mirror and archive one repository; no artifact when it turns out equal to the newest one."""
+        workspace = tempfile.mkdtemp(prefix="github-", dir=self.module.tmpdir)
+        try:
+            mirror = self.mirror(repo["clone_url"], os.path.join(workspace, "repo.git"))
+            refs, refs_digest = self.local_refs(mirror)
+            if (stored and stored.get("refs_digest") == refs_digest
+                    and stored.get("metadata_digest") == object_metadata["metadata_digest"]):
+                return None, len(refs)
+            object_metadata.update(refs_digest=refs_digest, refs_count=str(len(refs)))
+            sources = [(mirror, "repo.git")]
+            if options["wiki"] and repo.get("has_wiki"):
+                wiki_url = re.sub(r"\.git$", "", repo["clone_url"]) + ".wiki.git"
+                try:
+                    sources.append((self.mirror(wiki_url, os.path.join(workspace, "wiki.git")), "wiki.git"))
+                except RepositoryFailed:
+                    pass  # has_wiki is true for every repository whose wiki is enabled, even if it has no page yet
+            if options["lfs"]:
+                sources.append((self.fetch_lfs(mirror, os.path.join(workspace, "lfs")), "lfs"))
+            meta_dir = os.path.join(workspace, "metadata")
+            os.makedirs(meta_dir)
+            for filename, document in documents.items():
+                with open(os.path.join(meta_dir, filename), "wb") as handle:
+                    handle.write(canonical_json(document))
+            if options["release_assets"]:
+                counts["release_assets"] = self.download_assets(documents, os.path.join(meta_dir, "assets"))
+            sources.append((meta_dir, "metadata"))
+            artifact = self.writer.store(self.params["job"], repo["name"], "tar", tar_stream(sources),
+                                         metadata=object_metadata, when=self.now)
+            return artifact, len(refs)
+        finally:
+            shutil.rmtree(workspace, ignore_errors=True)
+
+    def fetch_lfs(self, mirror, target):
+        """LFS objects of every ref, moved out of the mirror into their own folder of the archive."""
+        self.run_git(["-C", mirror, "lfs", "fetch", "--all"], "git lfs fetch")
+        fetched = os.path.join(mirror, "lfs")
+        if os.path.isdir(fetched):
+            shutil.move(fetched, target)
+        else:
+            os.makedirs(target)
+        return target
+
+    def mirror(self, url, path):
+        self.run_git(["clone", "--mirror", "--quiet", "--", url, path], "git clone --mirror")
+        return path
+
+    # -- the run -------------------------------------------------------------------------------
+    def run(self):
+        try:
+            discovered = self.discover()
+        except GitHubError as exc:
+            self.module.fail_json(msg="cannot list the repositories of %s: %s" % (self.owner, scrub(exc, self.token)))
+        selected = select_repositories(discovered, self.include, self.exclude, self.params["skip_forks"],
+                                       self.params["skip_archived"], self.params["visibility"])
+        try:
+            newest = self.newest_artifacts()
+        except StorageError as exc:
+            self.module.fail_json(msg=str(exc))
+        results, artifacts = [], []
+        if self.module.check_mode:
+            today = format_date(self.now)
+            for repo in selected:
+                previous = newest.get(sanitize_name(repo["name"]))
+                skip = self.params["skip_existing"] and previous and format_date(previous[0].date) == today
+                results.append({"name": repo["name"], "status": "skipped" if skip else "would_back_up", "key": None,
+                                "size": None, "sha256": None, "refs": None, "metadata": {}, "error": repo.get("_error")})
+        else:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.params["parallel"])) as pool:
+                futures = [pool.submit(self.backup, repo, newest.get(sanitize_name(repo["name"]))) for repo in selected]
+                for future in futures:
+                    result, artifact = future.result()
+                    results.append(result)
+                    if artifact is not None:
+                        artifacts.append(artifact.to_dict())
+        totals = {"selected": len(results), "bytes": sum(a["size"] for a in artifacts),
+                  "api_requests": self.client.requests, "api_not_modified": self.client.not_modified}
+        for status in ("backed_up", "unchanged", "skipped", "failed", "would_back_up"):
+            totals[status] = sum(1 for r in results if r["status"] == status)
+        changed = bool(artifacts) or (self.module.check_mode and totals["would_back_up"] > 0)
+        failed = [r for r in results if r["status"] == "failed"]
+        output = dict(changed=changed, repositories=results, artifacts=artifacts, totals=totals)
+        if failed and self.params["fail_on_error"]:
+            self.module.fail_json(msg="%d of %d repositories failed: %s" % (
+                len(failed), len(results), "; ".join("%s: %s" % (r["name"], r["error"]) for r in failed)), **output)
+        self.module.exit_json(**output)
+
+
+def export_digest(export, items):
+    """Digest of one export's items, blind to counters that change by reading (an asset's download_count)."""
+    if export == "releases":
+        items = [dict(r, assets=[{k: v for k, v in a.items() if k != "download_count"} for a in r.get("assets", [])])
+                 for r in items]
+    return hashlib.sha256(canonical_json(items)).hexdigest()[:32]
+
+
+def refs_digest(listing):
+    """Refs and their digest from ``git ls-remote`` or ``git for-each-ref`` output (same format).
+
+    HEAD and the peeled ``^{}`` lines of annotated tags, which only ls-remote prints, are left out.
+    """
+    lines = sorted(line for line in listing.splitlines()
+                   if line.strip() and not line.endswith(("\tHEAD", "^{}")))
+    return lines, hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _group(items, key):
+    grouped = {}
+    for item in items:
+        grouped.setdefault(item.get(key), []).append(item)
+    return grouped
+
+
+def _next_link(headers):
+    return parse_link_header(headers.get("link")).get("next")
+
+
+def _loads(text):
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def main():
+    argument_spec = common_argument_spec(job_default="github")
+    argument_spec.update(
+        organization=dict(type="str"),
+        user=dict(type="str"),
+        repositories=dict(type="list", elements="raw", default=[]),
+        include=dict(type="list", elements="str", default=[]),
+        exclude=dict(type="list", elements="str", default=[]),
+        skip_forks=dict(type="bool", default=False),
+        skip_archived=dict(type="bool", default=False),
+        visibility=dict(type="str", choices=["all", "public", "private"], default="all"),
+        token=dict(type="str", no_log=True, fallback=(env_fallback, ["GITHUB_TOKEN"])),
+        api_url=dict(type="str", default="https://api.github.com"),
+        validate_certs=dict(type="bool", default=True),
+        wiki=dict(type="bool", default=True),
+        issues=dict(type="bool", default=True),
+        pulls=dict(type="bool", default=True),
+        releases=dict(type="bool", default=True),
+        release_assets=dict(type="bool", default=False),
+        labels=dict(type="bool", default=True),
+        milestones=dict(type="bool", default=True),
+        lfs=dict(type="bool", default=False),
+        parallel=dict(type="int", default=4),
+        skip_existing=dict(type="bool", default=False),
+        skip_unchanged=dict(type="bool", default=True),
+        fail_on_error=dict(type="bool", default=True),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[("organization", "user")],
+        required_one_of=[("organization", "user")],
+        supports_check_mode=True,
+    )
+    GitHubBackup(module).run()
+
+
+if __name__ == "__main__":
+    main()

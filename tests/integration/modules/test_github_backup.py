@@ -1,0 +1,251 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""github_backup through ansible-playbook against the GitHub stand-in (real git over smart HTTP)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import tarfile
+
+import pytest
+
+from ansible_collections.corebackup.backup.tests.conftest import files_below
+from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
+from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_module
+from ansible_collections.corebackup.backup.tests.testbed.github_standin import GitHubStandIn
+from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS
+
+COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))))
+ORG = "acme"
+RETRIES = {"attempts": 4, "delay": 0.2, "max_delay": 2}
+EXPECTED_FAILURES = {"dmca-repo"}
+
+
+@pytest.fixture(scope="module")
+def github(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("github"))
+    with GitHubStandIn(root) as standin:
+        token = standin.add_token(login="octocat")
+        facts = github_fixtures.build_organization(standin, ORG, root, count=32, seed=1)
+        yield standin, token, facts
+
+
+def backup(github, storage, check=False, verbosity=0, **options):
+    standin, token = github[0], github[1]
+    args = {"organization": ORG, "token": token, "api_url": standin.api_url, "storage": storage,
+            "retries": RETRIES, "fail_on_error": False, "release_assets": True}
+    args.update(options)
+    return run_module(COLLECTIONS, "github_backup", args, check=check, verbosity=verbosity)
+
+
+def by_name(run):
+    return {r["name"]: r for r in run.result["repositories"]}
+
+
+def extract(path, dest):
+    with tarfile.open(path) as archive:
+        archive.extractall(dest, filter="tar")
+    return dest
+
+
+def for_each_ref(git_dir):
+    out = subprocess.run(["git", "-C", git_dir, "for-each-ref", "--format=%(refname) %(objectname)"],
+                         capture_output=True, text=True, check=True).stdout
+    return dict(line.split(" ", 1) for line in out.splitlines() if line)
+
+
+@pytest.fixture(scope="module")
+def first_run(github, tmp_path_factory):
+    store = str(tmp_path_factory.mktemp("store"))
+    github[0].reset_log()
+    run = backup(github, {"type": "filesystem", "path": store}, verbosity=3)
+    return store, run, github[0].count(kind="rest"), github[0].count(kind="git")
+
+
+def test_first_run_backs_up_every_repository_and_names_the_failure(github, first_run):
+    facts = github[2]
+    run = first_run[1]
+    results = by_name(run)
+    assert len(facts) >= 30
+    assert set(results) == set(facts)
+    assert run.changed
+    assert {n for n, r in results.items() if r["status"] == "failed"} == EXPECTED_FAILURES
+    assert "451" in results["dmca-repo"]["error"]
+    assert all(r["status"] == "backed_up" for n, r in results.items() if n not in EXPECTED_FAILURES)
+    totals = run.result["totals"]
+    assert totals["backed_up"] == len(facts) - 1 and totals["failed"] == 1
+    assert len(run.result["artifacts"]) == totals["backed_up"]
+
+
+def test_restore_reproduces_every_ref_and_the_metadata(github, first_run, tmp_path):
+    facts = github[2]
+    store, run = first_run[0], first_run[1]
+    for name, result in by_name(run).items():
+        if name in EXPECTED_FAILURES:
+            continue
+        source = facts[name]
+        artifact = os.path.join(store, result["key"])
+        assert result["key"].endswith(".tar.gz") and "/%s/" % run.result["artifacts"][0]["key"].split("/")[1] in result["key"]
+        sha256 = subprocess.run(["sha256sum", artifact], capture_output=True, text=True, check=True).stdout.split()[0]
+        assert sha256 == result["sha256"]
+        restored = extract(artifact, str(tmp_path / name))
+        # A real restore: clone from the archived mirror, then compare every ref with the source.
+        clone = str(tmp_path / (name + "-clone.git"))
+        subprocess.run(["git", "clone", "--mirror", "--quiet", os.path.join(restored, "repo.git"), clone],
+                       check=True, capture_output=True)
+        assert for_each_ref(clone) == source["refs"], name
+        assert result["refs"] == len(source["refs"])
+        if not source["empty"]:
+            assert any(ref.startswith("refs/tags/") for ref in source["refs"])
+            assert "refs/notes/commits" in source["refs"]
+        if source["wiki"]:
+            assert for_each_ref(os.path.join(restored, "wiki.git")) == source["wiki_refs"], name
+        else:
+            assert not os.path.exists(os.path.join(restored, "wiki.git"))
+        meta = os.path.join(restored, "metadata")
+        documents = {f[:-5]: json.load(open(os.path.join(meta, f), encoding="utf-8"))
+                     for f in os.listdir(meta) if f.endswith(".json")}
+        assert documents["repository"]["full_name"] == source["full_name"]
+        assert len(documents["issues"]) == source["issues"], name
+        assert len(documents["pulls"]) == source["pulls"], name
+        assert sum(len(i["comment_list"]) for i in documents["issues"] + documents["pulls"]) == source["issue_comments"], name
+        assert sum(len(p["review_list"]) for p in documents["pulls"]) == source["reviews"], name
+        assert sum(len(p["review_comment_list"]) for p in documents["pulls"]) == source["review_comments"], name
+        for export in ("releases", "labels", "milestones"):
+            assert len(documents[export]) == source[export], (name, export)
+        assets = files_below(os.path.join(meta, "assets")) if os.path.isdir(os.path.join(meta, "assets")) else []
+        assert len(assets) == source["assets"], name
+
+
+def test_archived_mirror_config_holds_no_credential(github, first_run, tmp_path):
+    token = github[1]
+    store, run = first_run[0], first_run[1]
+    result = by_name(run)["secret-repo"]
+    restored = extract(os.path.join(store, result["key"]), str(tmp_path / "secret"))
+    with open(os.path.join(restored, "repo.git", "config"), encoding="utf-8") as handle:
+        config = handle.read()
+    assert "url = %s" % github[0].git_url(ORG, "secret-repo") in config
+    assert token not in config and "extraheader" not in config.lower() and "Authorization" not in config
+
+
+def test_token_appears_in_no_stored_byte_result_or_log(github, first_run, tmp_path):
+    token = github[1]
+    basic = base64.b64encode(("x-access-token:" + token).encode()).decode()
+    store, run = first_run[0], first_run[1]
+    needles = [token.encode(), basic.encode()]
+    for rel in files_below(store):
+        path = os.path.join(store, rel)
+        with open(path, "rb") as handle:
+            raw = handle.read()
+        contents = [raw]
+        if rel.endswith(".tar.gz"):
+            contents.append(subprocess.run(["gzip", "-dc", path], capture_output=True, check=True).stdout)
+        for content in contents:
+            assert not any(needle in content for needle in needles), rel
+    text = run.all_text() + json.dumps(run.result)
+    assert run.log and "github_backup" in run.log  # the log was written, and scanned
+    assert token not in text and basic not in text
+    assert all(token not in (record.path or "") for record in github[0].log)
+
+
+def test_second_run_with_nothing_changed_stores_nothing(github, first_run):
+    store, first = first_run[0], first_run[1]
+    before = files_below(store)
+    github[0].reset_log()
+    run = backup(github, {"type": "filesystem", "path": store})
+    results = by_name(run)
+    assert {n: r["status"] for n, r in results.items() if r["status"] != "unchanged"} == {n: "failed" for n in EXPECTED_FAILURES}
+    assert not run.changed
+    assert run.result["artifacts"] == []
+    assert files_below(store) == before
+    rest, git = github[0].count(kind="rest"), github[0].count(kind="git")
+    print("\nAPI requests: first run %d REST + %d git; unchanged rerun %d REST (%d answered 304) + %d git"
+          % (first_run[2], first_run[3], rest, run.result["totals"]["api_not_modified"], git))
+    assert git == 0  # pushed_at told that nothing was pushed: no git call at all
+    assert rest == run.result["totals"]["api_requests"]
+    # 304 answers cost no rate limit: what counts is the repository listing and the few exports
+    # whose ETag moved without a change (a release asset's download counter).
+    assert rest - run.result["totals"]["api_not_modified"] < first_run[2] / 4
+    assert by_name(first)["tracker"]["key"] == results["tracker"]["key"]
+
+
+def test_third_run_backs_up_exactly_what_changed(github, first_run):
+    store = first_run[0]
+    standin = github[0]
+    github_fixtures.push_commit(standin, ORG, "service-03")
+    github_fixtures.add_issue(standin, ORG, "tracker", "A new bug")
+    run = backup(github, {"type": "filesystem", "path": store})
+    results = by_name(run)
+    assert run.changed
+    assert {n for n, r in results.items() if r["status"] == "backed_up"} == {"service-03", "tracker"}
+    assert results["tracker"]["metadata"]["issues"] == github[2]["tracker"]["issues"] + 1
+
+
+def test_check_mode_lists_what_would_be_backed_up_and_stores_nothing(github, tmp_path):
+    store = str(tmp_path / "store")
+    run = backup(github, {"type": "filesystem", "path": store}, check=True, include=["^service-0[1-3]$", "dotted"],
+                 skip_forks=True)
+    assert run.changed
+    assert sorted(r["name"] for r in run.result["repositories"]) == ["dotted.name", "service-01", "service-02", "service-03"]
+    assert {r["status"] for r in run.result["repositories"]} == {"would_back_up"}
+    assert not os.path.exists(store) or files_below(store) == []
+
+
+def test_invalid_expression_fails_before_any_request(github, tmp_path):
+    github[0].reset_log()
+    run = backup(github, {"type": "filesystem", "path": str(tmp_path)}, include=["lecture-(.*"])
+    assert run.failed
+    assert "include: 'lecture-(.*' is not a valid regular expression" in run.result["msg"]
+    assert github[0].count(kind="rest") == 0
+
+
+def test_bad_token_is_named_and_not_shown(github, tmp_path):
+    bad = "ghp_wrongwrongwrongwrongwrongwrongwrong1"
+    standin = github[0]
+    run = run_module(COLLECTIONS, "github_backup", {
+        "organization": ORG, "token": bad, "api_url": standin.api_url, "retries": RETRIES,
+        "storage": {"type": "filesystem", "path": str(tmp_path)}})
+    assert run.failed
+    assert "Bad credentials" in run.result["msg"] and "401" in run.result["msg"]
+    assert bad not in run.all_text() + json.dumps(run.result)
+
+
+def test_fail_on_error_fails_after_all_repositories_naming_each(github, tmp_path):
+    run = backup(github, {"type": "filesystem", "path": str(tmp_path)}, include=["^dmca-repo$", "^service-01$"],
+                 fail_on_error=True)
+    assert run.failed
+    assert run.result["msg"].startswith("1 of 2 repositories failed: dmca-repo: ")
+    assert by_name(run)["service-01"]["status"] == "backed_up"
+
+
+def test_transient_faults_and_rate_limits_are_waited_out(github, tmp_path):
+    standin = github[0]
+    standin.inject(r"/repos/%s/service-01/issues\?" % ORG, 502, count=2)
+    standin.inject_secondary_rate_limit(r"/repos/%s/service-02/labels" % ORG, retry_after=1)
+    run = backup(github, {"type": "filesystem", "path": str(tmp_path)}, include=["^service-0[12]$"])
+    assert not run.failed
+    assert {r["status"] for r in run.result["repositories"]} == {"backed_up"}
+
+
+def test_s3_objects_carry_repository_metadata(github, s3_endpoint):
+    from ansible_collections.corebackup.backup.tests.conftest import make_s3_backend
+    backend = make_s3_backend(s3_endpoint, prefix="github/")
+    storage = dict(type="s3", bucket=backend.bucket, prefix="github/", endpoint_url=s3_endpoint, **S3_TEST_CREDENTIALS)
+    run = backup(github, storage, include=["^trunk-default$", "^core-lib$"], compression="zstd", job="nightly-github")
+    assert not run.failed, run.result.get("msg")
+    for result in run.result["repositories"]:
+        assert result["key"].startswith("nightly-github/") and result["key"].endswith(".tar.zst")
+        head = backend.client.head_object(Bucket=backend.bucket, Key="github/" + result["key"])
+        meta = head["Metadata"]
+        assert meta["repository"] == "%s/%s" % (ORG, result["name"])
+        assert meta["default_branch"] == github[2][result["name"]]["default_branch"]
+        assert int(meta["size_bytes"]) >= 0 and meta["backup_date"].endswith("Z")
+    rerun = backup(github, storage, include=["^trunk-default$", "^core-lib$"], compression="zstd", job="nightly-github")
+    assert not rerun.changed
+    assert {r["status"] for r in rerun.result["repositories"]} == {"unchanged"}

@@ -1,0 +1,451 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The GitHub stand-in against real clients: HTTP requests for the REST API, ``git clone --mirror`` for git."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.client
+import json
+import os
+import re
+import subprocess
+import time
+import urllib.parse
+
+import pytest
+
+from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
+from ansible_collections.corebackup.backup.tests.testbed.github_standin import GitHubStandIn, fingerprint, git_env
+
+ORG = "acme"
+
+
+@dataclasses.dataclass
+class GitHubEnv:
+    standin: GitHubStandIn
+    root: str
+    token: str
+    facts: dict
+
+    def url(self, path: str) -> str:
+        return self.standin.api_url + path
+
+
+@dataclasses.dataclass
+class Reply:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+    @property
+    def links(self) -> dict[str, str]:
+        return {rel: url for url, rel in re.findall(r'<([^>]+)>;\s*rel="([^"]+)"', self.headers.get("Link", ""))}
+
+    def rate(self, name: str) -> int:
+        return int(self.headers["X-RateLimit-" + name])
+
+
+def request(url: str, token: str | None = None, headers: dict[str, str] | None = None, method: str = "GET", scheme: str = "token") -> Reply:
+    """One request, no redirects followed, no proxies, loopback only."""
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname == "127.0.0.1"
+    all_headers = {"Accept": "application/vnd.github+json", "User-Agent": "corebackup-tests", "X-GitHub-Api-Version": "2022-11-28"}
+    if token is not None:
+        all_headers["Authorization"] = "%s %s" % (scheme, token)
+    all_headers.update(headers or {})
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request(method, parts.path + ("?" + parts.query if parts.query else ""), headers=all_headers)
+        response = conn.getresponse()
+        return Reply(response.status, response.headers, response.read())
+    finally:
+        conn.close()
+
+
+def get_all(url: str, token: str | None) -> tuple[list, int]:
+    """Every item of a paginated list, following rel="next"; (items, pages)."""
+    items: list = []
+    pages = 0
+    next_url: str | None = url
+    while next_url:
+        reply = request(next_url, token)
+        assert reply.status == 200, reply.body
+        items.extend(reply.json())
+        pages += 1
+        next_url = reply.links.get("next")
+    return items, pages
+
+
+def git(*args: str, token: str | None = None, cwd: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """git as a backup tool runs it: no user configuration, no prompts, the token in an extra header."""
+    extra = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader", "GIT_CONFIG_VALUE_0": "Authorization: Bearer %s" % token} if token else {}
+    result = subprocess.run(["git", *args], cwd=cwd, env=git_env(extra), capture_output=True, text=True, check=False, timeout=60)
+    if check and result.returncode:
+        raise AssertionError("git %s failed: %s" % (" ".join(args), result.stderr))
+    return result
+
+
+def mirror(env: GitHubEnv, name: str, dest: str, token: str | None = None, wiki: bool = False,
+           options: tuple[str, ...] = (), owner: str = ORG) -> subprocess.CompletedProcess:
+    return git(*options, "clone", "--mirror", "--quiet", env.standin.git_url(owner, name, wiki=wiki), dest, token=token, check=False)
+
+
+@pytest.fixture(scope="module")
+def github(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("github"))
+    with GitHubStandIn(os.path.join(root, "served")) as standin:
+        token = standin.add_token(login="octocat")
+        facts = github_fixtures.build_organization(standin, ORG, os.path.join(root, "served"), count=30, seed=1)
+        yield GitHubEnv(standin, root, token, facts)
+        assert not standin.errors, standin.errors[-1]
+
+
+@pytest.fixture
+def fresh_token(github):
+    """A token of its own, so that rate-limit counts are not disturbed by other tests."""
+    return github.standin.add_token(login="ratelimited")
+
+
+def test_organization_covers_the_cases(github):
+    facts = github.facts
+    assert len(facts) >= 30
+    for name in ("empty-repo", "archived-repo", "core-lib-fork", "dotted.name", "my.repo.js", "under_score_repo", "dmca-repo", "no-issues"):
+        assert name in facts
+    assert facts["empty-repo"]["empty"] and facts["empty-repo"]["refs"] == {}
+    assert facts["secret-repo"]["private"] and facts["secret-repo"]["wiki"]
+    assert facts["core-lib"]["wiki"] and not facts["tracker"]["wiki"] and facts["tracker"]["has_wiki"]
+    refs = facts["tracker"]["refs"]
+    assert {"refs/heads/main", "refs/heads/develop", "refs/heads/feature/login", "refs/notes/commits", "refs/tags/v0.1", "refs/tags/v1.0"} <= set(refs)
+    assert git("--git-dir", facts["tracker"]["git_dir"], "cat-file", "-t", "refs/tags/v1.0").stdout.strip() == "tag"
+    assert git("--git-dir", facts["tracker"]["git_dir"], "cat-file", "-t", "refs/tags/v0.1").stdout.strip() == "commit"
+    tracker = facts["tracker"]
+    assert tracker["issues"] and tracker["pulls"] and tracker["issue_comments"] and tracker["reviews"] and tracker["review_comments"]
+    assert tracker["labels"] and tracker["milestones"] and tracker["releases"] == tracker["assets"] == 2
+
+
+def test_pagination_follows_link_headers(github):
+    url = github.url("/orgs/%s/repos?type=all&per_page=7" % ORG)
+    first = request(url, github.token)
+    assert first.status == 200 and len(first.json()) == 7
+    assert set(first.links) == {"next", "last"}
+    assert "type=all" in first.links["next"] and "per_page=7" in first.links["next"] and "page=2" in first.links["next"]
+    second = request(first.links["next"], github.token)
+    assert set(second.links) == {"prev", "next", "last", "first"}
+    last = request(first.links["last"], github.token)
+    assert set(last.links) == {"prev", "first"}
+    repos, pages = get_all(url, github.token)
+    assert pages == 5 and len(repos) == len(github.facts) == 30
+    assert {r["name"] for r in repos} == set(github.facts)
+    everything = request(github.url("/orgs/%s/repos?per_page=500" % ORG), github.token)
+    assert len(everything.json()) == 30 and "Link" not in everything.headers
+    default = request(github.url("/orgs/%s/repos" % ORG), github.token)
+    assert len(default.json()) == 30 and "Link" not in default.headers
+    repo = next(r for r in repos if r["name"] == "dotted.name")
+    assert repo["clone_url"] == github.standin.git_url(ORG, "dotted.name")
+    assert repo["owner"] == {**repo["owner"], "login": ORG, "type": "Organization"}
+    for key in ("id", "node_id", "full_name", "private", "visibility", "fork", "archived", "disabled", "has_wiki", "has_issues",
+                "default_branch", "pushed_at", "updated_at", "size", "html_url", "description", "topics"):
+        assert key in repo
+
+
+def test_metadata_lists_match_the_model(github):
+    facts = github.facts["tracker"]
+    base = "/repos/%s/tracker" % ORG
+    issues, pages = get_all(github.url(base + "/issues?state=all&per_page=5"), github.token)
+    assert pages >= 3
+    assert len(issues) == facts["issues"] + facts["pulls"]
+    assert sum(1 for i in issues if "pull_request" in i) == facts["pulls"]
+    pulls, _pages = get_all(github.url(base + "/pulls?state=all&per_page=3"), github.token)
+    assert len(pulls) == facts["pulls"] and all("head" in p and "base" in p for p in pulls)
+    open_pulls, _pages = get_all(github.url(base + "/pulls"), github.token)
+    assert all(p["state"] == "open" for p in open_pulls) and len(open_pulls) < len(pulls)
+    comments, _pages = get_all(github.url(base + "/issues/comments?per_page=10"), github.token)
+    assert len(comments) == facts["issue_comments"] == sum(i["comments"] for i in issues)
+    review_comments, _pages = get_all(github.url(base + "/pulls/comments?per_page=4"), github.token)
+    assert len(review_comments) == facts["review_comments"]
+    reviews = sum(len(get_all(github.url("%s/pulls/%d/reviews" % (base, p["number"])), github.token)[0]) for p in pulls)
+    assert reviews == facts["reviews"]
+    issue = next(i for i in issues if i["comments"])
+    assert len(get_all(github.url("%s/issues/%d/comments" % (base, issue["number"])), github.token)[0]) == issue["comments"]
+    assert len(get_all(github.url(base + "/labels"), github.token)[0]) == facts["labels"]
+    assert len(get_all(github.url(base + "/milestones?state=all"), github.token)[0]) == facts["milestones"]
+    assert len(get_all(github.url(base + "/releases"), github.token)[0]) == facts["releases"]
+    branches = get_all(github.url(base + "/branches"), github.token)[0]
+    assert {"refs/heads/" + b["name"]: b["commit"]["sha"] for b in branches} == {k: v for k, v in facts["refs"].items() if k.startswith("refs/heads/")}
+    tags = get_all(github.url(base + "/tags"), github.token)[0]
+    assert {t["name"] for t in tags} == {k[len("refs/tags/"):] for k in facts["refs"] if k.startswith("refs/tags/")}
+    commits, pages = get_all(github.url(base + "/commits?per_page=2"), github.token)
+    assert pages == 3 and len(commits) == 5 and commits[0]["sha"] == facts["refs"]["refs/heads/main"]
+    assert all(c["parents"][0]["sha"] == n["sha"] for c, n in zip(commits, commits[1:]))
+    me = request(github.url("/user"), github.token).json()
+    assert me["login"] == "octocat" and me["type"] == "User"
+    assert request(github.url("/orgs/%s" % ORG), github.token).json()["type"] == "Organization"
+    assert request(github.standin.base_url + "/api/v3/repos/%s/tracker" % ORG, github.token).status == 200
+
+
+def test_bad_token_gets_401(github):
+    reply = request(github.url("/repos/%s/tracker" % ORG), "ghp_not-a-valid-token")
+    assert reply.status == 401
+    assert reply.json() == {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"}
+    assert request(github.url("/repos/%s/tracker" % ORG), github.token, scheme="Bearer").status == 200
+
+
+def test_rate_limit_headers_decrease(github, fresh_token):
+    first = request(github.url("/repos/%s/tracker" % ORG), fresh_token)
+    second = request(github.url("/repos/%s/tracker/labels" % ORG), fresh_token)
+    assert first.rate("Limit") == 5000 and first.headers["X-RateLimit-Resource"] == "core"
+    assert second.rate("Remaining") == first.rate("Remaining") - 1 == 4998
+    assert second.rate("Used") == first.rate("Used") + 1 == 2
+    assert first.rate("Reset") > time.time()
+    limits = request(github.url("/rate_limit"), fresh_token)
+    assert limits.json()["resources"]["core"]["remaining"] == 4998
+    assert request(github.url("/rate_limit"), fresh_token).json()["rate"]["used"] == 2
+
+
+def test_conditional_request_is_free(github, fresh_token):
+    url = github.url("/repos/%s/tracker" % ORG)
+    first = request(url, fresh_token)
+    etag = first.headers["ETag"]
+    assert etag.startswith('W/"')
+    again = request(url, fresh_token, headers={"If-None-Match": etag})
+    assert again.status == 304 and again.body == b"" and again.headers["ETag"] == etag
+    assert again.rate("Remaining") == first.rate("Remaining")
+    stale = request(url, fresh_token, headers={"If-None-Match": 'W/"0000"'})
+    assert stale.status == 200 and stale.rate("Remaining") == first.rate("Remaining") - 1
+
+
+def test_rate_limit_exhaustion_and_reset(github, fresh_token):
+    github.standin.exhaust_rate_limit(fresh_token, 1.2)
+    url = github.url("/orgs/%s" % ORG)
+    blocked = request(url, fresh_token)
+    assert blocked.status == 403 and blocked.json()["message"].startswith("API rate limit exceeded for")
+    assert blocked.rate("Remaining") == 0
+    reset = blocked.rate("Reset")
+    assert request(url, fresh_token, headers={"If-None-Match": "x"}).status == 403
+    time.sleep(max(0.0, reset - time.time()) + 0.05)
+    after = request(url, fresh_token)
+    assert after.status == 200 and after.rate("Remaining") == 4999
+
+
+def test_anonymous_rate_limit(tmp_path):
+    with GitHubStandIn(str(tmp_path), anonymous_rate_limit=3, rate_limit_window=1.0) as standin:
+        standin.github.add_org("solo")
+        url = standin.api_url + "/orgs/solo"
+        replies = [request(url) for _attempt in range(4)]
+        assert [r.status for r in replies] == [200, 200, 200, 403]
+        assert replies[0].rate("Limit") == 3 and replies[2].rate("Remaining") == 0
+        assert "Authenticated requests get a higher rate limit" in replies[3].json()["message"]
+        time.sleep(max(0.0, replies[3].rate("Reset") - time.time()) + 0.05)
+        assert request(url).status == 200
+        assert standin.count("rest") == 5 and standin.count("rest", status=403) == 1
+
+
+def test_special_repositories(github):
+    def get(path, token=github.token):
+        return request(github.url("/repos/%s/%s" % (ORG, path)), token)
+
+    dmca = get("dmca-repo")
+    assert dmca.status == 451 and dmca.json()["message"] == "Repository access blocked" and dmca.json()["block"]["reason"] == "dmca"
+    assert get("dmca-repo/issues?state=all").status == 451
+    empty = get("empty-repo/commits")
+    assert empty.status == 409 and empty.json()["message"] == "Git Repository is empty."
+    assert get("empty-repo/branches").json() == [] and get("empty-repo").json()["size"] == 0
+    disabled = get("no-issues/issues?state=all")
+    assert disabled.status == 410 and disabled.json()["message"] == "Issues are disabled for this repo"
+    assert get("no-issues/pulls?state=all").status == 200 and get("no-issues").json()["has_issues"] is False
+    assert get("archived-repo").json()["archived"] is True
+    fork = get("core-lib-fork").json()
+    assert fork["fork"] is True and fork["parent"]["full_name"] == "%s/core-lib" % ORG
+    secret = get("secret-repo")
+    assert secret.status == 200 and secret.json()["private"] is True and secret.json()["visibility"] == "private"
+    anonymous = get("secret-repo", token=None)
+    assert anonymous.status == 404 and anonymous.json()["message"] == "Not Found"
+    public = [r["name"] for r in get_all(github.url("/orgs/%s/repos?per_page=100" % ORG), None)[0]]
+    assert "secret-repo" not in public and "tracker" in public
+    assert anonymous.rate("Limit") == 60
+
+
+def test_injected_faults(github, fresh_token):
+    standin = github.standin
+    url = github.url("/repos/%s/tracker" % ORG)
+    standin.inject(r"/repos/acme/tracker$", 502)
+    assert request(url, fresh_token).status == 502
+    ok = request(url, fresh_token)
+    assert ok.status == 200
+    standin.inject_secondary_rate_limit(r"/repos/acme/tracker$", retry_after=1, count=2)
+    for _attempt in range(2):
+        limited = request(url, fresh_token)
+        assert limited.status == 403 and limited.headers["Retry-After"] == "1"
+        assert "You have exceeded a secondary rate limit" in limited.json()["message"]
+        assert limited.rate("Remaining") == ok.rate("Remaining")
+    assert request(url, fresh_token).status == 200
+    standin.inject(r"^/git/acme/core-lib\.git/info/refs", 502, kind="git")
+    dest = os.path.join(github.root, "injected.git")
+    failed = mirror(github, "core-lib", dest)
+    assert failed.returncode != 0 and "502" in failed.stderr
+    assert mirror(github, "core-lib", dest + "2").returncode == 0
+
+
+@pytest.mark.parametrize("name", ["secret-repo", "tracker", "core-lib-fork", "dotted.name", "my.repo.js", ".github", "trunk-default"])
+def test_mirror_clone_matches_source(github, name):
+    dest = os.path.join(github.root, "mirror-" + name + ".git")
+    private = github.facts[name]["private"]
+    if private:
+        denied = mirror(github, name, dest + "-anon")
+        assert denied.returncode != 0
+        assert github.standin.count("git", status=401, path_regex=re.escape("/%s.git/" % name)) >= 1
+    github.standin.reset_log()
+    result = mirror(github, name, dest, github.token if private else None)
+    assert result.returncode == 0, result.stderr
+    assert github_fixtures.git_refs(dest) == github.facts[name]["refs"]
+    assert git("--git-dir", dest, "symbolic-ref", "HEAD").stdout.strip() == "refs/heads/" + github.facts[name]["default_branch"]
+    assert len(git("--git-dir", dest, "notes", "list").stdout.split("\n")) >= 2
+    assert git("--git-dir", dest, "fsck", "--no-progress").returncode == 0
+    assert github.standin.count("git") >= 2 and github.standin.count("rest") == 0
+
+
+def test_protocol_v0_clone_and_bad_token(github):
+    dest = os.path.join(github.root, "v0-core-lib.git")
+    result = mirror(github, "core-lib", dest, options=("-c", "protocol.version=0"))
+    assert result.returncode == 0, result.stderr
+    assert github_fixtures.git_refs(dest) == github.facts["core-lib"]["refs"]
+    bad = mirror(github, "core-lib", dest + "-bad", "ghp_wrong")
+    assert bad.returncode != 0
+    basic = github.standin.git_url(ORG, "secret-repo").replace("http://", "http://x-access-token:%s@" % github.token)
+    result = git("clone", "--mirror", "--quiet", basic, dest + "-basic", check=False)
+    assert result.returncode == 0, result.stderr
+    assert github_fixtures.git_refs(dest + "-basic") == github.facts["secret-repo"]["refs"]
+
+
+def test_wiki_clones(github):
+    dest = os.path.join(github.root, "wiki-core-lib.git")
+    assert mirror(github, "core-lib", dest, None, True).returncode == 0
+    assert github_fixtures.git_refs(dest) == github.facts["core-lib"]["wiki_refs"] != {}
+    private = os.path.join(github.root, "wiki-secret.git")
+    assert mirror(github, "secret-repo", private, None, True).returncode != 0
+    assert mirror(github, "secret-repo", private, github.token, True).returncode == 0
+    assert github_fixtures.git_refs(private) == github.facts["secret-repo"]["wiki_refs"]
+    missing = mirror(github, "tracker", os.path.join(github.root, "wiki-tracker.git"), github.token, True)
+    assert missing.returncode != 0 and "not found" in missing.stderr
+    assert github.standin.count("git", status=404, path_regex=r"tracker\.wiki\.git") >= 1
+
+
+def test_empty_and_blocked_clones(github):
+    empty = os.path.join(github.root, "mirror-empty.git")
+    result = git("clone", "--mirror", github.standin.git_url(ORG, "empty-repo"), empty, check=False)
+    assert result.returncode == 0 and "empty repository" in result.stderr
+    assert github_fixtures.git_refs(empty) == {}
+    blocked = mirror(github, "dmca-repo", os.path.join(github.root, "mirror-dmca.git"), github.token)
+    assert blocked.returncode != 0 and "451" in blocked.stderr
+
+
+def test_release_asset_download(github):
+    releases = request(github.url("/repos/%s/releases-repo/releases" % ORG), github.token).json()
+    asset = releases[0]["assets"][0]
+    assert asset["state"] == "uploaded" and asset["size"] > 0
+    meta = request(asset["url"], github.token)
+    assert meta.status == 200 and meta.json()["name"] == asset["name"]
+    redirect = request(asset["url"], github.token, headers={"Accept": "application/octet-stream"})
+    assert redirect.status == 302 and redirect.headers["Location"].startswith(github.standin.base_url + "/_downloads/")
+    download = request(redirect.headers["Location"])
+    assert download.status == 200 and len(download.body) == asset["size"]
+    assert "sha256:" + hashlib.sha256(download.body).hexdigest() == asset["digest"]
+    browser = request(asset["browser_download_url"])
+    assert browser.status == 302 and request(browser.headers["Location"]).body == download.body
+    assert request(redirect.headers["Location"].replace("sig=", "sig=0")).status == 404
+    secret = request(github.url("/repos/%s/secret-repo/releases" % ORG), github.token).json()[0]["assets"][0]
+    assert request(secret["browser_download_url"]).status == 404
+    assert request(secret["url"], None, headers={"Accept": "application/octet-stream"}).status == 404
+    assert github.standin.count("download", status=200) >= 2
+
+
+def test_second_run_helpers(github, fresh_token):
+    url = github.url("/repos/%s/dash-repo-name" % ORG)
+    before = request(url, fresh_token)
+    sha = github_fixtures.push_commit(github.standin, ORG, "dash-repo-name")
+    after_push = request(url, fresh_token, headers={"If-None-Match": before.headers["ETag"]})
+    assert after_push.status == 200 and after_push.json()["pushed_at"] > before.json()["pushed_at"]
+    branches = request(url + "/branches", fresh_token).json()
+    assert {b["name"]: b["commit"]["sha"] for b in branches}["main"] == sha
+    issue = github_fixtures.add_issue(github.standin, ORG, "dash-repo-name", "Found after the first run")
+    after_issue = request(url, fresh_token, headers={"If-None-Match": after_push.headers["ETag"]})
+    assert after_issue.status == 200 and after_issue.json()["updated_at"] >= after_push.json()["updated_at"]
+    assert request(url + "/issues/%d" % issue.number, fresh_token).json()["title"] == "Found after the first run"
+    first = github_fixtures.push_commit(github.standin, ORG, "empty-repo")
+    assert github_fixtures.git_refs(github.facts["empty-repo"]["git_dir"]) == {"refs/heads/main": first}
+    assert request(github.url("/repos/%s/empty-repo/commits" % ORG), fresh_token).status == 200
+
+
+def test_build_many_is_fast(github):
+    started = time.monotonic()
+    facts = github_fixtures.build_many(github.standin, "bench", os.path.join(github.root, "served"), count=200, seed=7)
+    elapsed = time.monotonic() - started
+    assert len(facts) == 200 and elapsed < 30
+    repos, pages = get_all(github.url("/orgs/bench/repos?per_page=100"), github.token)
+    assert pages == 2 and len(repos) == 200
+    tips = {f["refs"]["refs/heads/main"] for f in facts.values()}
+    assert len(tips) == 200
+    dest = os.path.join(github.root, "mirror-bench.git")
+    assert mirror(github, "bench-042", dest, owner="bench").returncode == 0
+    assert github_fixtures.git_refs(dest) == facts["bench-042"]["refs"]
+
+
+def test_keep_alive_connection(github):
+    conn = http.client.HTTPConnection("127.0.0.1", github.standin.port, timeout=30)
+    try:
+        statuses = []
+        etag = None
+        for path, token, headers in [("/repos/acme/tracker", github.token, {}), ("/repos/acme/tracker", github.token, "etag"),
+                                     ("/repos/acme/nope", github.token, {}), ("/repos/acme/tracker", "ghp_bad", {}),
+                                     ("/repos/acme/releases-repo/releases", None, {}), ("/orgs/acme", github.token, {})]:
+            if headers == "etag":
+                headers = {"If-None-Match": etag}
+            all_headers = dict(headers, **({"Authorization": "token " + token} if token else {}))
+            conn.request("GET", "/api" + path, headers=all_headers)
+            response = conn.getresponse()
+            body = response.read()
+            etag = etag or response.headers.get("ETag")
+            statuses.append(response.status)
+            if response.status == 200:
+                assert json.loads(body)
+        assert statuses == [200, 304, 404, 401, 200, 200]
+    finally:
+        conn.close()
+
+
+def test_large_negotiation_gzip_and_chunked(github):
+    """300 branches: upload-pack requests over 1 KiB arrive gzipped; with a small http.postBuffer, chunked."""
+    git_dir = os.path.join(github.root, "served", ORG, "branchy.git")
+    github_fixtures.init_bare(git_dir)
+    stream = github_fixtures.FastImportStream()
+    root = stream.commit("refs/heads/main", "root\n", github_fixtures.BASE_EPOCH, {"README.md": "branchy\n"})
+    for index in range(300):
+        stream.commit("refs/heads/topic-%03d" % index, "topic %d\n" % index, github_fixtures.BASE_EPOCH + index, {"t%d" % index: "%d\n" % index},
+                      parent=root)
+    stream.run(git_dir)
+    github.standin.github.add_repo(ORG, "branchy", git_dir)
+    for name, options in (("v2", ()), ("v0-chunked", ("-c", "protocol.version=0", "-c", "http.postBuffer=1024"))):
+        dest = os.path.join(github.root, "branchy-%s.git" % name)
+        result = mirror(github, "branchy", dest, options=options)
+        assert result.returncode == 0, result.stderr
+        assert github_fixtures.git_refs(dest) == github_fixtures.git_refs(git_dir)
+        github_fixtures.push_commit(github.standin, ORG, "branchy")
+        assert git(*options, "--git-dir", dest, "fetch", "--quiet", "--prune").returncode == 0
+        assert github_fixtures.git_refs(dest) == github_fixtures.git_refs(git_dir)
+
+
+def test_log_never_holds_a_token(github):
+    log = github.standin.log
+    assert log and {r.kind for r in log} >= {"rest", "git", "download"}
+    text = repr(log) + json.dumps([dataclasses.asdict(r) for r in log])
+    for token in github.standin.tokens | {"ghp_wrong", "ghp_not-a-valid-token"}:
+        assert token not in text
+    assert fingerprint(github.token) in text
+    assert not github.standin.errors

@@ -1,0 +1,408 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Realistic, deterministic data for the GitHub stand-in, built fast.
+
+Git repositories are written with one ``git fast-import`` per repository (branches, lightweight and annotated tags,
+notes), with fixed identities and dates, without user or system git configuration. Repositories live in
+``root_dir/<org>/<name>.git``, wikis in ``root_dir/<org>/<name>.wiki.git``.
+
+:func:`build_organization` makes an organization covering the cases a backup tool meets (empty, archived, fork,
+wikis, DMCA-blocked, issues disabled, private, odd names, issues, pull requests, reviews, releases with assets);
+:func:`build_many` makes many small repositories for a benchmark; :func:`push_commit` and :func:`add_issue` change
+upstream between two runs. The builders return descriptions (see :func:`describe_repo`) to compare a restore with.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import random
+import shutil
+import subprocess
+import time
+import typing as t
+
+from ansible_collections.corebackup.backup.tests.testbed.github_standin import (
+    GitHubStandIn,
+    Issue,
+    Repo,
+    git_env,
+    run_git,
+    utc_iso,
+)
+
+BASE_EPOCH = 1672531200  # 2023-01-01T00:00:00Z
+AUTHOR = ("Ada Lovelace", "ada@example.com")
+COMMITTER = ("GitHub", "noreply@github.com")
+USERS = ("octocat", "hubot", "monalisa", "defunkt")
+DEFAULT_LABELS = (
+    ("bug", "d73a4a", "Something isn't working"),
+    ("documentation", "0075ca", "Improvements or additions to documentation"),
+    ("duplicate", "cfd3d7", "This issue or pull request already exists"),
+    ("enhancement", "a2eeef", "New feature or request"),
+    ("good first issue", "7057ff", "Good for newcomers"),
+    ("help wanted", "008672", "Extra attention is needed"),
+    ("invalid", "e4e669", "This doesn't seem right"),
+    ("question", "d876e3", "Further information is requested"),
+    ("wontfix", "ffffff", "This will not be worked on"),
+)
+
+Description = dict[str, dict[str, t.Any]]
+
+
+def fixed_git_env(epoch: int = BASE_EPOCH) -> dict[str, str]:
+    """git's environment for the builders: fixed names and dates, no user or system configuration."""
+    date = "%d +0000" % epoch
+    return git_env({"GIT_AUTHOR_NAME": AUTHOR[0], "GIT_AUTHOR_EMAIL": AUTHOR[1], "GIT_AUTHOR_DATE": date,
+                    "GIT_COMMITTER_NAME": COMMITTER[0], "GIT_COMMITTER_EMAIL": COMMITTER[1], "GIT_COMMITTER_DATE": date})
+
+
+def init_bare(git_dir: str, default_branch: str = "main") -> None:
+    os.makedirs(os.path.dirname(git_dir), exist_ok=True)
+    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch", default_branch, git_dir], check=True, env=fixed_git_env(),
+                   capture_output=True)
+
+
+class FastImportStream:
+    """A ``git fast-import`` stream: commits (files given inline), tags, notes."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.marks = 0
+
+    def _data(self, payload: str | bytes) -> None:
+        raw = payload.encode("utf-8") if isinstance(payload, str) else payload
+        self.chunks.append(b"data %d\n%s\n" % (len(raw), raw))
+
+    def commit(self, ref: str, message: str, when: int, files: dict[str, str | bytes], parent: int | str | None = None,
+               author: tuple[str, str] = AUTHOR) -> int:
+        """A commit on ``ref`` changing ``files``; ``parent``: a mark, a ref/sha (``refs/heads/main^0``), or None to continue
+        ``ref`` (or start a root commit). Returns the commit's mark."""
+        self.marks += 1
+        mark = self.marks
+        self.chunks.append(("commit %s\nmark :%d\nauthor %s <%s> %d +0000\ncommitter %s <%s> %d +0000\n" % (
+            ref, mark, author[0], author[1], when, COMMITTER[0], COMMITTER[1], when)).encode("utf-8"))
+        self._data(message)
+        if isinstance(parent, int):
+            self.chunks.append(b"from :%d\n" % parent)
+        elif parent:
+            self.chunks.append(("from %s\n" % parent).encode("utf-8"))
+        for path, content in files.items():
+            self.chunks.append(("M 100644 inline %s\n" % path).encode("utf-8"))
+            self._data(content)
+        self.chunks.append(b"\n")
+        return mark
+
+    def lightweight_tag(self, name: str, mark: int) -> None:
+        self.chunks.append(("reset refs/tags/%s\nfrom :%d\n\n" % (name, mark)).encode("utf-8"))
+
+    def annotated_tag(self, name: str, mark: int, message: str, when: int) -> None:
+        self.chunks.append(("tag %s\nfrom :%d\ntagger %s <%s> %d +0000\n" % (name, mark, AUTHOR[0], AUTHOR[1], when)).encode("utf-8"))
+        self._data(message)
+
+    def notes(self, notes: dict[int, str], when: int, ref: str = "refs/notes/commits") -> None:
+        self.marks += 1
+        self.chunks.append(("commit %s\nmark :%d\ncommitter %s <%s> %d +0000\n" % (ref, self.marks, AUTHOR[0], AUTHOR[1], when)).encode())
+        self._data("Notes added by 'git notes add'\n")
+        for target, text in notes.items():
+            self.chunks.append(b"N inline :%d\n" % target)
+            self._data(text)
+        self.chunks.append(b"\n")
+
+    def run(self, git_dir: str) -> None:
+        stream = b"".join(self.chunks) + b"done\n"
+        result = subprocess.run(["git", "--git-dir", git_dir, "fast-import", "--quiet", "--done"], input=stream, capture_output=True,
+                                env=fixed_git_env(), check=False)
+        if result.returncode:
+            raise RuntimeError("git fast-import into %s failed: %s" % (git_dir, result.stderr.decode("utf-8", "replace")))
+
+
+def git_refs(git_dir: str) -> dict[str, str]:
+    """``git for-each-ref`` of a repository: {refname: object id} (tags: the tag object for annotated ones)."""
+    if not os.path.isdir(git_dir):
+        return {}
+    out = run_git(git_dir, "for-each-ref", "--format=%(refname) %(objectname)").stdout.decode()
+    return dict(line.split(" ", 1) for line in out.splitlines() if line)
+
+
+def _repo_history(stream: FastImportStream, name: str, rng: random.Random, default_branch: str, start: int, commits: int = 5) -> int:
+    """A small but complete history: ``commits`` commits on the default branch, ``develop`` and ``feature/login``
+    branches, a lightweight and two annotated tags, notes on two commits. Returns the time of the last commit."""
+    when = start
+    module = name.replace(".", "_").replace("-", "_").lstrip("_") or "pkg"
+    head = "refs/heads/" + default_branch
+    marks = []
+    for index in range(commits):
+        when += 3600 + rng.randrange(600)
+        files: dict[str, str | bytes] = {"docs/page-%d.md" % index: "# Page %d of %s\n\n%s\n" % (index, name, rng.random())}
+        if index == 0:
+            files.update({"README.md": "# %s\n\nA repository of the GitHub stand-in.\n" % name, ".gitignore": "*.pyc\n__pycache__/\n",
+                          "src/%s/__init__.py" % module: "VERSION = '0.%d'\n" % index, "LICENSE": "GPL-3.0-or-later\n"})
+        else:
+            files["src/%s/__init__.py" % module] = "VERSION = '0.%d'\n" % index
+        marks.append(stream.commit(head, "%s: change %d\n\nDetails of change %d.\n" % (name, index + 1, index + 1), when, files,
+                                   parent=None))
+    base_dev = marks[min(2, len(marks) - 1)]
+    base_feature = marks[min(3, len(marks) - 1)]
+    when += 600
+    stream.commit("refs/heads/develop", "Start develop\n", when, {"DEVELOP.md": "develop %s\n" % name}, parent=base_dev)
+    when += 600
+    stream.commit("refs/heads/develop", "More develop\n", when, {"DEVELOP.md": "develop %s, second\n" % name})
+    when += 600
+    stream.commit("refs/heads/feature/login", "Add login\n", when, {"src/%s/login.py" % module: "def login():\n    return True\n"},
+                  parent=base_feature)
+    stream.lightweight_tag("v0.1", marks[min(1, len(marks) - 1)])
+    stream.annotated_tag("v0.9-rc1", base_feature, "Release candidate\n", when)
+    stream.annotated_tag("v1.0", marks[-1], "Version 1.0\n", when + 60)
+    stream.notes({marks[-1]: "Reviewed-by: Hubot <hubot@example.com>\n", base_dev: "Tested-by: CI\n"}, when + 120)
+    return when + 120
+
+
+def _build_wiki(wiki_dir: str, name: str, start: int) -> None:
+    init_bare(wiki_dir, "master")
+    stream = FastImportStream()
+    stream.commit("refs/heads/master", "Initial Home page\n", start + 60, {"Home.md": "Welcome to the %s wiki!\n" % name})
+    pages = {"Setup.md": "# Setup\n\npip install %s\n" % name, "_Sidebar.md": "* [[Home]]\n* [[Setup]]\n"}
+    stream.commit("refs/heads/master", "Add Setup page\n", start + 120, pages)
+    stream.run(wiki_dir)
+
+
+def _add_labels(standin: GitHubStandIn, repo: Repo) -> None:
+    for name, color, description in DEFAULT_LABELS:
+        standin.github.add_label(repo, name, color, description, default=True)
+
+
+def _add_metadata(standin: GitHubStandIn, repo: Repo, rng: random.Random, start: int, issues: int, pulls: int, releases: int,
+                  milestones: int) -> None:
+    """Issues with comments, pull requests with reviews and review comments, milestones, releases with one asset."""
+    gh = standin.github
+    refs = git_refs(repo.git_dir)
+    branches = {r[len("refs/heads/"):]: sha for r, sha in refs.items() if r.startswith("refs/heads/")}
+    base_sha = branches.get(repo.default_branch, "0" * 40)
+    heads = sorted(b for b in branches if b != repo.default_branch) or [repo.default_branch]
+    clock = [start]
+
+    def tick() -> str:
+        clock[0] += 300 + rng.randrange(300)
+        return utc_iso(clock[0])
+
+    for number in range(milestones):
+        gh.add_milestone(repo, "v%d.%d" % (1 + number // 2, number % 2), rng.choice(USERS), state="closed" if number == 0 and milestones > 1 else "open",
+                         description="Milestone %d" % (number + 1), created_at=tick(), due_on=utc_iso(start + 86400 * (30 + number)))
+    label_names = [label.name for label in repo.labels]
+    kinds = ["issue"] * issues + ["pull"] * pulls
+    rng.shuffle(kinds)
+    for index, kind in enumerate(kinds):
+        user = rng.choice(USERS)
+        closed = rng.random() < 0.4
+        labels = rng.sample(label_names, min(len(label_names), rng.randrange(3)))
+        milestone = rng.randrange(1, milestones + 1) if milestones and rng.random() < 0.5 else None
+        created = tick()
+        closed_at = utc_iso(clock[0] + 7200) if closed else None
+        if kind == "issue":
+            issue = gh.add_issue(repo, "Issue %d: %s" % (index + 1, rng.choice(("crash on start", "docs typo", "add option", "slow sync"))), user,
+                                 body="Steps to reproduce:\n\n1. run it\n2. see it fail\n", state="closed" if closed else "open",
+                                 created_at=created, closed_at=closed_at, labels=labels, milestone=milestone)
+        else:
+            head = heads[index % len(heads)]
+            merged = closed and rng.random() < 0.7
+            issue = gh.add_pull(repo, "PR %d: merge %s" % (index + 1, head), user, head_ref=head, head_sha=branches.get(head, base_sha),
+                                base_ref=repo.default_branch, base_sha=base_sha, body="This changes %s.\n" % head,
+                                state="closed" if closed else "open", merged=merged, created_at=created, closed_at=closed_at, labels=labels,
+                                milestone=milestone, draft=not closed and rng.random() < 0.2)
+            reviewer = rng.choice([u for u in USERS if u != user])
+            review = gh.add_review(repo, issue.number, reviewer, "CHANGES_REQUESTED", "Please fix the nits.", submitted_at=tick())
+            first = gh.add_review_comment(repo, issue.number, reviewer, "Nit: rename this.", "README.md", line=1 + rng.randrange(5),
+                                          review=review, created_at=tick())
+            gh.add_review_comment(repo, issue.number, user, "Done.", "README.md", line=first.line, in_reply_to=first, created_at=tick())
+            gh.add_review(repo, issue.number, reviewer, "APPROVED", "", submitted_at=tick())
+        for comment in range(rng.randrange(4)):
+            gh.add_comment(repo, issue.number, rng.choice(USERS), "Comment %d on #%d\n" % (comment + 1, issue.number), created_at=tick())
+    tags = [r[len("refs/tags/"):] for r in refs if r.startswith("refs/tags/")]
+    for index in range(releases):
+        tag = ("v1.0", "v0.9-rc1", "v0.1")[index % 3] if tags else "v%d.0" % (index + 1)
+        release = gh.add_release(repo, tag, "%s %s" % (repo.name, tag), rng.choice(USERS), body="## Changes\n\n* things\n",
+                                 prerelease="rc" in tag, created_at=tick())
+        gh.add_asset(repo, release, "%s-%s.tar.gz" % (repo.name, tag.lstrip("v")), rng.randbytes(1024 + rng.randrange(4096)),
+                     content_type="application/gzip", created_at=release.created_at)
+
+
+def describe_repo(standin: GitHubStandIn, repo: Repo) -> dict[str, t.Any]:
+    """What a backup of ``repo`` should hold: flags, refs of the repository and wiki, counts of its metadata."""
+    with standin.github.lock:
+        issues = list(repo.issues.values())
+        pulls = [i for i in issues if i.pull is not None]
+        facts = {
+            "name": repo.name, "full_name": repo.full_name, "private": repo.private, "archived": repo.archived, "fork": repo.fork,
+            "empty": repo.empty, "dmca": repo.dmca, "has_issues": repo.has_issues, "has_wiki": repo.has_wiki, "default_branch": repo.default_branch,
+            "git_dir": repo.git_dir, "wiki_dir": repo.wiki_dir, "wiki": repo.has_wiki and repo.wiki_exists, "pushed_at": repo.pushed_at,
+            "updated_at": repo.updated_at, "issues": len(issues) - len(pulls), "pulls": len(pulls),
+            "issue_comments": sum(len(i.comments) for i in issues), "reviews": sum(len(i.pull.reviews) for i in pulls if i.pull),
+            "review_comments": sum(len(i.pull.review_comments) for i in pulls if i.pull), "releases": len(repo.releases),
+            "assets": sum(len(r.assets) for r in repo.releases), "labels": len(repo.labels), "milestones": len(repo.milestones),
+        }
+    facts["refs"] = git_refs(repo.git_dir)
+    facts["wiki_refs"] = git_refs(repo.wiki_dir) if facts["wiki"] else {}
+    return facts
+
+
+# The special repositories of build_organization: name -> options.
+SPECIAL_REPOS: dict[str, dict[str, t.Any]] = {
+    "empty-repo": {"empty": True, "description": "Nothing pushed yet"},
+    "archived-repo": {"archived": True, "issues": 3, "releases": 1},
+    "core-lib": {"wiki": True, "issues": 4, "pulls": 2, "releases": 1, "milestones": 1, "topics": ["library", "python"]},
+    "core-lib-fork": {"fork_of": "core-lib"},
+    "wiki-repo": {"wiki": True, "issues": 1},
+    "tracker": {"issues": 14, "pulls": 8, "releases": 2, "milestones": 3, "topics": ["issues"]},
+    "releases-repo": {"releases": 3},
+    "dotted.name": {"issues": 1},
+    "my.repo.js": {"language": "JavaScript", "pulls": 1},
+    "under_score_repo": {},
+    "dash-repo-name": {},
+    ".github": {"description": "Community health files"},
+    "dmca-repo": {"dmca": True, "issues": 2},
+    "no-issues": {"has_issues": False, "pulls": 2},
+    "secret-repo": {"private": True, "wiki": True, "issues": 3, "pulls": 1, "releases": 1},
+    "trunk-default": {"default_branch": "trunk", "issues": 1},
+    "no-wiki-flag": {"has_wiki": False},
+}
+
+
+def _build_repo(standin: GitHubStandIn, org: str, root_dir: str, name: str, options: dict[str, t.Any], index: int, seed: t.Any) -> Repo:
+    rng = random.Random("%s:%s:%s" % (seed, org, name))
+    git_dir = os.path.join(root_dir, org, name + ".git")
+    default_branch = options.get("default_branch", "main")
+    start = BASE_EPOCH + index * 86400
+    shutil.rmtree(git_dir, ignore_errors=True)
+    init_bare(git_dir, default_branch)
+    last = start
+    parent = None
+    if not options.get("empty"):
+        stream = FastImportStream()
+        fork_of = options.get("fork_of")
+        if fork_of:
+            parent = standin.github.repo(org, fork_of)
+            source_rng = random.Random("%s:%s:%s" % (seed, org, fork_of))
+            last = _repo_history(stream, fork_of, source_rng, parent.default_branch if parent else "main", BASE_EPOCH + _fork_index(fork_of) * 86400)
+            last += 3600
+            stream.commit("refs/heads/" + default_branch, "Change in the fork\n", last, {"FORK.md": "forked from %s\n" % fork_of})
+        else:
+            last = _repo_history(stream, name, rng, default_branch, start, commits=options.get("commits", 5))
+        stream.run(git_dir)
+    if options.get("wiki"):
+        shutil.rmtree(git_dir[:-4] + ".wiki.git", ignore_errors=True)
+        _build_wiki(git_dir[:-4] + ".wiki.git", name, last)
+    private = bool(options.get("private"))
+    repo = standin.github.add_repo(
+        org, name, git_dir, created_at=utc_iso(start), pushed_at=utc_iso(last), parent=parent, empty=bool(options.get("empty")),
+        private=private, description=options.get("description", "The %s repository" % name), archived=bool(options.get("archived")),
+        has_issues=options.get("has_issues", True), has_wiki=options.get("has_wiki", True), default_branch=default_branch,
+        topics=list(options.get("topics", [])), dmca=bool(options.get("dmca")), language=options.get("language", "Python"),
+        homepage=None, stargazers_count=rng.randrange(50))
+    _add_labels(standin, repo)
+    if options.get("custom_label", True):
+        standin.github.add_label(repo, "area/%s" % name.strip(".").split(".")[0], "1d76db", "Custom label")
+    _add_metadata(standin, repo, rng, last, issues=options.get("issues", 0), pulls=options.get("pulls", 0),
+                  releases=options.get("releases", 0), milestones=options.get("milestones", 0))
+    with standin.github.lock:
+        repo.updated_at = max(repo.updated_at, repo.pushed_at)
+    return repo
+
+
+def _fork_index(name: str) -> int:
+    return list(SPECIAL_REPOS).index(name)
+
+
+def build_organization(standin: GitHubStandIn, org: str, root_dir: str, count: int = 30, seed: t.Any = 0) -> Description:
+    """Organization ``org`` with at least ``count`` repositories: the :data:`SPECIAL_REPOS` and ordinary ones
+    (``service-NN``, a few with issues, pull requests or releases). Returns {name: :func:`describe_repo` facts}."""
+    standin.github.add_org(org, name=org.title(), description="Organization %s of the GitHub stand-in" % org)
+    plan = dict(SPECIAL_REPOS)
+    rng = random.Random("%s:%s" % (seed, org))
+    number = 0
+    while len(plan) < count:
+        number += 1
+        plan["service-%02d" % number] = {"issues": rng.randrange(3), "pulls": rng.randrange(2), "releases": int(rng.random() < 0.3),
+                                         "milestones": int(rng.random() < 0.3)}
+    repos = [_build_repo(standin, org, root_dir, name, options, index, seed) for index, (name, options) in enumerate(plan.items())]
+    return {repo.name: describe_repo(standin, repo) for repo in repos}
+
+
+def build_many(standin: GitHubStandIn, org: str, root_dir: str, count: int = 200, seed: t.Any = 0, metadata: bool = True,
+               describe: bool = True, workers: int = 8) -> Description:
+    """``count`` small repositories ``bench-NNN`` in organization ``org``, fast: one template history made with
+    git fast-import, hard-linked into each repository, plus a commit of its own. With ``metadata``, each has the
+    default labels, an issue with a comment and a reviewed pull request. Returns {name: facts} (refs only when
+    ``describe``)."""
+    standin.github.add_org(org)
+    template = os.path.join(root_dir, ".templates", "%s-template.git" % org)
+    shutil.rmtree(template, ignore_errors=True)
+    init_bare(template)
+    stream = FastImportStream()
+    last = _repo_history(stream, "template", random.Random("%s:template" % seed), "main", BASE_EPOCH)
+    stream.run(template)
+
+    def make(index: int) -> tuple[str, str, int]:
+        name = "bench-%03d" % index
+        git_dir = os.path.join(root_dir, org, name + ".git")
+        shutil.rmtree(git_dir, ignore_errors=True)
+        _link_tree(template, git_dir)
+        when = last + 60 * (index + 1)
+        unique = FastImportStream()
+        unique.commit("refs/heads/main", "Configure %s\n" % name, when, {"ID": "%s %s\n" % (name, seed)}, parent="refs/heads/main^0")
+        unique.run(git_dir)
+        return name, git_dir, when
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        built = list(pool.map(make, range(1, count + 1)))
+    repos = []
+    for index, (name, git_dir, when) in enumerate(built):
+        rng = random.Random("%s:%s:%s" % (seed, org, name))
+        repo = standin.github.add_repo(org, name, git_dir, created_at=utc_iso(BASE_EPOCH + index * 60), pushed_at=utc_iso(when), empty=False,
+                                       description="Benchmark repository %d" % (index + 1), has_wiki=index % 10 == 0)
+        if metadata:
+            _add_labels(standin, repo)
+            _add_metadata(standin, repo, rng, when, issues=1, pulls=1, releases=0, milestones=0)
+        repos.append(repo)
+    if not describe:
+        return {repo.name: {"full_name": repo.full_name, "git_dir": repo.git_dir} for repo in repos}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        facts = list(pool.map(lambda r: describe_repo(standin, r), repos))
+    return {f["name"]: f for f in facts}
+
+
+def _link_tree(source: str, dest: str) -> None:
+    """Copy a bare repository, hard-linking its files (git replaces files, it never rewrites them in place)."""
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+    shutil.copytree(source, dest, copy_function=link)
+
+
+def push_commit(standin: GitHubStandIn, org: str, repo: str, message: str | None = None, files: dict[str, str] | None = None) -> str:
+    """A new commit on the default branch of ``org/repo`` (the first one of an empty repository); updates pushed_at.
+    Returns the new commit id."""
+    record = standin.github.repo(org, repo)
+    if record is None:
+        raise KeyError("%s/%s" % (org, repo))
+    now = int(time.time())
+    head = "refs/heads/" + record.default_branch
+    exists = run_git(record.git_dir, "rev-parse", "--verify", "--quiet", head, check=False).returncode == 0
+    stream = FastImportStream()
+    stream.commit(head, message or "Upstream change at %s\n" % utc_iso(now), now,
+                  files or {"CHANGES.md": "change at %d %f\n" % (now, time.time())}, parent=head + "^0" if exists else None)
+    stream.run(record.git_dir)
+    standin.github.refresh_git(record, utc_iso(now))
+    return run_git(record.git_dir, "rev-parse", head).stdout.decode().strip()
+
+
+def add_issue(standin: GitHubStandIn, org: str, repo: str, title: str, user: str = "octocat", body: str | None = None) -> Issue:
+    """A new open issue in ``org/repo`` (now); updates the repository's updated_at."""
+    record = standin.github.repo(org, repo)
+    if record is None:
+        raise KeyError("%s/%s" % (org, repo))
+    return standin.github.add_issue(record, title, user, body=body or "Reported at %s\n" % utc_iso())
