@@ -12,16 +12,16 @@ GitHub's own message only.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
+import ssl
 import threading
 import time
 import typing as t
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
-
-from ansible.module_utils.urls import Request
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 
 from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
 
@@ -62,6 +62,89 @@ def parse_link_header(value: str | None) -> dict:
     return {rel: url for url, rel in _LINK_RE.findall(value or "")}
 
 
+class _Transport:
+    """Keep-alive HTTP(S) connections, one set per thread, with the TLS context built once.
+
+    A backup makes thousands of small requests; opening a connection and loading the CA store for
+    each one costs more than the request itself. Redirects are followed, and the Authorization
+    header is dropped when a redirect leaves the API's host (release assets are served from
+    another host, which must never see the token). ``https_proxy``/``http_proxy``/``no_proxy``
+    are honoured.
+    """
+
+    MAX_REDIRECTS = 5
+
+    def __init__(self, validate_certs: bool, timeout: float):
+        self.timeout = timeout
+        self.context = ssl.create_default_context()
+        if not validate_certs:
+            self.context.check_hostname = False
+            self.context.verify_mode = ssl.CERT_NONE
+        self._local = threading.local()
+        self._proxies = urllib.request.getproxies()
+
+    def _connection(self, scheme: str, netloc: str, fresh: bool = False) -> http.client.HTTPConnection:
+        connections = self._local.__dict__.setdefault("connections", {})
+        key = (scheme, netloc)
+        if fresh and key in connections:
+            connections.pop(key).close()
+        if key not in connections:
+            host = urllib.parse.urlsplit("//" + netloc).hostname or netloc
+            port = urllib.parse.urlsplit("//" + netloc).port
+            proxy = self._proxies.get(scheme)
+            if proxy and not urllib.request.proxy_bypass(host):
+                proxy_parts = urllib.parse.urlsplit(proxy)
+                if scheme == "https":
+                    conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                        proxy_parts.hostname, proxy_parts.port or 3128, timeout=self.timeout, context=self.context)
+                    conn.set_tunnel(host, port or 443)
+                else:
+                    conn = http.client.HTTPConnection(proxy_parts.hostname, proxy_parts.port or 3128, timeout=self.timeout)
+                    conn.absolute_urls = True  # type: ignore[attr-defined]
+            elif scheme == "https":
+                conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self.context)
+            else:
+                conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+            connections[key] = conn
+        return connections[key]
+
+    def get(self, url: str, headers: dict) -> tuple[int, dict, bytes]:
+        origin = urllib.parse.urlsplit(url).netloc
+        for _redirect in range(self.MAX_REDIRECTS + 1):
+            status, response_headers, body = self._get_once(url, headers)
+            location = response_headers.get("location")
+            if status not in (301, 302, 303, 307, 308) or not location:
+                return status, response_headers, body
+            url = urllib.parse.urljoin(url, location)
+            if urllib.parse.urlsplit(url).netloc != origin:
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        raise OSError("too many redirects")
+
+    def _get_once(self, url: str, headers: dict) -> tuple[int, dict, bytes]:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise OSError("unsupported URL scheme in %s" % parts.scheme)
+        for attempt in (1, 2):
+            conn = self._connection(parts.scheme, parts.netloc, fresh=attempt == 2)
+            target = url if getattr(conn, "absolute_urls", False) else (parts.path or "/") + ("?" + parts.query if parts.query else "")
+            try:
+                conn.request("GET", target, headers=headers)
+                response = conn.getresponse()
+                body = response.read()
+            except (http.client.RemoteDisconnected, http.client.BadStatusLine, BrokenPipeError, ConnectionResetError):
+                conn.close()
+                if attempt == 2:
+                    raise
+                continue  # a kept-alive connection the server had closed: one fresh try
+            except Exception:
+                conn.close()
+                raise
+            if response.getheader("connection", "").lower() == "close":
+                conn.close()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+        raise OSError("unreachable")  # pragma: no cover
+
+
 class GitHubClient:
     """GET-only client for the parts of the REST API a backup needs."""
 
@@ -74,6 +157,7 @@ class GitHubClient:
         self.timeout = timeout
         self.max_rate_limit_wait = max_rate_limit_wait
         self._lock = threading.Lock()
+        self._transport = _Transport(validate_certs, timeout)
         self.requests = 0
         self.not_modified = 0
         self.rate_limit_remaining: int | None = None
@@ -104,26 +188,16 @@ class GitHubClient:
 
     def _get_once(self, url: str, etag: str | None, accept: str) -> Response:
         display = self._display(url)
-        request = Request(headers=self._headers(etag, accept), validate_certs=self.validate_certs,
-                          timeout=self.timeout, follow_redirects="all")
         with self._lock:
             self.requests += 1
         try:
-            response = request.open("GET", url)
-            body = response.read()
-            headers = {k.lower(): v for k, v in response.headers.items()}
-            status = response.status
-        except HTTPError as exc:
-            headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
-            if exc.code == 304:
-                with self._lock:
-                    self.not_modified += 1
-                return Response(304, None, headers, headers.get("etag") or etag)
-            self._note_rate_limit(headers)
-            raise self._error(exc.code, _read_error_body(exc), headers, display) from None
-        except (URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TransientGitHubError(0, "cannot connect: %s" % reason, display) from None
+            status, headers, body = self._transport.get(url, self._headers(etag, accept))
+        except (OSError, http.client.HTTPException) as exc:
+            raise TransientGitHubError(0, "cannot connect: %s" % exc, display) from None
+        if status == 304:
+            with self._lock:
+                self.not_modified += 1
+            return Response(304, None, headers, headers.get("etag") or etag)
         self._note_rate_limit(headers)
         content_type = headers.get("content-type", "")
         data: t.Any = body
@@ -132,6 +206,8 @@ class GitHubClient:
                 data = json.loads(body.decode("utf-8")) if body else None
             except ValueError:
                 raise TransientGitHubError(status, "answer is not valid JSON", display) from None
+        if status >= 400:
+            raise self._error(status, data, headers, display)
         return Response(status, data, headers, headers.get("etag"))
 
     def _note_rate_limit(self, headers: dict) -> None:
@@ -140,6 +216,8 @@ class GitHubClient:
             self.rate_limit_remaining = int(remaining)
 
     def _error(self, status: int, body: t.Any, headers: dict, display: str) -> GitHubError:
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")[:200]
         message = body.get("message") if isinstance(body, dict) else None
         message = message or (body if isinstance(body, str) else "") or "no message"
         if status in (403, 429):
@@ -170,14 +248,3 @@ class GitHubClient:
                 raise GitHubError(response.status, "expected a list", self._display(url))
             yield from response.data
             url = parse_link_header(response.headers.get("link")).get("next")
-
-
-def _read_error_body(exc: HTTPError) -> t.Any:
-    try:
-        raw = exc.read()
-    except Exception:  # pylint: disable=broad-exception-caught
-        return ""
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return raw.decode("utf-8", "replace")[:200]
