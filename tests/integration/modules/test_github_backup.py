@@ -41,6 +41,7 @@ def backup(github, storage, check=False, verbosity=0, **options):
     args = {"organization": ORG, "token": token, "api_url": standin.api_url, "storage": storage,
             "retries": RETRIES, "fail_on_error": False, "release_assets": True}
     args.update(options)
+    args = {k: v for k, v in args.items() if v is not None}
     return run_module(COLLECTIONS, "github_backup", args, check=check, verbosity=verbosity)
 
 
@@ -249,3 +250,41 @@ def test_s3_objects_carry_repository_metadata(github, s3_endpoint):
     rerun = backup(github, storage, include=["^trunk-default$", "^core-lib$"], compression="zstd", job="nightly-github")
     assert not rerun.changed
     assert {r["status"] for r in rerun.result["repositories"]} == {"unchanged"}
+
+
+def test_exhausted_rate_limit_is_waited_out_until_reset(github, tmp_path):
+    standin, token = github[0], github[1]
+    standin.exhaust_rate_limit(token, 2)
+    run = backup(github, {"type": "filesystem", "path": str(tmp_path)}, include=["^service-04$"])
+    assert not run.failed, run.result.get("msg")
+    assert by_name(run)["service-04"]["status"] == "backed_up"
+    assert standin.count(kind="rest", status=403) >= 1
+
+
+def test_skip_existing_leaves_todays_artifact_alone(github, tmp_path):
+    storage = {"type": "filesystem", "path": str(tmp_path)}
+    first = backup(github, storage, include=["^service-05$"])
+    github_fixtures.push_commit(github[0], ORG, "service-05")
+    run = backup(github, storage, include=["^service-05$"], skip_existing=True)
+    assert not run.changed
+    assert by_name(run)["service-05"] == dict(by_name(first)["service-05"], status="skipped", sha256=None, refs=None,
+                                              metadata={})
+
+
+def test_user_repositories_and_per_repository_toggles(github, tmp_path):
+    standin = github[0]
+    standin.github.add_user("alice")
+    for name in ("dotfiles", "notes.md"):
+        standin.github.add_repo("alice", name, owner_type="User")
+        github_fixtures.push_commit(standin, "alice", name)
+    storage = {"type": "filesystem", "path": str(tmp_path)}
+    run = backup(github, storage, organization=None, user="alice")
+    assert {n: r["status"] for n, r in by_name(run).items()} == {"dotfiles": "backed_up", "notes.md": "backed_up"}
+    assert by_name(run)["notes.md"]["key"].split("/")[-1].startswith("notes-md-")
+    explicit = backup(github, storage, organization=None, user="alice", job="picked",
+                      repositories=[{"name": "dotfiles", "issues": False, "pulls": False}])
+    result = by_name(explicit)
+    assert list(result) == ["dotfiles"]
+    restored = extract(os.path.join(str(tmp_path), result["dotfiles"]["key"]), str(tmp_path / "restored"))
+    assert sorted(os.listdir(os.path.join(restored, "metadata"))) == [
+        "labels.json", "milestones.json", "releases.json", "repository.json"]
