@@ -60,7 +60,10 @@ changelog-lint: tree
 	cd $(COLL) && $(BIN)/antsibull-changelog lint
 
 bench: setup tree
-	cd $(COLL) && PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_pipeline.py --results $(CURDIR)/bench/results
+	cd $(COLL) && status=0; \
+	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_pipeline.py --results $(CURDIR)/bench/results || status=1; \
+	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_github.py --results $(CURDIR)/bench/results || status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(BUILD) .demo

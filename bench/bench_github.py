@@ -16,7 +16,6 @@ API requests of each module run are counted on the stand-in.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ import sys
 import tempfile
 import time
 
+from ansible_collections.corebackup.backup.bench._report import emit
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_module
 from ansible_collections.corebackup.backup.tests.testbed.github_standin import GitHubStandIn
@@ -88,13 +88,7 @@ def main() -> int:
         "rerun": {"unchanged": rerun_totals["unchanged"], "rest_requests": rerun_rest,
                   "rest_answered_304": rerun_totals["api_not_modified"], "git_requests": rerun_git},
     }
-    report["targets_met"] = report["speedup_vs_seeds"] >= 3 and report["rerun_speedup"] >= 20
-    print(json.dumps(report, indent=2))
-    if args.results:
-        os.makedirs(args.results, exist_ok=True)
-        with open(os.path.join(args.results, "github.json"), "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2)
-    return 0 if report["targets_met"] else 1
+    return emit(report, args.results, "github.json", report["speedup_vs_seeds"] >= 3 and report["rerun_speedup"] >= 20)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+from ansible_collections.corebackup.backup.bench._report import emit
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MB = 1000 * 1000
 
@@ -128,13 +130,8 @@ def main() -> int:
         },
         "compressed_bytes": {"pipeline": pipeline[0]["size"], "baseline": baseline[0]["size"]},
     }
-    report["targets_met"] = report["throughput_ratio"] >= 0.95 and all(v < 100 for v in report["peak_rss_mb"].values())
-    print(json.dumps(report, indent=2))
-    if args.results:
-        os.makedirs(args.results, exist_ok=True)
-        with open(os.path.join(args.results, "pipeline.json"), "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2)
-    return 0 if report["targets_met"] else 1
+    met = report["throughput_ratio"] >= 0.95 and all(v < 100 for v in report["peak_rss_mb"].values())
+    return emit(report, args.results, "pipeline.json", met)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import typing as t
 import zlib
 from dataclasses import dataclass, field
 
-from ansible_collections.corebackup.backup.plugins.module_utils._checksum import StreamDigest
+from ansible_collections.corebackup.backup.plugins.module_utils._checksum import StreamDigest, iter_reader
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey
 
 try:
@@ -224,11 +224,7 @@ def command_stream(argv: t.Sequence[str], env: dict | None = None, cwd: str | No
         except OSError as exc:
             raise PipelineError("cannot run %s: %s" % (argv[0], exc)) from exc
         try:
-            while True:
-                block = process.stdout.read(chunk_size)
-                if not block:
-                    break
-                yield block
+            yield from iter_reader(process.stdout, chunk_size)
             returncode = process.wait()
             if returncode != 0:
                 raise PipelineError("%s exited with status %d: %s" % (argv[0], returncode, _tail(stderr)))
@@ -363,11 +359,7 @@ def _age_filter(argv: list[str], chunks: t.Iterable[bytes], chunk_size: int) -> 
         feeder = threading.Thread(target=feed, name="corebackup-age", daemon=True)
         feeder.start()
         try:
-            while True:
-                block = process.stdout.read(chunk_size)
-                if not block:
-                    break
-                yield block
+            yield from iter_reader(process.stdout, chunk_size)
             feeder.join()
             returncode = process.wait()
             if feed_error and not isinstance(feed_error[0], BrokenPipeError):
