@@ -231,6 +231,11 @@ artifacts:
       encryption:
       created: "2024-05-01T02:00:07Z"
       metadata: {repository: my-org/ansible}
+source:
+  description: What was backed up, in the form M(corebackup.backup.backup_manifest) records.
+  returned: always
+  type: dict
+  sample: {type: github, name: my-org, api_url: "https://api.github.com"}
 totals:
   description: Counts by status, bytes stored and API requests made.
   returned: always
@@ -249,12 +254,20 @@ import shutil
 import tempfile
 import time
 import traceback
+import urllib.parse
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.corebackup.backup.plugins.module_utils._common import common_argument_spec
 from ansible_collections.corebackup.backup.plugins.module_utils._github import GitHubClient, GitHubError, parse_link_header
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, LayoutError, format_date, sanitize_name, utc_now
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
+    ArtifactKey,
+    LayoutError,
+    format_date,
+    sanitize_name,
+    utc_now,
+    validate_job,
+)
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter, PipelineError, tar_stream
 from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError, backend_from_params
@@ -312,6 +325,14 @@ def select_repositories(repos, include, exclude, skip_forks, skip_archived, visi
     return sorted(selected, key=lambda r: r["name"])
 
 
+def server_of(url):
+    """C(scheme://host[:port]/) of a clone URL: the prefix git matches C(http.<url>.*) settings against."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RepositoryFailed("clone URL %r is not an http(s) URL" % url)
+    return "%s://%s/" % (parts.scheme, parts.netloc.rpartition("@")[2])
+
+
 def canonical_json(data):
     return (json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
@@ -339,6 +360,7 @@ class GitHubBackup:
             self.include = compile_patterns(params["include"], "include")
             self.exclude = compile_patterns(params["exclude"], "exclude")
             self.explicit = self._explicit_repositories(params["repositories"])
+            validate_job(params["job"])
         except ValueError as exc:
             module.fail_json(msg=str(exc))
         self.git = module.get_bin_path("git", required=True)
@@ -408,12 +430,16 @@ class GitHubBackup:
         return stored.metadata if stored else {}
 
     # -- git ---------------------------------------------------------------------------------
-    def git_env(self):
-        """Credentials for git through the environment, never the URL or the command line."""
+    def git_env(self, url):
+        """Credentials for git through the environment, never the URL or the command line.
+
+        The header is scoped to the scheme, host and port of I(url), so git and git-lfs send the
+        token to the GitHub server only, never to a host an LFS batch answer points downloads at.
+        """
         entries = []
         if self.token:
             basic = base64.b64encode(("x-access-token:" + self.token).encode()).decode()
-            entries.append(("http.extraHeader", "Authorization: Basic " + basic))
+            entries.append(("http.%s.extraHeader" % server_of(url), "Authorization: Basic " + basic))
         if not self.params["validate_certs"]:
             entries.append(("http.sslVerify", "false"))
         env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": "", "GIT_CONFIG_COUNT": str(len(entries)),
@@ -423,14 +449,15 @@ class GitHubBackup:
             env["GIT_CONFIG_VALUE_%d" % index] = value
         return env
 
-    def run_git(self, args, what):
-        rc, out, err = self.module.run_command([self.git] + args, environ_update=self.git_env())
+    def run_git(self, args, what, url):
+        rc, out, err = self.module.run_command([self.git] + args, environ_update=self.git_env(url))
         if rc != 0:
-            raise RepositoryFailed("%s failed: %s" % (what, scrub((err or out).strip().splitlines()[-1:] or ["exit %d" % rc], self.token)))
+            lines = (err or out or "").strip().splitlines()
+            raise RepositoryFailed("%s failed: %s" % (what, scrub(lines[-1] if lines else "exit status %d" % rc, self.token)))
         return out
 
     def remote_refs(self, url):
-        return refs_digest(self.run_git(["ls-remote", "--", url], "git ls-remote"))
+        return refs_digest(self.run_git(["ls-remote", "--", url], "git ls-remote", url))
 
     @staticmethod
     def local_refs(mirror):
@@ -614,7 +641,7 @@ class GitHubBackup:
                 except RepositoryFailed:
                     pass  # has_wiki is true for every repository whose wiki is enabled, even if it has no page yet
             if options["lfs"]:
-                sources.append((self.fetch_lfs(mirror, os.path.join(workspace, "lfs")), "lfs"))
+                sources.append((self.fetch_lfs(mirror, os.path.join(workspace, "lfs"), repo["clone_url"]), "lfs"))
             meta_dir = os.path.join(workspace, "metadata")
             os.makedirs(meta_dir)
             for filename, document in documents.items():
@@ -629,9 +656,9 @@ class GitHubBackup:
         finally:
             shutil.rmtree(workspace, ignore_errors=True)
 
-    def fetch_lfs(self, mirror, target):
+    def fetch_lfs(self, mirror, target, url):
         """LFS objects of every ref, moved out of the mirror into their own folder of the archive."""
-        self.run_git(["-C", mirror, "lfs", "fetch", "--all"], "git lfs fetch")
+        self.run_git(["-C", mirror, "lfs", "fetch", "--all"], "git lfs fetch", url)
         fetched = os.path.join(mirror, "lfs")
         if os.path.isdir(fetched):
             shutil.move(fetched, target)
@@ -640,7 +667,7 @@ class GitHubBackup:
         return target
 
     def mirror(self, url, path):
-        self.run_git(["clone", "--mirror", "--quiet", "--", url, path], "git clone --mirror")
+        self.run_git(["clone", "--mirror", "--quiet", "--", url, path], "git clone --mirror", url)
         return path
 
     # -- the run -------------------------------------------------------------------------------
@@ -662,7 +689,8 @@ class GitHubBackup:
             for repo in selected:
                 previous = newest.get(sanitize_name(repo["name"]))
                 skip = self.params["skip_existing"] and previous and format_date(previous[0].date) == today
-                results.append({"name": repo["name"], "status": "skipped" if skip else "would_back_up", "key": None,
+                status = "failed" if repo.get("_error") else "skipped" if skip else "would_back_up"
+                results.append({"name": repo["name"], "status": status, "key": None,
                                 "size": None, "sha256": None, "refs": None, "metadata": {}, "error": repo.get("_error")})
         else:
             with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.params["parallel"])) as pool:
@@ -679,7 +707,8 @@ class GitHubBackup:
             totals[status] = sum(1 for r in results if r["status"] == status)
         changed = bool(artifacts) or (self.module.check_mode and totals["would_back_up"] > 0)
         failed = [r for r in results if r["status"] == "failed"]
-        output = dict(changed=changed, repositories=results, artifacts=artifacts, totals=totals)
+        source = {"type": "github", "name": self.owner, "api_url": self.params["api_url"]}
+        output = dict(changed=changed, repositories=results, artifacts=artifacts, totals=totals, source=source)
         if failed and self.params["fail_on_error"]:
             self.module.fail_json(msg="%d of %d repositories failed: %s" % (
                 len(failed), len(results), "; ".join("%s: %s" % (r["name"], r["error"]) for r in failed)), **output)

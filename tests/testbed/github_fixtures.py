@@ -9,7 +9,7 @@ notes), with fixed identities and dates, without user or system git configuratio
 ``root_dir/<org>/<name>.git``, wikis in ``root_dir/<org>/<name>.wiki.git``.
 
 :func:`build_organization` makes an organization covering the cases a backup tool meets (empty, archived, fork,
-wikis, DMCA-blocked, issues disabled, private, odd names, issues, pull requests, reviews, releases with assets);
+wikis, DMCA-blocked, issues disabled, private, odd names, issues, pull requests, reviews, releases with assets, Git LFS);
 :func:`build_many` makes many small repositories for a benchmark; :func:`push_commit` and :func:`add_issue` change
 upstream between two runs. The builders return descriptions (see :func:`describe_repo`) to compare a restore with.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import random
+import re
 import shutil
 import subprocess
 import time
@@ -29,6 +30,7 @@ from ansible_collections.corebackup.backup.tests.testbed.github_standin import (
     Issue,
     Repo,
     git_env,
+    lfs_pointer,
     run_git,
     utc_iso,
 )
@@ -50,6 +52,9 @@ DEFAULT_LABELS = (
 )
 
 Description = dict[str, dict[str, t.Any]]
+LFS_POINTER = re.compile(rb"^version https://git-lfs\.github\.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize ([0-9]+)\n")
+LFS_POINTER_MAX_SIZE = 1024  # git-lfs does not look at bigger blobs
+LFS_ATTRIBUTES = "*.bin filter=lfs diff=lfs merge=lfs -text\n"
 
 
 def fixed_git_env(epoch: int = BASE_EPOCH) -> dict[str, str]:
@@ -160,6 +165,45 @@ def _repo_history(stream: FastImportStream, name: str, rng: random.Random, defau
     return when + 120
 
 
+def lfs_references(git_dir: str) -> dict[str, int]:
+    """The Git LFS objects the history of any ref of a repository points at: {oid: size}."""
+    if not os.path.isdir(git_dir) or not run_git(git_dir, "for-each-ref", "--count=1").stdout.strip():
+        return {}
+    listed = run_git(git_dir, "rev-list", "--all", "--objects").stdout.split(b"\n")
+    objects = b"".join(line[:40] + b"\n" for line in listed if len(line) >= 40)
+    checked = run_git(git_dir, "cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)", data=objects).stdout.decode()
+    small = [f[0] for f in (line.split() for line in checked.splitlines()) if len(f) == 3 and f[1] == "blob" and int(f[2]) < LFS_POINTER_MAX_SIZE]
+    if not small:
+        return {}
+    contents = run_git(git_dir, "cat-file", "--batch", data="".join(sha + "\n" for sha in small).encode()).stdout
+    found: dict[str, int] = {}
+    position = 0
+    while position < len(contents):
+        end = contents.index(b"\n", position)
+        size = int(contents[position:end].split()[2])
+        match = LFS_POINTER.match(contents[end + 1:end + 1 + size])
+        if match:
+            found[match.group(1).decode()] = int(match.group(2))
+        position = end + 1 + size + 1
+    return found
+
+
+def _lfs_history(stream: FastImportStream, rng: random.Random, default_branch: str, when: int) -> tuple[int, list[bytes]]:
+    """Git LFS on top of :func:`_repo_history`: ``.gitattributes`` and pointer files on the default branch (one of
+    them changed later, so that its first version is only in the history) and one more on the ``assets`` branch.
+    Returns the time of the last commit and the contents of the LFS objects, to register with the stand-in."""
+    head = "refs/heads/" + default_branch
+    blobs = [rng.randbytes(size) for size in (2048 + rng.randrange(512), 70000 + rng.randrange(4096), 1536, 300000 + rng.randrange(4096))]
+    when += 600
+    stream.commit(head, "Track *.bin with Git LFS\n", when, {".gitattributes": LFS_ATTRIBUTES, "data/model.bin": lfs_pointer(blobs[0]),
+                                                             "data/table.bin": lfs_pointer(blobs[1])})
+    when += 600
+    retrained = stream.commit(head, "Retrain the model\n", when, {"data/model.bin": lfs_pointer(blobs[2])})
+    when += 600
+    stream.commit("refs/heads/assets", "Add the big asset\n", when, {"assets/big.bin": lfs_pointer(blobs[3])}, parent=retrained)
+    return when, blobs
+
+
 def _build_wiki(wiki_dir: str, name: str, start: int) -> None:
     init_bare(wiki_dir, "master")
     stream = FastImportStream()
@@ -230,7 +274,9 @@ def _add_metadata(standin: GitHubStandIn, repo: Repo, rng: random.Random, start:
 
 
 def describe_repo(standin: GitHubStandIn, repo: Repo) -> dict[str, t.Any]:
-    """What a backup of ``repo`` should hold: flags, refs of the repository and wiki, counts of its metadata."""
+    """What a backup of ``repo`` should hold: flags, refs of the repository and wiki, counts of its metadata, and
+    ``lfs_objects``: {oid: size} of the Git LFS objects its refs point at (``{}`` for a repository without LFS objects
+    in the stand-in, which is not searched for pointers)."""
     with standin.github.lock:
         issues = list(repo.issues.values())
         pulls = [i for i in issues if i.pull is not None]
@@ -243,7 +289,9 @@ def describe_repo(standin: GitHubStandIn, repo: Repo) -> dict[str, t.Any]:
             "review_comments": sum(len(i.pull.review_comments) for i in pulls if i.pull), "releases": len(repo.releases),
             "assets": sum(len(r.assets) for r in repo.releases), "labels": len(repo.labels), "milestones": len(repo.milestones),
         }
+        has_lfs = bool(repo.lfs_objects)
     facts["refs"] = git_refs(repo.git_dir)
+    facts["lfs_objects"] = lfs_references(repo.git_dir) if has_lfs else {}
     facts["wiki_refs"] = git_refs(repo.wiki_dir) if facts["wiki"] else {}
     return facts
 
@@ -267,7 +315,10 @@ SPECIAL_REPOS: dict[str, dict[str, t.Any]] = {
     "secret-repo": {"private": True, "wiki": True, "issues": 3, "pulls": 1, "releases": 1},
     "trunk-default": {"default_branch": "trunk", "issues": 1},
     "no-wiki-flag": {"has_wiki": False},
+    "lfs-repo": {"private": True, "lfs": True, "issues": 1, "description": "Large files in Git LFS"},
 }
+# Built after the ordinary repositories, so that adding them changed nothing about the others.
+_LATE_REPOS = ("lfs-repo",)
 
 
 def _build_repo(standin: GitHubStandIn, org: str, root_dir: str, name: str, options: dict[str, t.Any], index: int, seed: t.Any) -> Repo:
@@ -279,6 +330,7 @@ def _build_repo(standin: GitHubStandIn, org: str, root_dir: str, name: str, opti
     init_bare(git_dir, default_branch)
     last = start
     parent = None
+    lfs_blobs: list[bytes] = []
     if not options.get("empty"):
         stream = FastImportStream()
         fork_of = options.get("fork_of")
@@ -290,6 +342,8 @@ def _build_repo(standin: GitHubStandIn, org: str, root_dir: str, name: str, opti
             stream.commit("refs/heads/" + default_branch, "Change in the fork\n", last, {"FORK.md": "forked from %s\n" % fork_of})
         else:
             last = _repo_history(stream, name, rng, default_branch, start, commits=options.get("commits", 5))
+        if options.get("lfs"):
+            last, lfs_blobs = _lfs_history(stream, rng, default_branch, last)
         stream.run(git_dir)
     if options.get("wiki"):
         shutil.rmtree(git_dir[:-4] + ".wiki.git", ignore_errors=True)
@@ -301,6 +355,8 @@ def _build_repo(standin: GitHubStandIn, org: str, root_dir: str, name: str, opti
         has_issues=options.get("has_issues", True), has_wiki=options.get("has_wiki", True), default_branch=default_branch,
         topics=list(options.get("topics", [])), dmca=bool(options.get("dmca")), language=options.get("language", "Python"),
         homepage=None, stargazers_count=rng.randrange(50))
+    for blob in lfs_blobs:
+        standin.github.add_lfs_object(repo, blob)
     _add_labels(standin, repo)
     if options.get("custom_label", True):
         standin.github.add_label(repo, "area/%s" % name.strip(".").split(".")[0], "1d76db", "Custom label")
@@ -317,15 +373,17 @@ def _fork_index(name: str) -> int:
 
 def build_organization(standin: GitHubStandIn, org: str, root_dir: str, count: int = 30, seed: t.Any = 0) -> Description:
     """Organization ``org`` with at least ``count`` repositories: the :data:`SPECIAL_REPOS` and ordinary ones
-    (``service-NN``, a few with issues, pull requests or releases). Returns {name: :func:`describe_repo` facts}."""
+    (``service-NN``, a few with issues, pull requests or releases), and last the repositories added to the special
+    ones later (``lfs-repo``), on top of ``count``. Returns {name: :func:`describe_repo` facts}."""
     standin.github.add_org(org, name=org.title(), description="Organization %s of the GitHub stand-in" % org)
-    plan = dict(SPECIAL_REPOS)
+    plan = {name: options for name, options in SPECIAL_REPOS.items() if name not in _LATE_REPOS}
     rng = random.Random("%s:%s" % (seed, org))
     number = 0
     while len(plan) < count:
         number += 1
         plan["service-%02d" % number] = {"issues": rng.randrange(3), "pulls": rng.randrange(2), "releases": int(rng.random() < 0.3),
                                          "milestones": int(rng.random() < 0.3)}
+    plan.update((name, SPECIAL_REPOS[name]) for name in _LATE_REPOS)
     repos = [_build_repo(standin, org, root_dir, name, options, index, seed) for index, (name, options) in enumerate(plan.items())]
     return {repo.name: describe_repo(standin, repo) for repo in repos}
 

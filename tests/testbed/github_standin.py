@@ -13,6 +13,10 @@ URL layout (``base_url`` is ``http://127.0.0.1:PORT``):
 * web: ``{base_url}/{owner}/{repo}`` is the ``html_url``; only ``/{owner}/{repo}/releases/download/{tag}/{name}``
   (``browser_download_url``) answers, with a 302 to a signed ``{base_url}/_downloads/...`` URL, which is also
   where ``GET /api/repos/{o}/{r}/releases/assets/{id}`` with ``Accept: application/octet-stream`` redirects.
+* Git LFS: the Batch API at ``{git_url}/info/lfs/objects/batch`` (download only; same authentication as git), whose
+  download actions point at signed ``{base_url}/_lfs/{owner}/{repo}/{oid}?expires=...&sig=...`` URLs that need no
+  Authorization header; ``{git_url}/info/lfs/locks`` lists no locks. Objects are added with
+  :meth:`FakeGitHub.add_lfs_object`; these requests are logged with kind ``lfs``.
 
 The data lives in a :class:`FakeGitHub` model (owners, repositories, issues, pull requests, releases, ...);
 branches, tags and commits are read from the bare repositories on disk. Behaviour copied from GitHub:
@@ -55,6 +59,11 @@ SECONDARY_RATE_LIMIT_MESSAGE = (
     "If you reach out to GitHub Support for help, please include the request ID %s."
 )
 
+LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
+LFS_POINTER_VERSION = "https://git-lfs.github.com/spec/v1"
+LFS_EXPIRES_IN = 3600
+LFS_OID = re.compile(r"^[0-9a-f]{64}$")
+
 GIT_BASE_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_CONFIG_GLOBAL": os.devnull,
@@ -94,6 +103,11 @@ def run_git(git_dir: str, *args: str, check: bool = True, data: bytes | None = N
     if check and result.returncode:
         raise GitError("git %s in %s failed (%d): %s" % (" ".join(args), git_dir, result.returncode, result.stderr.decode("utf-8", "replace").strip()))
     return result
+
+
+def lfs_pointer(data: bytes) -> str:
+    """The Git LFS pointer file that stands for ``data`` in a repository."""
+    return "version %s\noid sha256:%s\nsize %d\n" % (LFS_POINTER_VERSION, hashlib.sha256(data).hexdigest(), len(data))
 
 
 def _node_id(kind: str, ident: int) -> str:
@@ -269,6 +283,7 @@ class Repo:  # pylint: disable=too-many-instance-attributes
     milestones: list[Milestone] = dataclasses.field(default_factory=list)
     issues: dict[int, Issue] = dataclasses.field(default_factory=dict)
     releases: list[Release] = dataclasses.field(default_factory=list)
+    lfs_objects: dict[str, bytes] = dataclasses.field(default_factory=dict)  # Git LFS objects: sha256 oid -> content
     next_number: int = 1
 
     @property
@@ -325,7 +340,7 @@ class RequestRecord:
     path: str
     status: int
     token: str | None  # a fingerprint (see fingerprint()), never the token
-    kind: str  # "rest", "git", "download" or "web"
+    kind: str  # "rest", "git", "lfs", "download" or "web"
     time: float
 
 
@@ -544,6 +559,14 @@ class FakeGitHub:
             self.assets[asset.id] = (repo, release, asset)
             return asset
 
+    def add_lfs_object(self, repo: Repo, data: bytes) -> str:
+        """Store ``data`` as a Git LFS object of ``repo`` (what ``git lfs push`` would upload); returns its oid (sha256).
+        The repository's history refers to it with a pointer file, see :func:`lfs_pointer`."""
+        oid = hashlib.sha256(data).hexdigest()
+        with self.lock:
+            repo.lfs_objects[oid] = bytes(data)
+        return oid
+
 
 # --------------------------------------------------------------------------------------------------
 # HTTP plumbing
@@ -723,6 +746,9 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
         self.anonymous_rate_limit = anonymous_rate_limit
         self.rate_limit_window = rate_limit_window
         self.git_http_backend = git_http_backend
+        # Host name in the LFS download URLs; set it to "localhost" to put downloads on another host than the
+        # API and git, as GitHub does (media.githubusercontent.com).
+        self.lfs_host = LOOPBACK
         self.errors: list[str] = []  # tracebacks of requests the stand-in failed on (a bug in it)
         self.git_stderr: list[str] = []  # what git-http-backend wrote to stderr, newest last
         self._requested_port = port
@@ -906,7 +932,9 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
     def handle(self, handler: _Handler, method: str) -> None:
         raw_path = handler.path
         path = urllib.parse.urlsplit(raw_path).path
-        if path.startswith("/git/"):
+        if path.startswith("/_lfs/") or (path.startswith("/git/") and "/info/lfs/" in path):
+            kind = "lfs"
+        elif path.startswith("/git/"):
             kind = "git"
         elif path == "/api" or path.startswith("/api/"):
             kind = "rest"
@@ -923,6 +951,8 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
                 status = injection.status
             elif kind == "git":
                 status = self._handle_git(handler, method, raw_path, token, body)
+            elif kind == "lfs":
+                status = self._handle_lfs(handler, method, raw_path, token, body)
             elif kind == "rest":
                 status = self._handle_rest(handler, method, raw_path, token)
             else:
@@ -954,7 +984,7 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
         if kind == "rest" and injection.status < 500:
             record = self.github.tokens.get(token) if token else None
             headers = self._bucket_for(record, handler.client_address[0]).headers() + headers
-        if kind == "git" and injection.status == 401:
+        if kind in ("git", "lfs") and injection.status == 401:
             headers.append(("WWW-Authenticate", 'Basic realm="GitHub"'))
         self._send(handler, method, injection.status, injection.body, headers)
 
@@ -1729,6 +1759,109 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
                                 return 302
         self._send(handler, method, 404, b"Not Found\n", text)
         return 404
+
+    # Git LFS ---------------------------------------------------------------------------------------
+
+    def _lfs_signature(self, repo: Repo, oid: str, expires: int) -> str:
+        return hmac.new(self._secret, b"lfs:%d:%s:%d" % (repo.id, oid.encode("ascii"), expires), hashlib.sha256).hexdigest()[:32]
+
+    def lfs_download_url(self, repo: Repo, oid: str, expires: int | None = None) -> str:
+        """The signed URL the Batch API hands out for object ``oid`` of ``repo``; it needs no Authorization header."""
+        expires = int(time.time()) + LFS_EXPIRES_IN if expires is None else expires
+        path = "/_lfs/%s/%s/%s" % (urllib.parse.quote(repo.owner.login), urllib.parse.quote(repo.name), oid)
+        base = "http://%s:%d" % (self.lfs_host, self.port)
+        return "%s%s?expires=%d&sig=%s" % (base, path, expires, self._lfs_signature(repo, oid, expires))
+
+    def _send_lfs_json(self, handler: _Handler, method: str, status: int, payload: t.Any, headers: list[tuple[str, str]] | None = None) -> int:
+        all_headers = [("Content-Type", LFS_MEDIA_TYPE), ("X-GitHub-Request-Id", secrets.token_hex(8).upper())] + (headers or [])
+        self._send(handler, method, status, json.dumps(payload).encode(), all_headers)
+        return status
+
+    def _lfs_error(self, handler: _Handler, method: str, status: int, message: str) -> int:
+        headers = [("WWW-Authenticate", 'Basic realm="GitHub"')] if status == 401 else []
+        return self._send_lfs_json(handler, method, status, {"message": message, "documentation_url": "https://docs.github.com/repositories/"
+                                                             "working-with-files/managing-large-files"}, headers)
+
+    def _handle_lfs(self, handler: _Handler, method: str, raw_path: str, token_value: str | None, body: bytes) -> int:
+        split = urllib.parse.urlsplit(raw_path)
+        if split.path.startswith("/_lfs/"):
+            return self._lfs_download(handler, method, split)
+        match = re.match(r"^/git/([^/]+)/([^/]+?)/info/lfs(/.*)$", split.path)
+        if not match:
+            return self._lfs_error(handler, method, 404, "Not Found")
+        status, message, git_dir, _suffix = self._git_target(raw_path, token_value)
+        owner, name, action = urllib.parse.unquote(match.group(1)), urllib.parse.unquote(match.group(2)), match.group(3)
+        name = name[:-4] if name.endswith(".git") else name
+        repo = self.github.repo(owner, name)
+        if status:
+            return self._lfs_error(handler, method, status, message.strip().rstrip("."))
+        if repo is None or git_dir != repo.git_dir:  # a wiki: no LFS there
+            return self._lfs_error(handler, method, 404, "Repository not found")
+        if action == "/objects/batch" and method == "POST":
+            return self._lfs_batch(handler, method, repo, token_value, body)
+        if action == "/locks" and method in ("GET", "HEAD"):
+            return self._send_lfs_json(handler, method, 200, {"locks": [], "next_cursor": ""})
+        if action == "/locks/verify" and method == "POST":
+            if token_value is None:
+                return self._lfs_error(handler, method, 401, "Authentication required")
+            return self._send_lfs_json(handler, method, 200, {"ours": [], "theirs": [], "next_cursor": ""})
+        return self._lfs_error(handler, method, 404, "Not Found")
+
+    def _lfs_batch(self, handler: _Handler, method: str, repo: Repo, token_value: str | None, body: bytes) -> int:
+        try:
+            request = json.loads(body.decode("utf-8"))
+            operation = request.get("operation")
+            objects = request.get("objects")
+            if not isinstance(objects, list) or not all(isinstance(o, dict) for o in objects):
+                raise ValueError("objects")
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            return self._lfs_error(handler, method, 422, "Unprocessable Entity")
+        if operation == "upload":
+            if token_value is None:
+                return self._lfs_error(handler, method, 401, "Authentication required")
+            return self._lfs_error(handler, method, 403, "Write access to repository not granted")
+        if operation != "download":
+            return self._lfs_error(handler, method, 422, "Unprocessable Entity")
+        expires = int(time.time()) + LFS_EXPIRES_IN
+        answers = []
+        with self.github.lock:
+            stored = dict(repo.lfs_objects)
+        for item in objects:
+            oid, size = str(item.get("oid", "")), item.get("size")
+            answer: dict[str, t.Any] = {"oid": oid, "size": size}
+            data = stored.get(oid)
+            if not LFS_OID.match(oid):
+                answer["error"] = {"code": 422, "message": "Invalid object name"}
+            elif data is None:
+                answer["error"] = {"code": 404, "message": "Object does not exist"}
+            elif size is not None and size != len(data):
+                answer["error"] = {"code": 422, "message": "Object size mismatch"}
+            else:
+                answer.update(size=len(data), authenticated=True, actions={"download": {
+                    "href": self.lfs_download_url(repo, oid, expires), "header": {"Accept": "application/octet-stream"},
+                    "expires_in": LFS_EXPIRES_IN, "expires_at": utc_iso(expires)}})
+            answers.append(answer)
+        return self._send_lfs_json(handler, method, 200, {"transfer": "basic", "objects": answers, "hash_algo": "sha256"})
+
+    def _lfs_download(self, handler: _Handler, method: str, split: urllib.parse.SplitResult) -> int:
+        text = [("Content-Type", "text/plain; charset=utf-8")]
+        match = re.match(r"^/_lfs/([^/]+)/([^/]+)/([0-9a-f]{64})$", split.path)
+        params = dict(urllib.parse.parse_qsl(split.query))
+        repo = self.github.repo(urllib.parse.unquote(match.group(1)), urllib.parse.unquote(match.group(2))) if match else None
+        try:
+            expires = int(params.get("expires", ""))
+        except ValueError:
+            expires = 0
+        data = None
+        if repo is not None and match is not None and method in ("GET", "HEAD") and expires >= time.time() \
+                and hmac.compare_digest(params.get("sig", ""), self._lfs_signature(repo, match.group(3), expires)):
+            with self.github.lock:
+                data = repo.lfs_objects.get(match.group(3))
+        if data is None:
+            self._send(handler, method, 404, b"Not Found\n", text)
+            return 404
+        self._send(handler, method, 200, data, [("Content-Type", "application/octet-stream")])
+        return 200
 
     # git smart HTTP --------------------------------------------------------------------------------
 

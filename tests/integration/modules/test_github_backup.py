@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -288,3 +289,36 @@ def test_user_repositories_and_per_repository_toggles(github, tmp_path):
     restored = extract(os.path.join(str(tmp_path), result["dotfiles"]["key"]), str(tmp_path / "restored"))
     assert sorted(os.listdir(os.path.join(restored, "metadata"))) == [
         "labels.json", "milestones.json", "releases.json", "repository.json"]
+
+
+def test_invalid_job_name_fails_before_any_request(github, tmp_path):
+    github[0].reset_log()
+    run = backup(github, {"type": "filesystem", "path": str(tmp_path)}, job="../escape")
+    assert run.failed
+    assert "job '../escape' is not a valid job name" in run.result["msg"]
+    assert github[0].count(kind="rest") == 0
+    assert files_below(str(tmp_path)) == []
+
+
+def test_lfs_objects_are_archived_and_the_token_stays_on_the_github_host(github, tmp_path):
+    standin, token, facts = github
+    expected = facts["lfs-repo"]["lfs_objects"]
+    assert len(expected) == 4
+    standin.lfs_host = "localhost"  # downloads on another host, as GitHub's media host is
+    standin.reset_log()
+    try:
+        run = backup(github, {"type": "filesystem", "path": str(tmp_path)}, include=["^lfs-repo$"], lfs=True)
+    finally:
+        standin.lfs_host = "127.0.0.1"
+    assert by_name(run)["lfs-repo"]["status"] == "backed_up", run.result
+    restored = extract(os.path.join(str(tmp_path), by_name(run)["lfs-repo"]["key"]), str(tmp_path / "restored"))
+    for oid, size in expected.items():
+        path = os.path.join(restored, "lfs", "objects", oid[0:2], oid[2:4], oid)
+        assert os.path.getsize(path) == size
+        with open(path, "rb") as handle:
+            assert hashlib.sha256(handle.read()).hexdigest() == oid
+    batch = [r for r in standin.log if r.kind == "lfs" and r.path.endswith("/objects/batch")]
+    downloads = [r for r in standin.log if r.kind == "lfs" and r.path.startswith("/_lfs/")]
+    assert batch and all(r.token is not None for r in batch)  # the private repository's batch call was authenticated
+    assert len(downloads) == len(expected)
+    assert all(r.token is None for r in downloads)  # the token was not sent to the download host

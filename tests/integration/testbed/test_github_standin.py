@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import http.client
@@ -52,7 +53,8 @@ class Reply:
         return int(self.headers["X-RateLimit-" + name])
 
 
-def request(url: str, token: str | None = None, headers: dict[str, str] | None = None, method: str = "GET", scheme: str = "token") -> Reply:
+def request(url: str, token: str | None = None, headers: dict[str, str] | None = None, method: str = "GET", scheme: str = "token",
+            body: bytes | None = None) -> Reply:
     """One request, no redirects followed, no proxies, loopback only."""
     parts = urllib.parse.urlsplit(url)
     assert parts.hostname == "127.0.0.1"
@@ -62,7 +64,7 @@ def request(url: str, token: str | None = None, headers: dict[str, str] | None =
     all_headers.update(headers or {})
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     try:
-        conn.request(method, parts.path + ("?" + parts.query if parts.query else ""), headers=all_headers)
+        conn.request(method, parts.path + ("?" + parts.query if parts.query else ""), body=body, headers=all_headers)
         response = conn.getresponse()
         return Reply(response.status, response.headers, response.read())
     finally:
@@ -141,12 +143,12 @@ def test_pagination_follows_link_headers(github):
     last = request(first.links["last"], github.token)
     assert set(last.links) == {"prev", "first"}
     repos, pages = get_all(url, github.token)
-    assert pages == 5 and len(repos) == len(github.facts) == 30
+    assert pages == 5 and len(repos) == len(github.facts) == 31  # count=30, and lfs-repo on top
     assert {r["name"] for r in repos} == set(github.facts)
     everything = request(github.url("/orgs/%s/repos?per_page=500" % ORG), github.token)
-    assert len(everything.json()) == 30 and "Link" not in everything.headers
+    assert len(everything.json()) == 31 and "Link" not in everything.headers
     default = request(github.url("/orgs/%s/repos" % ORG), github.token)
-    assert len(default.json()) == 30 and "Link" not in default.headers
+    assert len(default.json()) == 30 and set(default.links) == {"next", "last"} and "page=2" in default.links["last"]
     repo = next(r for r in repos if r["name"] == "dotted.name")
     assert repo["clone_url"] == github.standin.git_url(ORG, "dotted.name")
     assert repo["owner"] == {**repo["owner"], "login": ORG, "type": "Organization"}
@@ -364,6 +366,117 @@ def test_release_asset_download(github):
     assert request(secret["browser_download_url"]).status == 404
     assert request(secret["url"], None, headers={"Accept": "application/octet-stream"}).status == 404
     assert github.standin.count("download", status=200) >= 2
+
+
+def lfs_env(token: str | None) -> dict[str, str]:
+    """git's environment as the backup module sets it: the token only in an extra header (Basic, x-access-token)."""
+    if token is None:
+        return git_env()
+    credentials = base64.b64encode(("x-access-token:%s" % token).encode()).decode()
+    return git_env({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader", "GIT_CONFIG_VALUE_0": "Authorization: Basic " + credentials})
+
+
+def run_lfs(*args: str, token: str | None) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], env=lfs_env(token), capture_output=True, text=True, check=False, timeout=120)
+
+
+def lfs_batch(github: GitHubEnv, name: str, objects: list[dict], token: str | None = None, scheme: str = "token",
+              operation: str = "download") -> Reply:
+    payload = {"operation": operation, "transfers": ["basic"], "objects": objects, "ref": {"name": "refs/heads/main"}, "hash_algo": "sha256"}
+    headers = {"Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"}
+    return request(github.standin.git_url(ORG, name) + "/info/lfs/objects/batch", token, method="POST", scheme=scheme,
+                   body=json.dumps(payload).encode(), headers=headers)
+
+
+def test_lfs_fixture_points_at_stored_objects(github):
+    facts = github.facts["lfs-repo"]
+    assert facts["private"] and set(facts["refs"]) >= {"refs/heads/main", "refs/heads/assets"}
+    assert len(facts["lfs_objects"]) == 4 and all(size > 0 for size in facts["lfs_objects"].values())
+    assert all(f["lfs_objects"] == {} for name, f in github.facts.items() if name != "lfs-repo")
+    on_main = github_fixtures.lfs_references(facts["git_dir"])
+    assert on_main == facts["lfs_objects"]
+    main_tree = git("--git-dir", facts["git_dir"], "ls-tree", "-r", "--name-only", "refs/heads/main").stdout.split()
+    assert {".gitattributes", "data/model.bin", "data/table.bin"} <= set(main_tree) and "assets/big.bin" not in main_tree
+    attributes = git("--git-dir", facts["git_dir"], "show", "refs/heads/main:.gitattributes").stdout
+    assert attributes == "*.bin filter=lfs diff=lfs merge=lfs -text\n"
+    pointer = git("--git-dir", facts["git_dir"], "show", "refs/heads/assets:assets/big.bin").stdout
+    assert re.match(r"^version https://git-lfs\.github\.com/spec/v1\noid sha256:[0-9a-f]{64}\nsize [0-9]+\n$", pointer)
+    repo = github.standin.github.repo(ORG, "lfs-repo")
+    assert {oid: len(data) for oid, data in repo.lfs_objects.items()} == facts["lfs_objects"]
+
+
+def test_lfs_mirror_and_fetch_all(github):
+    facts = github.facts["lfs-repo"]
+    dest = os.path.join(github.root, "mirror-lfs-repo.git")
+    start = len(github.standin.log)  # not reset_log(): test_log_never_holds_a_token looks at everything
+    cloned = run_lfs("clone", "--mirror", "--quiet", github.standin.git_url(ORG, "lfs-repo"), dest, token=github.token)
+    assert cloned.returncode == 0, cloned.stderr
+    assert github_fixtures.git_refs(dest) == facts["refs"]
+    fetched = run_lfs("-C", dest, "lfs", "fetch", "--all", token=github.token)
+    assert fetched.returncode == 0, fetched.stderr
+    for oid, size in facts["lfs_objects"].items():
+        path = os.path.join(dest, "lfs", "objects", oid[0:2], oid[2:4], oid)
+        with open(path, "rb") as handle:
+            data = handle.read()
+        assert len(data) == size and hashlib.sha256(data).hexdigest() == oid
+    log = github.standin.log[start:]
+    lfs = [r for r in log if r.kind == "lfs"]
+    assert [r for r in lfs if r.method == "POST"] and all(r.status == 200 for r in log)  # authenticated at once, no 401 first
+    assert {r.token for r in lfs if "/info/lfs/objects/batch" in r.path} == {fingerprint(github.token)}
+    assert len([r for r in lfs if r.path.startswith("/_lfs/")]) == len(facts["lfs_objects"])
+    with open(os.path.join(dest, "config"), encoding="utf-8") as handle:
+        assert github.token not in handle.read()
+    downloads = len(github.standin.log)
+    again = run_lfs("-C", dest, "lfs", "fetch", "--all", token=github.token)
+    assert again.returncode == 0 and not [r for r in github.standin.log[downloads:] if r.path.startswith("/_lfs/")]
+
+
+def test_lfs_fetch_without_token_fails(github):
+    dest = os.path.join(github.root, "mirror-lfs-anon.git")
+    assert run_lfs("clone", "--mirror", "--quiet", github.standin.git_url(ORG, "lfs-repo"), dest, token=github.token).returncode == 0
+    start = len(github.standin.log)
+    fetched = run_lfs("-C", dest, "lfs", "fetch", "--all", token=None)
+    assert fetched.returncode != 0
+    assert not [files for _dir, _dirs, files in os.walk(os.path.join(dest, "lfs", "objects")) if files]
+    log = [r for r in github.standin.log[start:] if r.kind == "lfs"]
+    assert log and {r.status for r in log} == {401} and {r.token for r in log} == {None}
+
+
+def test_lfs_batch_api(github):
+    facts = github.facts["lfs-repo"]
+    oid, size = next(iter(facts["lfs_objects"].items()))
+    unknown = {"oid": hashlib.sha256(b"never uploaded").hexdigest(), "size": 14}
+    anonymous = lfs_batch(github, "lfs-repo", [{"oid": oid, "size": size}])
+    assert anonymous.status == 401 and anonymous.headers["WWW-Authenticate"] == 'Basic realm="GitHub"'
+    assert anonymous.headers["Content-Type"].startswith("application/vnd.git-lfs+json") and anonymous.json()["message"]
+    assert lfs_batch(github, "lfs-repo", [{"oid": oid, "size": size}], "ghp_wrong").status == 401
+    outsider = github.standin.add_token(login="outsider", orgs=[])
+    assert lfs_batch(github, "lfs-repo", [{"oid": oid, "size": size}], outsider).status == 404
+    reply = lfs_batch(github, "lfs-repo", [{"oid": oid, "size": size}, unknown, {"oid": oid, "size": size + 1}], github.token, scheme="bearer")
+    assert reply.status == 200 and reply.headers["Content-Type"].startswith("application/vnd.git-lfs+json")
+    found, missing, mismatch = reply.json()["objects"]
+    assert reply.json()["transfer"] == "basic"
+    assert found["oid"] == oid and found["size"] == size and found["authenticated"] is True and "error" not in found
+    download = found["actions"]["download"]
+    assert download["expires_in"] == 3600 and download["href"].startswith(github.standin.base_url + "/_lfs/acme/lfs-repo/" + oid + "?")
+    assert missing == {**unknown, "error": {"code": 404, "message": "Object does not exist"}}
+    assert mismatch["error"]["code"] == 422 and "actions" not in mismatch
+    data = request(download["href"], headers=download.get("header"))
+    assert data.status == 200 and hashlib.sha256(data.body).hexdigest() == oid and len(data.body) == size
+    assert request(download["href"].replace("sig=", "sig=0")).status == 404
+    assert request(download["href"].replace(oid, unknown["oid"])).status == 404
+    repo = github.standin.github.repo(ORG, "lfs-repo")
+    assert request(github.standin.lfs_download_url(repo, oid, expires=int(time.time()) - 1)).status == 404
+    basic = base64.b64encode(("x-access-token:%s" % github.token).encode()).decode()
+    assert lfs_batch(github, "lfs-repo", [unknown], basic, scheme="Basic").json()["objects"][0]["error"]["code"] == 404
+    public = lfs_batch(github, "tracker", [unknown])
+    assert public.status == 200 and public.json()["objects"][0]["error"]["code"] == 404
+    assert lfs_batch(github, "lfs-repo", [{"oid": oid, "size": size}], github.token, operation="upload").status == 403
+    locks = request(github.standin.git_url(ORG, "lfs-repo") + "/info/lfs/locks", github.token, headers={"Accept": "application/vnd.git-lfs+json"})
+    assert locks.status == 200 and locks.json()["locks"] == []
+    assert request(github.standin.git_url(ORG, "lfs-repo") + "/info/lfs/locks").status == 401
+    assert lfs_batch(github, "core-lib.wiki", [unknown], github.token).status == 404
+    assert github.standin.count("lfs", status=401, method="POST") >= 2
 
 
 def test_second_run_helpers(github, fresh_token):
