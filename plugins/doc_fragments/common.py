@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # The options every backup module shares: where artifacts go and how they are packed.
+    # The options every backup module shares: the job and where its artifacts are stored.
     # Keep in step with plugins/module_utils/_common.py (a unit test compares the two).
     DOCUMENTATION = r"""
 options:
@@ -111,6 +111,33 @@ options:
         description:
           - Object metadata added to every object written (S3 only).
         type: dict
+  retries:
+    description:
+      - Retries of transient errors (throttling, time-outs, 5xx answers) with jittered exponential backoff.
+    type: dict
+    suboptions:
+      attempts:
+        description:
+          - How many times an operation is tried in all, the first try included.
+        type: int
+        default: 5
+      delay:
+        description:
+          - Seconds before the first retry; each later retry waits twice as long, up to O(retries.max_delay).
+        type: float
+        default: 1.0
+      max_delay:
+        description:
+          - Longest wait between two tries, in seconds.
+        type: float
+        default: 60.0
+requirements:
+  - boto3 (for O(storage.type=s3))
+"""
+
+    # How service modules pack their artifacts (compression and encryption).
+    PACKING = r"""
+options:
   compression:
     description:
       - Compression of artifacts. V(zstd) needs the C(zstandard) Python library on the backup host
@@ -142,28 +169,7 @@ options:
         type: list
         elements: str
         required: true
-  retries:
-    description:
-      - Retries of transient errors (throttling, time-outs, 5xx answers) with jittered exponential backoff.
-    type: dict
-    suboptions:
-      attempts:
-        description:
-          - How many times an operation is tried in all, the first try included.
-        type: int
-        default: 5
-      delay:
-        description:
-          - Seconds before the first retry; each later retry waits twice as long, up to O(retries.max_delay).
-        type: float
-        default: 1.0
-      max_delay:
-        description:
-          - Longest wait between two tries, in seconds.
-        type: float
-        default: 60.0
 requirements:
-  - boto3 (for O(storage.type=s3))
   - zstandard (for O(compression=zstd))
   - age (the command, for O(encryption))
 """

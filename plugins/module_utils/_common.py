@@ -49,15 +49,6 @@ _COMMON_ARGUMENT_SPEC = dict(
         mutually_exclusive=[("profile", "access_key")],
         required_by={"sse_kms_key_id": "sse"},
     ),
-    compression=dict(type="str", choices=["gzip", "zstd", "none"], default="gzip"),
-    compression_level=dict(type="int", default=6),
-    encryption=dict(
-        type="dict",
-        options=dict(
-            type=dict(type="str", choices=["age"], default="age"),
-            recipients=dict(type="list", elements="str", required=True),
-        ),
-    ),
     retries=dict(
         type="dict",
         options=dict(
@@ -69,9 +60,31 @@ _COMMON_ARGUMENT_SPEC = dict(
 )
 
 
-def common_argument_spec(job_default: str | None = None) -> dict:
-    """A fresh copy of the shared spec; ``job`` gets the calling module's default."""
+_PACKING_ARGUMENT_SPEC = dict(
+    compression=dict(type="str", choices=["gzip", "zstd", "none"], default="gzip"),
+    compression_level=dict(type="int", default=6),
+    encryption=dict(
+        type="dict",
+        options=dict(
+            type=dict(type="str", choices=["age"], default="age"),
+            recipients=dict(type="list", elements="str", required=True),
+        ),
+    ),
+)
+
+
+def common_argument_spec(job_default: str | None = None, packing: bool = True) -> dict:
+    """A fresh copy of the shared spec; ``job`` gets the calling module's default.
+
+    ``packing`` adds compression and encryption, which only modules that write artifacts take.
+    """
     spec = copy.deepcopy(_COMMON_ARGUMENT_SPEC)
+    if packing:
+        spec.update(copy.deepcopy(_PACKING_ARGUMENT_SPEC))
     if job_default is not None:
         spec["job"]["default"] = job_default
     return spec
+
+
+# The collection's version, recorded in manifests (a unit test keeps it equal to galaxy.yml).
+COLLECTION_VERSION = "0.1.0"

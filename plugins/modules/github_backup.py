@@ -24,6 +24,7 @@ author:
   - corebackup.backup contributors (@corebackup)
 extends_documentation_fragment:
   - corebackup.backup.common
+  - corebackup.backup.common.packing
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -35,8 +37,10 @@ def _compare(spec, docs, path):
             _compare(option["options"], doc["suboptions"], where + ".")
 
 
-def test_doc_fragment_matches_the_argument_spec():
+def test_doc_fragments_match_the_argument_spec():
     docs = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
+    _compare(common_argument_spec(packing=False), docs, "")
+    docs.update(yaml.safe_load(ModuleDocFragment.PACKING)["options"])
     _compare(common_argument_spec(), docs, "")
 
 
@@ -95,3 +99,10 @@ def test_incomplete_storage_is_a_clear_error(storage, message):
 def test_encryption_needs_recipients():
     result = validate({"storage": {"type": "filesystem", "path": "/x"}, "encryption": {"type": "age"}})
     assert "recipients" in " ".join(result.error_messages)
+
+
+def test_collection_version_is_the_one_in_galaxy_yml():
+    from ansible_collections.corebackup.backup.plugins.module_utils._common import COLLECTION_VERSION
+    galaxy = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "galaxy.yml")
+    with open(galaxy, encoding="utf-8") as handle:
+        assert yaml.safe_load(handle)["version"] == COLLECTION_VERSION
