@@ -20,8 +20,10 @@ its own root (a directory) or prefix (an S3 bucket prefix). Every backend can
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -129,6 +131,15 @@ class StorageBackend:
     def exists(self, key: str) -> bool:
         return self.stat(key) is not None
 
+    def lock(self, key: str) -> t.ContextManager:
+        """Exclusive lock on ``key`` among writers on this backend, where the backend can lock.
+
+        S3 has no locks; callers that need safe concurrent updates there write one object per
+        writer and merge on read.
+        """
+        check_key(key)
+        return contextlib.nullcontext()
+
     def read_bytes(self, key: str) -> bytes:
         with self.open(key) as reader:
             return reader.read()
@@ -163,6 +174,7 @@ class FilesystemBackend(StorageBackend):
     kind = "filesystem"
     TEMP_SUFFIX = ".partial"
     META_SUFFIX = ".meta.json"
+    LOCK_SUFFIX = ".lock"
 
     def __init__(self, root: str, directory_mode: t.Any = None, file_mode: t.Any = None):
         if not root:
@@ -191,8 +203,26 @@ class FilesystemBackend(StorageBackend):
     def _meta_path(self, path: str) -> str:
         return os.path.join(os.path.dirname(path), "." + os.path.basename(path) + self.META_SUFFIX)
 
+    def _lock_path(self, path: str) -> str:
+        return os.path.join(os.path.dirname(path), "." + os.path.basename(path) + self.LOCK_SUFFIX)
+
     def _is_helper_file(self, filename: str) -> bool:
-        return filename.startswith(".") and filename.endswith((self.TEMP_SUFFIX, self.META_SUFFIX))
+        return filename.startswith(".") and filename.endswith((self.TEMP_SUFFIX, self.META_SUFFIX, self.LOCK_SUFFIX))
+
+    @contextlib.contextmanager
+    def lock(self, key: str) -> t.Iterator[None]:
+        """flock() on a hidden ``.<name>.lock`` beside ``key``; blocks until the lock is free."""
+        path = self.path_for(key)
+        try:
+            self._ensure_dirs(os.path.dirname(path))
+            fd = os.open(self._lock_path(path), os.O_RDWR | os.O_CREAT, self.file_mode)
+        except OSError as exc:
+            raise StorageError("cannot lock %s: %s" % (path, exc)) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def _write_metadata(self, path: str, metadata: dict | None) -> None:
         meta_path = self._meta_path(path)
@@ -339,8 +369,9 @@ class FilesystemBackend(StorageBackend):
         for key in keys:
             try:
                 path = self.path_for(key)
-                if os.path.lexists(self._meta_path(path)):
-                    os.unlink(self._meta_path(path))
+                for helper in (self._meta_path(path), self._lock_path(path)):
+                    if os.path.lexists(helper):
+                        os.unlink(helper)
                 os.unlink(path)
             except FileNotFoundError:
                 result.deleted.append(key)
