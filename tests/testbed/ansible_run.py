@@ -43,7 +43,7 @@ class TaskRun:
 
 
 def run_module(collections_path: str, module: str, args: dict, check: bool = False, env: dict | None = None,
-               verbosity: int = 0, timeout: float = 900) -> TaskRun:
+               verbosity: int = 0, timeout: float = 900, diff: bool = False) -> TaskRun:
     with tempfile.TemporaryDirectory(prefix="corebackup-play-") as workdir:
         playbook = os.path.join(workdir, "play.yml")
         result_path = os.path.join(workdir, "result.json")
@@ -67,6 +67,8 @@ def run_module(collections_path: str, module: str, args: dict, check: bool = Fal
         argv = [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", playbook]
         if check:
             argv.append("--check")
+        if diff:
+            argv.append("--diff")
         if verbosity:
             argv.append("-" + "v" * verbosity)
         proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, timeout=timeout, cwd=workdir, check=False)

@@ -1,0 +1,479 @@
+#!/usr/bin/python
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: backup_manifest
+short_description: Record, verify and list the backup sets of a job
+version_added: 0.1.0
+description:
+  - A backup set is the dated folder C(<prefix>/<job>/<YYYY-MM-DD>/) of a store. Its C(manifest.json)
+    lists every run recorded into it (times, status, artifacts with size and sha256, item counts,
+    warnings and errors, what was backed up, tool versions); C(SHA256SUMS) beside it lets
+    C(sha256sum -c SHA256SUMS) check a downloaded set with standard tools.
+  - O(state=present) records one run. Several runs on one day accumulate in one manifest. Each run is
+    also stored on its own as C(runs/<finished>_<run id>_<source>.<status>.json), written once, so
+    concurrent writers never lose each other's run (on the filesystem the manifest is rewritten under
+    a lock; on S3, which has no locks, readers merge the run records into the manifest).
+  - O(state=verified) re-reads artifacts, recomputes size and sha256 and fails naming every missing,
+    truncated or corrupted artifact. Results are kept in the manifest, so O(sample) can verify a large
+    store in rotating slices over several runs, least recently verified first.
+  - O(state=query) lists the sets of a job with status, size and artifacts, to pick one to restore.
+  - The manifest follows a versioned JSON Schema shipped in the collection
+    (C(schemas/manifest-v1.schema.json)); the module validates every manifest it reads or writes.
+author:
+  - corebackup.backup contributors (@corebackup)
+extends_documentation_fragment:
+  - corebackup.backup.common
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: O(state=present) and O(state=verified) read and report but write nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  state:
+    description:
+      - V(present) records a run, V(verified) re-reads and checks artifacts, V(query) lists sets.
+    type: str
+    choices: [present, verified, query]
+    default: present
+  set_date:
+    description:
+      - Date (V(YYYY-MM-DD), UTC) of the backup set.
+      - With O(state=present) it defaults to today, and can name another day, for example to import
+        backups made by other tools into this layout.
+      - With O(state=verified) and O(state=query) it limits the work to that set; all sets otherwise.
+    type: str
+  all_jobs:
+    description:
+      - With O(state=verified) or O(state=query), every job in the store that has a manifest; O(job) is ignored.
+    type: bool
+    default: false
+  result:
+    description:
+      - The registered result of a service module such as M(corebackup.backup.github_backup). Artifacts,
+        counts (its C(totals)), errors, status and source are taken from it unless given explicitly.
+    type: dict
+  artifacts:
+    description:
+      - Artifacts of the run, in the shared Artifact form. Each needs at least C(key) (relative to the
+        storage root or prefix), C(size) and C(sha256); C(compression), C(encryption), C(created) and
+        C(metadata) are kept when present.
+    type: list
+    elements: dict
+  status:
+    description:
+      - Outcome of the run. Defaults to what O(result) says, or V(success).
+    type: str
+    choices: [success, partial, failed]
+  source:
+    description:
+      - What was backed up, at least C(type) (V(github), V(mongodb), V(docker_volume), ...) and C(name).
+        Defaults to O(result)'s C(source).
+    type: dict
+  counts:
+    description:
+      - Item counts of the run (whole numbers), for example repositories or documents.
+    type: dict
+  warnings:
+    description:
+      - Warnings of the run. Secrets are scrubbed before they are stored.
+    type: list
+    elements: str
+  errors:
+    description:
+      - Errors of the run. Secrets are scrubbed before they are stored.
+    type: list
+    elements: str
+  secrets:
+    description:
+      - Strings that must never be stored, removed from warnings and errors besides what looks like a
+        token, password or credential in a URL.
+    type: list
+    elements: str
+  run_id:
+    description:
+      - Identifier of the run, for example an AWX job id. Recording a run id that the set already holds
+        changes nothing, so a retried task does not record a run twice. A random id by default.
+    type: str
+  started:
+    description:
+      - When the run started (ISO 8601). Defaults to O(finished) minus O(result)'s C(totals.seconds).
+    type: str
+  finished:
+    description:
+      - When the run finished (ISO 8601). Defaults to now.
+    type: str
+  sample:
+    description:
+      - With O(state=verified), verify at most this many artifacts, those verified least recently first.
+    type: int
+"""
+
+EXAMPLES = r"""
+- name: Back up the organization
+  corebackup.backup.github_backup:
+    organization: my-org
+    storage: "{{ backup_storage }}"
+    fail_on_error: false
+  register: github
+
+- name: Record the run in today's set
+  corebackup.backup.backup_manifest:
+    job: github
+    storage: "{{ backup_storage }}"
+    result: "{{ github }}"
+    secrets: ["{{ github_token }}"]
+
+- name: Import an artifact made by another tool into the set of 2024-05-01
+  corebackup.backup.backup_manifest:
+    job: legacy
+    storage: "{{ backup_storage }}"
+    set_date: "2024-05-01"
+    source: {type: files, name: old-nas}
+    artifacts:
+      - key: legacy/2024-05-01/nas_20240501T000000Z.tar.gz
+        size: 1048576
+        sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+
+- name: Verify a tenth of every job's artifacts each night
+  corebackup.backup.backup_manifest:
+    state: verified
+    all_jobs: true
+    sample: 100
+    storage: "{{ backup_storage }}"
+
+- name: List the sets of a job
+  corebackup.backup.backup_manifest:
+    state: query
+    job: github
+    storage: "{{ backup_storage }}"
+  register: sets
+"""
+
+RETURN = r"""
+run:
+  description: The run recorded (O(state=present)).
+  returned: when O(state=present)
+  type: dict
+  sample: {run_id: 5d0c..., status: success, started: "2026-11-22T02:00:00Z", finished: "2026-11-22T02:10:00Z",
+           duration: 600, source: {type: github, name: my-org}, artifacts: [], counts: {backed_up: 30},
+           warnings: [], errors: [], tools: {ansible-core: 2.19.0}}
+manifest_key:
+  description: Key of the set's C(manifest.json).
+  returned: when O(state=present)
+  type: str
+run_key:
+  description: Key of the run's own record.
+  returned: when O(state=present)
+  type: str
+set_status:
+  description: Status of the set after recording the run (the newest run of each source decides).
+  returned: when O(state=present)
+  type: str
+verified:
+  description: Every artifact re-read, with its status V(ok), V(missing), V(truncated) or V(corrupted).
+  returned: when O(state=verified)
+  type: list
+  elements: dict
+bad:
+  description: The artifacts that are not V(ok), and sets whose manifest could not be read.
+  returned: when O(state=verified)
+  type: list
+  elements: dict
+sets:
+  description:
+    - O(state=query) and O(state=verified), the sets looked at, newest first, with C(job), C(date),
+      C(status) (V(success), V(partial), V(failed) or V(unreadable)), C(size) (bytes of every object in
+      the set), C(runs), C(artifacts), C(verified_at) and C(problems).
+  returned: when O(state=query) or O(state=verified)
+  type: list
+  elements: dict
+"""
+
+import datetime
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.corebackup.backup.plugins.module_utils._checksum import verify_artifact
+from ansible_collections.corebackup.backup.plugins.module_utils._common import COLLECTION_VERSION, common_argument_spec
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
+    LayoutError,
+    format_date,
+    parse_date,
+    set_prefix,
+    utc_now,
+    validate_job,
+)
+from ansible_collections.corebackup.backup.plugins.module_utils._manifest import (
+    MANIFEST,
+    RUN_SCHEMA,
+    ManifestError,
+    artifacts_of,
+    clean_run_id,
+    iso,
+    list_jobs,
+    list_sets,
+    load_set,
+    new_run_id,
+    normalize_artifact,
+    parse_iso,
+    read_manifest,
+    record_run,
+    run_key,
+    schema_errors,
+    scrub,
+    set_status,
+    tool_versions,
+    update_manifest,
+)
+from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError, backend_from_params
+
+
+def _counts(values, strict):
+    """Whole-number counts; ``strict`` refuses anything else, otherwise it is left out."""
+    counts = {}
+    for name, value in (values or {}).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            if strict:
+                raise ManifestError("counts.%s must be a whole number, got %r" % (name, value))
+            continue
+        counts[str(name)] = int(value)
+    return counts
+
+
+def _result_errors(result):
+    errors = []
+    for section in ("repositories", "databases", "volumes", "items"):
+        for item in result.get(section) or []:
+            if isinstance(item, dict) and item.get("status") == "failed":
+                errors.append("%s: %s" % (item.get("name"), item.get("error") or "failed"))
+    if result.get("failed") and result.get("msg") and not errors:
+        errors.append(str(result["msg"]))
+    return errors
+
+
+def _result_status(result, artifacts, errors):
+    if result.get("failed") or errors:
+        return "partial" if artifacts or any(
+            isinstance(item, dict) and item.get("status") in ("backed_up", "unchanged", "skipped")
+            for item in result.get("repositories") or []) else "failed"
+    return "success"
+
+
+def build_run(params, now):
+    """The run record of O(state=present), from the explicit options and O(result)."""
+    result = params["result"] or {}
+    secrets = params["secrets"] or []
+    raw_artifacts = params["artifacts"] if params["artifacts"] is not None else result.get("artifacts") or []
+    artifacts = [normalize_artifact(record, index) for index, record in enumerate(raw_artifacts)]
+    errors = params["errors"] if params["errors"] is not None else _result_errors(result)
+    warnings = params["warnings"] if params["warnings"] is not None else [str(w) for w in result.get("warnings") or []]
+    status = params["status"] or (_result_status(result, artifacts, errors) if result else "success")
+    source = params["source"] or result.get("source")
+    if not isinstance(source, dict) or not source.get("type") or not source.get("name"):
+        raise ManifestError("source is required (a dict with type and name), unless result holds one")
+    finished = parse_iso(params["finished"], "finished") if params["finished"] else now
+    if params["started"]:
+        started = parse_iso(params["started"], "started")
+    else:
+        seconds = (result.get("totals") or {}).get("seconds") or 0
+        started = finished - datetime.timedelta(seconds=round(float(seconds)))
+    if started > finished:
+        raise ManifestError("started (%s) is after finished (%s)" % (iso(started), iso(finished)))
+    tools = tool_versions(COLLECTION_VERSION)
+    run = {
+        "run_id": clean_run_id(params["run_id"]) if params["run_id"] else new_run_id(),
+        "started": iso(started),
+        "finished": iso(finished),
+        "duration": (finished - started).total_seconds(),
+        "status": status,
+        "source": {str(k): scrub(v, secrets) if isinstance(v, str) else v for k, v in source.items()},
+        "artifacts": artifacts,
+        "counts": _counts(params["counts"], True) if params["counts"] is not None
+        else _counts(result.get("totals"), False),
+        "warnings": [scrub(w, secrets) for w in warnings],
+        "errors": [scrub(e, secrets) for e in errors],
+        "tools": tools,
+    }
+    problems = schema_errors(run, RUN_SCHEMA, "run")
+    if problems:
+        raise ManifestError("; ".join(problems))
+    return run
+
+
+class Manifests:
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.now = utc_now()
+        self.backend = backend_from_params(self.params["storage"], retry=RetryPolicy.from_params(self.params["retries"]))
+
+    def fail(self, msg, **extra):
+        self.module.fail_json(msg=scrub(msg, self.params["secrets"] or []), **extra)
+
+    def jobs(self):
+        if self.params["all_jobs"]:
+            return list_jobs(self.backend)
+        if not self.params["job"]:
+            self.fail("job is required unless all_jobs is true")
+        return [validate_job(self.params["job"])]
+
+    def sets(self):
+        """[(BackupSet)] in scope, newest first."""
+        found = []
+        for job in self.jobs():
+            if self.params["set_date"]:
+                backup_set = load_set(self.backend, job, self.params["set_date"])
+                if backup_set.objects:
+                    found.append(backup_set)
+                continue
+            found.extend(list_sets(self.backend, job)[0].values())
+        return sorted(found, key=lambda s: (s.date, s.job), reverse=True)
+
+    # -- present -------------------------------------------------------------------------------
+    def present(self):
+        job = self.params["job"]
+        if not job:
+            self.fail("job is required with state=present")
+        validate_job(job)
+        set_date = self.params["set_date"] or format_date(self.now)
+        run = build_run(self.params, self.now)
+        backup_set = load_set(self.backend, job, set_date)
+        if any(parsed["run_id"] == run["run_id"] for parsed in backup_set.runs):
+            manifest, _problems = read_manifest(self.backend, backup_set)
+            recorded = next(r for r in manifest["runs"] if r["run_id"] == run["run_id"])
+            self.module.exit_json(changed=False, run=recorded, set_status=manifest["status"],
+                                  manifest_key=set_prefix(job, set_date) + MANIFEST,
+                                  run_key=next(p["key"] for p in backup_set.runs if p["run_id"] == run["run_id"]))
+        if self.module.check_mode:
+            runs = [{"source": p["source"], "finished": p["finished"], "run_id": p["run_id"], "status": p["status"]}
+                    for p in backup_set.runs] + [run]
+            self.module.exit_json(changed=True, run=run, set_status=set_status(runs),
+                                  manifest_key=set_prefix(job, set_date) + MANIFEST, run_key=run_key(set_date, job, run))
+        key, manifest = record_run(self.backend, job, set_date, run)
+        self.module.exit_json(changed=True, run=run, set_status=manifest["status"],
+                              manifest_key=set_prefix(job, set_date) + MANIFEST, run_key=key)
+
+    # -- query ---------------------------------------------------------------------------------
+    def describe(self, backup_set, manifest, problems):
+        artifacts = list(artifacts_of(manifest).values()) if manifest else []
+        return {
+            "job": backup_set.job, "date": backup_set.date,
+            "status": manifest["status"] if manifest else "unreadable",
+            "size": backup_set.size, "objects": len(backup_set.objects),
+            "runs": [{k: run[k] for k in ("run_id", "status", "started", "finished", "source", "counts", "errors")}
+                     for run in manifest["runs"]] if manifest else [],
+            "artifacts": artifacts, "artifact_bytes": sum(a["size"] for a in artifacts),
+            "verified_at": manifest["verified_at"] if manifest else None, "problems": problems,
+        }
+
+    def load(self, backup_set):
+        try:
+            manifest, problems = read_manifest(self.backend, backup_set)
+        except ManifestError as exc:
+            return None, [str(exc)]
+        return manifest, problems
+
+    def query(self):
+        sets = [self.describe(s, *self.load(s)) for s in self.sets()]
+        self.module.exit_json(changed=False, sets=sets)
+
+    # -- verified ------------------------------------------------------------------------------
+    def verified(self):
+        sample = self.params["sample"]
+        if sample is not None and sample < 1:
+            self.fail("sample must be 1 or more, got %d" % sample)
+        candidates, bad, described = [], [], []
+        for backup_set in self.sets():
+            manifest, problems = self.load(backup_set)
+            described.append((backup_set, manifest, problems))
+            if manifest is None:
+                bad.append({"job": backup_set.job, "date": backup_set.date, "key": backup_set.prefix + MANIFEST,
+                            "status": "unreadable", "error": problems[0]})
+                continue
+            for key, artifact in artifacts_of(manifest).items():
+                last = (manifest["verification"].get(key) or {}).get("verified_at") or ""
+                candidates.append((last, key, backup_set, artifact))
+        candidates.sort(key=lambda c: (c[0], c[1]))
+        if sample is not None:
+            candidates = candidates[:sample]
+        results, by_set = [], {}
+        for _last, key, backup_set, artifact in candidates:
+            outcome = verify_artifact(self.backend, key, artifact["sha256"], artifact["size"]).to_dict()
+            outcome.update(job=backup_set.job, date=backup_set.date)
+            results.append(outcome)
+            by_set.setdefault((backup_set.job, backup_set.date), []).append(outcome)
+            if outcome["status"] != "ok":
+                bad.append(outcome)
+        stamp = iso(self.now)
+        changed = bool(by_set)
+        if by_set and not self.module.check_mode:
+            for (job, date), outcomes in by_set.items():
+                update_manifest(self.backend, job, date, lambda m, o=outcomes: self._stamp(m, o, stamp))
+        sets = []
+        for backup_set, manifest, problems in described:
+            if manifest is not None and (backup_set.job, backup_set.date) in by_set and not self.module.check_mode:
+                self._stamp(manifest, by_set[(backup_set.job, backup_set.date)], stamp)
+            sets.append(self.describe(backup_set, manifest, problems))
+        output = dict(changed=changed, verified=results, bad=bad, sets=sets)
+        if bad:
+            self.fail("%d bad: %s" % (len(bad), "; ".join("%s %s" % (b["key"], b["status"]) for b in bad)), **output)
+        self.module.exit_json(**output)
+
+    @staticmethod
+    def _stamp(manifest, outcomes, stamp):
+        for outcome in outcomes:
+            manifest["verification"][outcome["key"]] = {"verified_at": stamp, "status": outcome["status"]}
+        entries = [manifest["verification"].get(key) for key in artifacts_of(manifest)]
+        if entries and all(entry and entry["status"] == "ok" for entry in entries):
+            manifest["verified_at"] = min(entry["verified_at"] for entry in entries)
+        else:
+            manifest["verified_at"] = None
+
+    def run(self):
+        if self.params["set_date"]:
+            parse_date(self.params["set_date"])
+        getattr(self, self.params["state"])()
+
+
+def main():
+    argument_spec = common_argument_spec(packing=False)
+    argument_spec.update(
+        state=dict(type="str", choices=["present", "verified", "query"], default="present"),
+        set_date=dict(type="str"),
+        all_jobs=dict(type="bool", default=False),
+        result=dict(type="dict"),
+        artifacts=dict(type="list", elements="dict"),
+        status=dict(type="str", choices=["success", "partial", "failed"]),
+        source=dict(type="dict"),
+        counts=dict(type="dict"),
+        warnings=dict(type="list", elements="str"),
+        errors=dict(type="list", elements="str"),
+        secrets=dict(type="list", elements="str", no_log=True),
+        run_id=dict(type="str"),
+        started=dict(type="str"),
+        finished=dict(type="str"),
+        sample=dict(type="int"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    try:
+        Manifests(module).run()
+    except (ManifestError, LayoutError, StorageError) as exc:
+        module.fail_json(msg=scrub(exc, module.params["secrets"] or []))
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        module.fail_json(msg="unexpected error: %s" % scrub(exc, module.params["secrets"] or []),
+                         exception=scrub(traceback.format_exc(), module.params["secrets"] or []))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Manifests: the schema, run records, merging, secrets, SHA256SUMS, concurrent writers."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import multiprocessing
+import os
+import subprocess
+import time
+
+import jsonschema
+import pytest
+
+from ansible_collections.corebackup.backup.plugins.module_utils import _manifest as m
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMA_FILE = os.path.join(HERE, "..", "..", "..", "..", "schemas", "manifest-v1.schema.json")
+JOB, DATE = "nightly", "2026-11-22"
+
+
+def make_run(run_id="r1", status="success", finished="2026-11-22T03:00:00Z", source=("github", "acme"), artifacts=()):
+    return {
+        "run_id": run_id, "started": "2026-11-22T02:00:00Z", "finished": finished, "duration": 3600.0,
+        "status": status, "source": {"type": source[0], "name": source[1]}, "artifacts": list(artifacts),
+        "counts": {"repositories": 3}, "warnings": [], "errors": [], "tools": {"python": "3.11"},
+    }
+
+
+def store_artifact(backend, name, data):
+    key = "%s/%s/%s_20261122T020000Z.bin" % (JOB, DATE, name)
+    backend.write(key, [data])
+    return {"key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "compression": "none",
+            "encryption": None, "created": "2026-11-22T02:00:00Z", "metadata": {}}
+
+
+def test_shipped_schema_file_is_the_one_the_module_validates_with():
+    with open(SCHEMA_FILE, encoding="utf-8") as handle:
+        assert json.load(handle) == m.SCHEMA
+    jsonschema.Draft202012Validator.check_schema(m.SCHEMA)
+
+
+def _valid_manifest():
+    manifest = m.empty_manifest(JOB, DATE)
+    artifact = {"key": "nightly/2026-11-22/a_20261122T020000Z.bin", "size": 1, "sha256": "0" * 64,
+                "compression": "gzip", "encryption": None, "created": "", "metadata": {}}
+    manifest["runs"] = [make_run(artifacts=[artifact])]
+    manifest["status"] = "success"
+    return manifest
+
+
+BREAKAGES = [
+    ("schema_version", lambda d: d.update(schema_version=2)),
+    ("status", lambda d: d.update(status="fine")),
+    ("runs", lambda d: d.update(runs=[])),
+    ("sha256", lambda d: d["runs"][0]["artifacts"][0].update(sha256="xyz")),
+    ("size", lambda d: d["runs"][0]["artifacts"][0].update(size=-1)),
+    ("size type", lambda d: d["runs"][0]["artifacts"][0].update(size="1")),
+    ("bool is not a count", lambda d: d["runs"][0]["counts"].update(x=True)),
+    ("finished", lambda d: d["runs"][0].update(finished="yesterday")),
+    ("unknown field", lambda d: d.update(extra=1)),
+    ("missing source name", lambda d: d["runs"][0]["source"].pop("name")),
+    ("verification status", lambda d: d["verification"].update({"k": {"verified_at": "2026-11-22T03:00:00Z", "status": "meh"}})),
+    ("job", lambda d: d.update(job="../x")),
+]
+
+
+@pytest.mark.parametrize("what, breakage", BREAKAGES, ids=[b[0] for b in BREAKAGES])
+def test_built_in_validator_agrees_with_jsonschema(what, breakage):
+    valid = _valid_manifest()
+    assert m.schema_errors(valid) == []
+    jsonschema.validate(valid, m.SCHEMA)
+    broken = copy.deepcopy(valid)
+    breakage(broken)
+    assert m.schema_errors(broken), what
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, m.SCHEMA)
+
+
+@pytest.mark.parametrize("text, secret", [
+    ("clone of https://x-access-token:ghp_abcdefghijklmnopqrstuvwxyz0123456789@github.com/a/b failed", "ghp_abcdefghij"),
+    ("header Authorization: Bearer s3cr3t-value rejected", "s3cr3t-value"),
+    ("mongodb://admin:hunter2@db:27017 refused", "hunter2"),
+    ("password=hunter2 is wrong", "hunter2"),
+    ("key AKIAABCDEFGHIJKLMNOP denied", "AKIAABCDEFGHIJKLMNOP"),
+    ("the vault value pLainWord was refused", "pLainWord"),
+])
+def test_scrub_removes_secrets_and_keeps_the_message(text, secret):
+    scrubbed = m.scrub(text, ["pLainWord"])
+    assert secret not in scrubbed
+    assert "********" in scrubbed and scrubbed.split()[-1] == text.split()[-1]  # the rest of the message stays
+
+
+def test_run_key_round_trips_and_carries_the_status():
+    run = make_run(run_id="awx-1234", status="partial", source=("github", "my.org"))
+    key = m.run_key(DATE, JOB, run)
+    assert key.startswith("nightly/2026-11-22/runs/20261122T030000Z_awx-1234_github-my-org-")
+    parsed = m.parse_run_key(key[len("nightly/2026-11-22/"):])
+    assert parsed["status"] == "partial" and parsed["run_id"] == "awx-1234"
+    assert m.parse_run_key("runs/notes.txt") is None
+
+
+@pytest.mark.parametrize("runs, expected", [
+    ([("a", "failed", 1), ("a", "success", 2)], "success"),  # a failed run redone the same day
+    ([("a", "success", 1), ("a", "failed", 2)], "failed"),
+    ([("a", "success", 1), ("b", "failed", 2)], "partial"),
+    ([("a", "partial", 1)], "partial"),
+])
+def test_newest_run_of_each_source_decides_the_set_status(runs, expected):
+    records = [{"source": source, "status": status, "run_id": "r%d" % hour,
+                "finished": "2026-11-22T0%d:00:00Z" % hour} for source, status, hour in runs]
+    assert m.set_status(records) == expected
+
+
+def test_runs_accumulate_and_sha256sums_checks_out_with_sha256sum(tmp_path):
+    backend = FilesystemBackend(str(tmp_path))
+    first = store_artifact(backend, "one", b"first artifact\n")
+    second = store_artifact(backend, "two", b"second artifact\n")
+    m.record_run(backend, JOB, DATE, make_run("r1", artifacts=[first]))
+    m.record_run(backend, JOB, DATE, make_run("r2", finished="2026-11-22T04:00:00Z", source=("mongodb", "db"),
+                                              status="failed", artifacts=[second]))
+    backup_set = m.load_set(backend, JOB, DATE)
+    manifest, problems = m.read_manifest(backend, backup_set)
+    assert problems == []
+    assert [r["run_id"] for r in manifest["runs"]] == ["r1", "r2"]
+    assert manifest["status"] == "partial" and backup_set.status == "partial"
+    folder = tmp_path / JOB / DATE
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True, text=True, check=False)
+    assert check.returncode == 0 and check.stdout.count(": OK") == 2
+    (folder / "two_20261122T020000Z.bin").write_bytes(b"second artifacT\n")
+    assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True, check=False).returncode != 0
+
+
+def test_run_missing_from_manifest_json_is_merged_on_read(tmp_path):
+    """What an S3 writer that lost the race on manifest.json leaves behind: its run record only."""
+    backend = FilesystemBackend(str(tmp_path))
+    m.record_run(backend, JOB, DATE, make_run("r1"))
+    late = make_run("r2", finished="2026-11-22T05:00:00Z")
+    backend.write(m.run_key(DATE, JOB, late), [json.dumps(late).encode()])
+    manifest, _problems = m.read_manifest(backend, m.load_set(backend, JOB, DATE))
+    assert [r["run_id"] for r in manifest["runs"]] == ["r1", "r2"]
+
+
+def test_unreadable_manifest_json_is_rebuilt_from_run_records_and_reported(tmp_path):
+    backend = FilesystemBackend(str(tmp_path))
+    m.record_run(backend, JOB, DATE, make_run("r1"))
+    backend.write("%s/%s/manifest.json" % (JOB, DATE), [b"{not json"])
+    manifest, problems = m.read_manifest(backend, m.load_set(backend, JOB, DATE))
+    assert [r["run_id"] for r in manifest["runs"]] == ["r1"]
+    assert any("not valid JSON" in p for p in problems)
+    for obj in backend.list("%s/%s/runs/" % (JOB, DATE)):
+        backend.write(obj.key, [b"[]"])
+    with pytest.raises(m.ManifestError, match="has no readable manifest"):
+        m.read_manifest(backend, m.load_set(backend, JOB, DATE))
+
+
+def test_run_that_breaks_the_schema_is_refused_and_nothing_is_written(tmp_path):
+    backend = FilesystemBackend(str(tmp_path))
+    run = make_run()
+    run["status"] = "ok"
+    with pytest.raises(m.ManifestError, match="status"):
+        m.record_run(backend, JOB, DATE, run)
+    assert list(backend.list("")) == []
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"key": "a/b", "size": 1}, "has no sha256"),
+    ({"key": "../x", "size": 1, "sha256": "0" * 64}, "'..'"),
+    ({"key": "a/b", "size": "big", "sha256": "0" * 64}, "not a number of bytes"),
+    ({"key": "a/b", "size": 1, "sha256": "nope"}, "does not match"),
+    ("a/b", "must be a dict"),
+])
+def test_bad_artifact_records_are_named(record, message):
+    with pytest.raises(m.ManifestError, match=message):
+        m.normalize_artifact(record, 0)
+
+
+class SlowReads(FilesystemBackend):
+    """A store whose reads take a while, like a busy NAS: it widens every read-modify-write window."""
+
+    def read_bytes(self, key):
+        data = super().read_bytes(key)
+        time.sleep(0.1)
+        return data
+
+
+def _writer(root, index, barrier):
+    backend = SlowReads(root)
+    barrier.wait()
+    m.record_run(backend, JOB, DATE, make_run("run%02d" % index, finished="2026-11-22T03:%02d:00Z" % index))
+
+
+def test_concurrent_writers_lose_no_run(tmp_path):
+    writers = 8
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(writers)
+    processes = [context.Process(target=_writer, args=(str(tmp_path), i, barrier)) for i in range(writers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    with open(tmp_path / JOB / DATE / "manifest.json", encoding="utf-8") as handle:
+        manifest = json.load(handle)  # manifest.json itself, not merged on read: the lock kept it whole
+    assert sorted(r["run_id"] for r in manifest["runs"]) == ["run%02d" % i for i in range(writers)]
+
+
+def _stamper(root, key, barrier):
+    backend = SlowReads(root)
+    barrier.wait()
+    m.update_manifest(backend, JOB, DATE, lambda manifest: manifest["verification"].update(
+        {key: {"verified_at": "2026-11-22T06:00:00Z", "status": "ok"}}))
+
+
+def test_concurrent_updates_of_the_manifest_are_serialised_by_the_lock(tmp_path):
+    backend = FilesystemBackend(str(tmp_path))
+    keys = [store_artifact(backend, name, name.encode())["key"] for name in ("a", "b", "c")]
+    m.record_run(backend, JOB, DATE, make_run("r1"))
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(len(keys))
+    processes = [context.Process(target=_stamper, args=(str(tmp_path), key, barrier)) for key in keys]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    manifest, _problems = m.read_manifest(backend, m.load_set(backend, JOB, DATE))
+    assert sorted(manifest["verification"]) == keys
