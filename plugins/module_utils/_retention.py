@@ -1,0 +1,159 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur any time.
+
+"""Which backup sets a retention policy keeps, and why (pure logic, no storage).
+
+A set is kept if any rule keeps it, like restic ``forget``:
+
+* the newest successful set is always kept;
+* ``keep_days``: successful sets less than that many days older than the newest successful set
+  (anchored there, not to today, so a backup job that stopped does not let retention delete
+  everything);
+* ``keep_last``: the newest N successful sets;
+* ``keep_daily`` / ``keep_weekly`` / ``keep_monthly`` / ``keep_yearly``: the newest successful set
+  of each of the N newest days / ISO weeks / months / years that have one;
+* ``min_keep``: more of the newest successful sets until that many successful sets are kept.
+
+Partial and failed sets never count toward a rule. They are kept while they are newer than the
+newest successful set or within ``keep_days`` of it, and deleted after that. When no set has
+succeeded, nothing is deleted. A set without a manifest is never counted; it is deleted only with
+``delete_unmanifested`` and only when it is older than the newest successful set.
+"""
+
+from __future__ import annotations
+
+import datetime
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import parse_date
+from ansible_collections.corebackup.backup.plugins.module_utils._manifest import list_sets
+
+RULES = ("keep_days", "keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+PERIODS: dict[str, t.Callable[[datetime.date], str]] = {
+    "keep_daily": lambda d: d.isoformat(),
+    "keep_weekly": lambda d: "%04d-W%02d" % d.isocalendar()[:2],
+    "keep_monthly": lambda d: d.strftime("%Y-%m"),
+    "keep_yearly": lambda d: d.strftime("%Y"),
+}
+
+
+class PolicyError(ValueError):
+    """The retention policy is empty or invalid."""
+
+
+@dataclass
+class Decision:
+    date: datetime.date
+    status: str | None  # success | partial | failed | None (no manifest)
+    keep: bool = False
+    reasons: list = field(default_factory=list)
+
+
+def check_policy(policy: dict) -> dict:
+    """The policy with every rule an int or None; refuses an empty or negative policy."""
+    checked = {}
+    for name in RULES + ("min_keep",):
+        value = policy.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise PolicyError("%s must be a whole number of 0 or more, got %r" % (name, value))
+        checked[name] = value
+    if not any(checked[name] for name in RULES):
+        raise PolicyError("the retention policy is empty: set at least one of %s above 0" % ", ".join(RULES))
+    checked["min_keep"] = checked["min_keep"] or 0
+    return checked
+
+
+def decide(sets: t.Iterable[tuple[datetime.date, str | None]], policy: dict,
+           delete_unmanifested: bool = False) -> list[Decision]:
+    """A Decision for every (date, status) given, newest first."""
+    policy = check_policy(policy)
+    decisions = sorted((Decision(date, status) for date, status in sets), key=lambda d: d.date, reverse=True)
+    successful = [d for d in decisions if d.status == "success"]
+    if not successful:
+        for decision in decisions:
+            decision.keep = True
+            decision.reasons.append("no successful set yet: nothing is deleted")
+        return decisions
+    anchor = successful[0].date
+    keep_days = policy["keep_days"]
+
+    def within_days(date: datetime.date) -> bool:
+        return bool(keep_days) and (anchor - date).days < keep_days
+
+    def keep(decision: Decision, reason: str) -> None:
+        decision.keep = True
+        decision.reasons.append(reason)
+
+    keep(successful[0], "newest successful set")
+    for index, decision in enumerate(successful):
+        if within_days(decision.date):
+            keep(decision, "keep_days: within %d days of the newest successful set" % keep_days)
+        if policy["keep_last"] and index < policy["keep_last"]:
+            keep(decision, "keep_last: one of the newest %d successful sets" % policy["keep_last"])
+    for rule, period_of in PERIODS.items():
+        wanted = policy[rule]
+        seen: set[str] = set()
+        for decision in successful:
+            if not wanted or len(seen) >= wanted:
+                break
+            period = period_of(decision.date)
+            if period not in seen:
+                seen.add(period)
+                keep(decision, "%s: newest successful set of %s" % (rule, period))
+    kept = sum(1 for d in successful if d.keep)
+    for decision in successful:
+        if kept >= policy["min_keep"]:
+            break
+        if not decision.keep:
+            keep(decision, "min_keep: at least %d successful sets are kept" % policy["min_keep"])
+            kept += 1
+    for decision in decisions:
+        if decision.status == "success":
+            if not decision.keep:
+                decision.reasons.append("no rule keeps it")
+        elif decision.status in ("partial", "failed"):
+            if decision.date > anchor:
+                keep(decision, "%s set newer than the newest successful set (not counted)" % decision.status)
+            elif within_days(decision.date):
+                keep(decision, "%s set within keep_days (not counted)" % decision.status)
+            else:
+                decision.reasons.append("%s set older than keep_days of the newest successful set" % decision.status)
+        elif delete_unmanifested and decision.date < anchor:
+            decision.reasons.append("no readable manifest, older than the newest successful set (delete_unmanifested)")
+        else:
+            keep(decision, "no readable manifest: reported, not deleted")
+    return decisions
+
+
+@dataclass
+class Plan:
+    sets: dict  # {date text: BackupSet}
+    ignored: list  # keys under the job prefix outside any dated folder
+    decisions: list  # Decision, newest first
+    doomed: list  # keys to delete, run records last
+
+    def entries(self, keep: bool) -> list[dict]:
+        entries = []
+        for decision in self.decisions:
+            if decision.keep != keep:
+                continue
+            backup_set = self.sets[decision.date.isoformat()]
+            entries.append({"date": backup_set.date, "status": backup_set.status or "unmanifested",
+                            "size": backup_set.size, "objects": len(backup_set.objects), "reasons": decision.reasons})
+        return entries
+
+
+def plan(backend: t.Any, job: str, policy: dict, delete_unmanifested: bool = False) -> Plan:
+    """What a retention run on ``job`` keeps and deletes, from one listing of ``<job>/``."""
+    check_policy(policy)
+    sets, ignored = list_sets(backend, job)
+    decisions = decide([(parse_date(date), backup_set.status) for date, backup_set in sets.items()], policy,
+                       delete_unmanifested=delete_unmanifested)
+    doomed = [obj.key for decision in decisions if not decision.keep for obj in sets[decision.date.isoformat()].objects]
+    # Run records last: a set whose deletion is interrupted still shows what it was.
+    doomed.sort(key=lambda key: ("/runs/" in key, key))
+    return Plan(sets, ignored, decisions, doomed)

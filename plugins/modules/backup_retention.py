@@ -1,0 +1,211 @@
+#!/usr/bin/python
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: backup_retention
+short_description: Delete old backup sets of a job by a retention policy
+version_added: 0.1.0
+description:
+  - Applies a retention policy to the backup sets (dated folders C(<prefix>/<job>/<YYYY-MM-DD>/)) of
+    one job. A set is kept if any rule keeps it, like restic C(forget); every other set is deleted
+    with everything in it.
+  - Only successful sets count toward a rule. Partial and failed sets are kept while they are newer
+    than the newest successful set or within O(keep_days) of it. When no set has succeeded yet,
+    nothing is deleted. The newest successful set is never deleted.
+  - The status of each set comes from the names of its run records (see
+    M(corebackup.backup.backup_manifest)), so a run needs only one paginated listing of the job and
+    one delete call per 1000 keys. A set without run records (no manifest) is reported, never counted,
+    and deleted only with O(delete_unmanifested).
+  - Nothing outside C(<prefix>/<job>/) is listed, and inside it only folders named like a date are
+    touched; other keys are reported in RV(ignored).
+author:
+  - corebackup.backup contributors (@corebackup)
+extends_documentation_fragment:
+  - corebackup.backup.common
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would be deleted and why each set is kept; deletes nothing.
+  diff_mode:
+    support: full
+    details: The sets before and after, one line per set with the rule that keeps it.
+  platform:
+    platforms: posix
+options:
+  keep_days:
+    description:
+      - Keep successful sets less than this many days older than the newest successful set. The age
+        is anchored to the newest successful set, not to today, so a backup job that stopped does not
+        let retention delete everything. V(0) turns the rule off.
+    type: int
+    default: 30
+  keep_last:
+    description:
+      - Keep the newest N successful sets.
+    type: int
+  keep_daily:
+    description:
+      - Keep the newest successful set of each of the newest N days that have one.
+    type: int
+  keep_weekly:
+    description:
+      - Keep the newest successful set of each of the newest N ISO weeks that have one.
+    type: int
+  keep_monthly:
+    description:
+      - Keep the newest successful set of each of the newest N months that have one.
+    type: int
+  keep_yearly:
+    description:
+      - Keep the newest successful set of each of the newest N years that have one.
+    type: int
+  min_keep:
+    description:
+      - Keep at least this many successful sets whatever the other rules say (the newest ones).
+    type: int
+    default: 1
+  delete_unmanifested:
+    description:
+      - Also delete sets without any run record, when they are older than the newest successful set.
+        They are only reported otherwise.
+    type: bool
+    default: false
+notes:
+  - The job's O(job) has no default here; name the job whose sets are pruned.
+  - A policy with no rule above 0 is refused.
+"""
+
+EXAMPLES = r"""
+- name: Keep a month of nightly sets, then 8 weekly, 12 monthly and 3 yearly
+  corebackup.backup.backup_retention:
+    job: github
+    storage: "{{ backup_storage }}"
+    keep_days: 30
+    keep_weekly: 8
+    keep_monthly: 12
+    keep_yearly: 3
+
+- name: Show what a policy would delete
+  corebackup.backup.backup_retention:
+    job: mongodb
+    storage: "{{ backup_storage }}"
+    keep_last: 7
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+kept:
+  description: The sets kept, newest first, each with C(date), C(status), C(size) and C(reasons) (the rules that keep it).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{date: "2026-11-22", status: success, size: 1048576, objects: 31, reasons: ["newest successful set"]}]
+deleted:
+  description:
+    - The sets deleted (in check mode, that would be deleted), with C(date), C(status), C(size),
+      C(objects) and C(reasons).
+  returned: always
+  type: list
+  elements: dict
+unmanifested:
+  description: Dates of sets without any run record.
+  returned: always
+  type: list
+  elements: str
+ignored:
+  description: Keys under C(<job>/) that are not in a dated folder; retention never touches them.
+  returned: always
+  type: list
+  elements: str
+bytes_freed:
+  description: Bytes of the objects deleted (that would be deleted in check mode).
+  returned: always
+  type: int
+errors:
+  description: Keys that could not be deleted, with the error.
+  returned: always
+  type: list
+  elements: dict
+api_requests:
+  description: Storage API calls made, by operation (S3 only).
+  returned: always
+  type: dict
+  sample: {ListObjectsV2: 10, DeleteObjects: 4}
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.corebackup.backup.plugins.module_utils._common import common_argument_spec
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import LayoutError, validate_job
+from ansible_collections.corebackup.backup.plugins.module_utils._retention import RULES, PolicyError, check_policy, plan
+from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError, backend_from_params
+
+
+def _line(entry):
+    return "%s %-8s %12d bytes  %s\n" % (entry["date"], entry["status"], entry["size"], "; ".join(entry["reasons"]))
+
+
+def run(module):
+    params = module.params
+    if not params["job"]:
+        module.fail_json(msg="job is required: name the job whose backup sets are pruned")
+    job = validate_job(params["job"])
+    policy = {name: params[name] for name in RULES + ("min_keep",)}
+    check_policy(policy)  # refuse an empty or negative policy before touching the store
+    backend = backend_from_params(params["storage"], retry=RetryPolicy.from_params(params["retries"]))
+    found = plan(backend, job, policy, params["delete_unmanifested"])
+    kept, deleted = found.entries(keep=True), found.entries(keep=False)
+    errors = []
+    if found.doomed and not module.check_mode:
+        errors = backend.delete_many(found.doomed).errors
+    failed_keys = {error["key"] for error in errors}
+    bytes_freed = sum(obj.size for entry in deleted for obj in found.sets[entry["date"]].objects
+                      if obj.key not in failed_keys)
+    output = dict(
+        changed=bool(deleted), kept=kept, deleted=deleted, ignored=found.ignored, errors=errors, bytes_freed=bytes_freed,
+        unmanifested=[date for date, backup_set in sorted(found.sets.items()) if backup_set.status is None],
+        api_requests=dict(getattr(backend, "requests", {})),
+    )
+    if module._diff:
+        before = sorted(kept + deleted, key=lambda e: e["date"], reverse=True)
+        output["diff"] = {"before_header": "%s (%d sets)" % (job, len(before)),
+                          "after_header": "%s (%d sets)" % (job, len(kept)),
+                          "before": "".join(_line(e) for e in before), "after": "".join(_line(e) for e in kept)}
+    if errors:
+        module.fail_json(msg="could not delete %d key(s): %s" % (
+            len(errors), "; ".join("%s: %s" % (e["key"], e["error"]) for e in errors[:10])), **output)
+    module.exit_json(**output)
+
+
+def main():
+    argument_spec = common_argument_spec(packing=False)
+    argument_spec.update(
+        keep_days=dict(type="int", default=30),
+        keep_last=dict(type="int"),
+        keep_daily=dict(type="int"),
+        keep_weekly=dict(type="int"),
+        keep_monthly=dict(type="int"),
+        keep_yearly=dict(type="int"),
+        min_keep=dict(type="int", default=1),
+        delete_unmanifested=dict(type="bool", default=False),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    try:
+        run(module)
+    except (PolicyError, LayoutError, StorageError) as exc:
+        module.fail_json(msg=str(exc))
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc())
+
+
+if __name__ == "__main__":
+    main()

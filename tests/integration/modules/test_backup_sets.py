@@ -1,0 +1,223 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""backup_manifest and backup_retention through ansible-playbook, on the filesystem and on the S3 endpoint."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import hashlib
+import json
+import os
+
+import pytest
+
+from ansible_collections.corebackup.backup.plugins.module_utils import _manifest as m
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend
+from ansible_collections.corebackup.backup.tests.conftest import make_s3_backend
+from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_module
+from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS
+from ansible_collections.corebackup.backup.tests.unit.plugins.module_utils.test_retention import reference
+
+COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))))
+RETRIES = {"attempts": 3, "delay": 0.1, "max_delay": 1}
+JOB = "nightly"
+SECRET = "hunter2-vault-value"
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def store(request, tmp_path):
+    """(backend, the storage option that names the same place)."""
+    if request.param == "filesystem":
+        backend = FilesystemBackend(str(tmp_path / "store"))
+        return backend, {"type": "filesystem", "path": backend.root}
+    endpoint = request.getfixturevalue("s3_endpoint")
+    backend = make_s3_backend(endpoint)
+    return backend, dict(type="s3", bucket=backend.bucket, prefix=backend.prefix, endpoint_url=endpoint, **S3_TEST_CREDENTIALS)
+
+
+def module(name, storage, check=False, diff=False, **args):
+    args.update(storage=storage, retries=RETRIES)
+    return run_module(COLLECTIONS, name, args, check=check, diff=diff)
+
+
+def put_artifact(backend, date, name, data):
+    key = "%s/%s/%s_%sT020000Z.bin" % (JOB, date, name, date.replace("-", ""))
+    backend.write(key, [data])
+    return {"key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def everything(backend):
+    return {obj.key: backend.read_bytes(obj.key) for obj in backend.list("")}
+
+
+def test_runs_accumulate_and_verified_names_every_bad_artifact(store):
+    backend, storage = store
+    date = "2026-11-20"
+    artifacts = [put_artifact(backend, date, name, (name * 5000).encode()) for name in ("alpha", "beta", "gamma", "delta")]
+    first = module("backup_manifest", storage, job=JOB, set_date=date, artifacts=artifacts[:3], run_id="awx-41",
+                   source={"type": "github", "name": "acme"}, counts={"repositories": 3}, secrets=[SECRET],
+                   warnings=["slow answer from https://ci:%s@github.example" % SECRET])
+    assert not first.failed, first.result.get("msg")
+    assert first.changed and first.result["set_status"] == "success"
+    retry = module("backup_manifest", storage, job=JOB, set_date=date, artifacts=artifacts[:3], run_id="awx-41",
+                   source={"type": "github", "name": "acme"})
+    assert not retry.changed  # the same run recorded once
+    second = module("backup_manifest", storage, job=JOB, set_date=date, artifacts=artifacts[3:], status="partial",
+                    source={"type": "mongodb", "name": "orders"}, errors=["db2: auth failed with password=%s" % SECRET],
+                    secrets=[SECRET])
+    assert second.result["set_status"] == "partial"
+    stored = everything(backend)
+    assert not any(SECRET.encode() in data for data in stored.values())
+    assert SECRET not in json.dumps(first.result) + json.dumps(second.result)
+    manifest = json.loads(stored["%s/%s/manifest.json" % (JOB, date)])
+    assert m.schema_errors(manifest) == []
+    assert [run["run_id"] for run in manifest["runs"]] == ["awx-41", second.result["run"]["run_id"]]
+    sums = stored["%s/%s/SHA256SUMS" % (JOB, date)].decode()
+    assert sorted(sums.splitlines()) == sorted("%s  %s" % (a["sha256"], a["key"].rsplit("/", 1)[1]) for a in artifacts)
+
+    query = module("backup_manifest", storage, state="query", job=JOB)
+    [listed] = query.result["sets"]
+    assert (listed["date"], listed["status"], len(listed["artifacts"])) == (date, "partial", 4)
+    assert listed["artifact_bytes"] == sum(a["size"] for a in artifacts) < listed["size"]
+
+    good = module("backup_manifest", storage, state="verified", job=JOB)
+    assert not good.failed, good.result.get("msg")
+    assert [v["status"] for v in good.result["verified"]] == ["ok"] * 4
+    assert good.result["sets"][0]["verified_at"]
+
+    alpha, beta, gamma = (a["key"] for a in artifacts[:3])
+    data = bytearray(backend.read_bytes(alpha))
+    data[1234] ^= 0x01
+    backend.write(alpha, [bytes(data)])  # one byte flipped
+    backend.write(beta, [backend.read_bytes(beta)[:-1]])  # one byte short
+    backend.delete_many([gamma])
+    bad = module("backup_manifest", storage, state="verified", job=JOB)
+    assert bad.failed
+    assert {b["key"]: b["status"] for b in bad.result["bad"]} == {alpha: "corrupted", beta: "truncated", gamma: "missing"}
+    for key in (alpha, beta, gamma):
+        assert key in bad.result["msg"]
+    manifest = json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, date)))
+    assert manifest["verified_at"] is None and manifest["verification"][beta]["status"] == "truncated"
+
+
+def test_sample_verifies_a_rotating_slice(store):
+    backend, storage = store
+    for day in ("2026-11-01", "2026-11-02"):
+        artifacts = [put_artifact(backend, day, "part%d" % n, os.urandom(100)) for n in range(3)]
+        assert not module("backup_manifest", storage, job=JOB, set_date=day, artifacts=artifacts,
+                          source={"type": "files", "name": "share"}).failed
+    seen = []
+    for _round in range(3):
+        run = module("backup_manifest", storage, state="verified", job=JOB, sample=2)
+        assert not run.failed, run.result.get("msg")
+        seen.extend(v["key"] for v in run.result["verified"])
+    assert len(seen) == 6 and len(set(seen)) == 6  # every artifact once, least recently verified first
+    assert all(s["verified_at"] for s in module("backup_manifest", storage, state="query", job=JOB).result["sets"])
+
+
+def test_check_mode_and_bad_input_write_nothing(store):
+    backend, storage = store
+    artifact = put_artifact(backend, "2026-11-22", "one", b"x")
+    before = everything(backend)
+    check = module("backup_manifest", storage, check=True, job=JOB, set_date="2026-11-22", artifacts=[artifact],
+                   source={"type": "files", "name": "share"})
+    assert check.changed and not check.failed
+    broken = module("backup_manifest", storage, job=JOB, artifacts=[{"key": artifact["key"], "size": 1}],
+                    source={"type": "files", "name": "share"})
+    assert broken.failed and "artifacts[0] has no sha256" in broken.result["msg"]
+    nosource = module("backup_manifest", storage, job=JOB, artifacts=[artifact])
+    assert nosource.failed and "source is required" in nosource.result["msg"]
+    empty = module("backup_retention", storage, job=JOB, keep_days=0)
+    assert empty.failed and "policy is empty" in empty.result["msg"]
+    assert everything(backend) == before
+
+
+def seed_history(backend, days, anchor):
+    """One set a day for ``days`` days up to ``anchor``: mostly successful, some partial, failed or unmanifested."""
+    history = []
+
+    def one(offset):
+        date = anchor - datetime.timedelta(days=offset)
+        text = date.isoformat()
+        status = "partial" if offset % 17 == 5 else "failed" if offset % 29 == 7 else None if offset % 41 == 3 else "success"
+        artifact = put_artifact(backend, text, "data", text.encode() * 10)
+        if status:
+            run = {"run_id": "r%d" % offset, "started": text + "T02:00:00Z", "finished": text + "T02:10:00Z",
+                   "duration": 600.0, "status": status, "source": {"type": "github", "name": "acme"},
+                   "artifacts": [m.normalize_artifact(artifact, 0)], "counts": {}, "warnings": [], "errors": [],
+                   "tools": {}}
+            backend.write(m.run_key(text, JOB, run), [json.dumps(run).encode()])
+            manifest = m.empty_manifest(JOB, text)
+            manifest.update(runs=[run], status=status)
+            m.write_manifest(backend, manifest)
+        return date, status
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        history = list(pool.map(one, range(days)))
+    return history
+
+
+def test_gfs_retention_over_400_days(store):
+    backend, storage = store
+    anchor = datetime.date(2026, 11, 1)
+    history = seed_history(backend, 400, anchor)
+    for stray in ("%s/latest/data.bin" % JOB, "%s/notes.txt" % JOB, "%s-other/2025-01-01/x_20250101T000000Z.bin" % JOB,
+                  "%s/2025-13-45/not-a-date.bin" % JOB):
+        backend.write(stray, [b"keep me"])
+    policy = {"keep_days": 14, "keep_weekly": 8, "keep_monthly": 12, "keep_yearly": 3, "min_keep": 1}
+    expected = reference(history, policy, False)
+    before = everything(backend)
+
+    preview = module("backup_retention", storage, check=True, diff=True, job=JOB, **policy)
+    assert not preview.failed, preview.result.get("msg")
+    assert everything(backend) == before
+    assert {e["date"] for e in preview.result["kept"]} == {d.isoformat() for d in expected}
+    deleted = {e["date"] for e in preview.result["deleted"]}
+    assert deleted == {d.isoformat() for d, _s in history} - {d.isoformat() for d in expected}
+    assert preview.result["diff"]["after"].count("\n") == len(expected)
+    assert all(e["reasons"] for e in preview.result["kept"] + preview.result["deleted"])
+    assert sorted(preview.result["unmanifested"]) == sorted(d.isoformat() for d, s in history if s is None)
+
+    applied = module("backup_retention", storage, job=JOB, **policy)
+    assert applied.changed and not applied.failed
+    remaining = everything(backend)
+    dated = {key.split("/")[1] for key in remaining if key.startswith(JOB + "/") and key.split("/")[1][:2] == "20"}
+    assert dated == {d.isoformat() for d in expected} | {"2025-13-45"}
+    for stray in ("%s/latest/data.bin" % JOB, "%s/notes.txt" % JOB, "%s-other/2025-01-01/x_20250101T000000Z.bin" % JOB):
+        assert remaining[stray] == b"keep me"
+    assert applied.result["bytes_freed"] == sum(len(v) for k, v in before.items() if k not in remaining)
+    again = module("backup_retention", storage, job=JOB, **policy)
+    assert not again.changed and again.result["deleted"] == []
+
+
+def test_retention_of_10000_objects_costs_listing_pages_plus_one_delete_per_1000(s3_endpoint):
+    backend = make_s3_backend(s3_endpoint, prefix="")
+    storage = dict(type="s3", bucket=backend.bucket, endpoint_url=s3_endpoint, **S3_TEST_CREDENTIALS)
+    anchor = datetime.date(2026, 11, 1)
+    keys = []
+    for offset in range(400):
+        date = (anchor - datetime.timedelta(days=offset)).isoformat()
+        folder = "%s/%s/" % (JOB, date)
+        keys.extend(folder + "repo%02d_%sT020000Z.tar.gz" % (n, date.replace("-", "")) for n in range(23))
+        keys.append(folder + "manifest.json")
+        keys.append(folder + "runs/%sT021000Z_r%d_github-acme.success.json" % (date.replace("-", ""), offset))
+    assert len(keys) == 10000
+
+    def put(key):
+        backend.client.put_object(Bucket=backend.bucket, Key=key, Body=b"x")
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, keys))
+    run = module("backup_retention", storage, job=JOB, keep_days=30)
+    assert not run.failed, run.result.get("msg")
+    deleted = sum(e["objects"] for e in run.result["deleted"])
+    assert deleted == 370 * 25
+    pages = -(-10000 // 1000)
+    assert run.result["api_requests"] == {"ListObjectsV2": pages, "DeleteObjects": -(-deleted // 1000)}
+    print("retention of 10,000 objects: %d deleted, API calls %s" % (deleted, run.result["api_requests"]))
+    left = backend.client.list_objects_v2(Bucket=backend.bucket)
+    assert left["KeyCount"] == 30 * 25

@@ -1,0 +1,144 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The retention policy against an independent reference implementation, for random histories."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.corebackup.backup.plugins.module_utils._retention import RULES, PolicyError, decide, plan
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import StoredObject
+
+START = datetime.date(2023, 1, 1)
+STATUSES = ["success", "success", "success", "partial", "failed", None]
+
+
+def reference(history, policy, delete_unmanifested):
+    """The dates kept, computed rule by rule as sets of dates (not the module's single pass)."""
+    ok = sorted((d for d, s in history if s == "success"), reverse=True)
+    if not ok:
+        return {d for d, _s in history}
+    anchor = ok[0]
+    days = policy.get("keep_days") or 0
+    keep = {anchor}
+    keep |= {d for d in ok if (anchor - d).days < days}
+    keep |= set(ok[:policy.get("keep_last") or 0])
+    periods = {
+        "keep_daily": lambda d: (d.year, d.month, d.day),
+        "keep_weekly": lambda d: (d.isocalendar()[0], d.isocalendar()[1]),
+        "keep_monthly": lambda d: (d.year, d.month),
+        "keep_yearly": lambda d: (d.year,),
+    }
+    for rule, period in periods.items():
+        newest_periods = sorted({period(d) for d in ok}, reverse=True)[:policy.get(rule) or 0]
+        keep |= {max(d for d in ok if period(d) == p) for p in newest_periods}
+    missing = (policy.get("min_keep") or 0) - len(keep)
+    keep |= set([d for d in ok if d not in keep][:max(0, missing)])
+    for date, status in history:
+        if status in ("partial", "failed") and (date > anchor or (anchor - date).days < days):
+            keep.add(date)
+        if status is None and not (delete_unmanifested and date < anchor):
+            keep.add(date)
+    return keep
+
+
+small = st.one_of(st.none(), st.integers(min_value=0, max_value=12))
+policies = st.fixed_dictionaries({
+    "keep_days": st.one_of(st.none(), st.integers(min_value=0, max_value=120)),
+    "keep_last": small, "keep_daily": small, "keep_weekly": small, "keep_monthly": small, "keep_yearly": small,
+    "min_keep": st.integers(min_value=0, max_value=8),
+}).filter(lambda p: any(p[rule] for rule in RULES))
+histories = st.dictionaries(st.integers(min_value=0, max_value=1200), st.sampled_from(STATUSES), max_size=80).map(
+    lambda days: [(START + datetime.timedelta(days=offset), status) for offset, status in days.items()])
+
+
+@settings(max_examples=400, deadline=None)
+@given(histories, policies, st.booleans())
+def test_policy_equals_the_reference_and_keeps_its_promises(history, policy, delete_unmanifested):
+    decisions = decide(history, policy, delete_unmanifested=delete_unmanifested)
+    kept = {d.date for d in decisions if d.keep}
+    assert kept == reference(history, policy, delete_unmanifested)
+    assert sorted(d.date for d in decisions) == sorted(date for date, _s in history)
+    successful = sorted((date for date, status in history if status == "success"), reverse=True)
+    if successful:
+        assert successful[0] in kept  # the newest successful set is never deleted
+    assert len(kept & set(successful)) >= min(policy["min_keep"], len(successful))
+    for decision in decisions:
+        assert decision.reasons  # every set says why it is kept or deleted
+
+
+def test_a_stopped_job_keeps_its_last_sets():
+    """keep_days counts from the newest successful set: a job that stopped a year ago keeps its last month."""
+    history = [(START + datetime.timedelta(days=n), "success") for n in range(60)]
+    kept = [d.date for d in decide(history, {"keep_days": 30}) if d.keep]
+    assert len(kept) == 30 and max(kept) == START + datetime.timedelta(days=59)
+
+
+def test_partial_and_failed_sets_do_not_count_toward_keep_last():
+    history = [(START + datetime.timedelta(days=n), status)
+               for n, status in enumerate(["success", "success", "partial", "failed", "success"])]
+    decisions = {d.date: d for d in decide(history, {"keep_days": 0, "keep_last": 2, "min_keep": 0})}
+    assert [d.status for d in decisions.values() if d.keep and d.status == "success"] == ["success", "success"]
+    assert decisions[START + datetime.timedelta(days=1)].keep  # second newest successful set
+    assert not decisions[START + datetime.timedelta(days=2)].keep  # partial, older than the newest success
+    assert not decisions[START].keep
+
+
+def test_without_any_successful_set_nothing_is_deleted():
+    history = [(START + datetime.timedelta(days=n), "failed") for n in range(40)] + [(START - datetime.timedelta(days=1), None)]
+    assert all(d.keep for d in decide(history, {"keep_last": 1}, delete_unmanifested=True))
+
+
+@pytest.mark.parametrize("policy, message", [
+    ({}, "policy is empty"),
+    ({"keep_days": 0, "keep_last": 0}, "policy is empty"),
+    ({"keep_days": None, "min_keep": 5}, "policy is empty"),
+    ({"keep_last": -1}, "keep_last must be a whole number"),
+])
+def test_empty_or_negative_policy_is_refused(policy, message):
+    with pytest.raises(PolicyError, match=message):
+        decide([(START, "success")], policy)
+
+
+class ListingOnly:
+    """A store that can only list: enough for planning, and proof that planning reads no object."""
+
+    def __init__(self, keys):
+        self.keys = sorted(keys)
+        self.prefixes = []
+
+    def list(self, prefix=""):
+        self.prefixes.append(prefix)
+        return iter([StoredObject(key=key, size=len(key)) for key in self.keys if key.startswith(prefix)])
+
+
+segment = st.text(alphabet="abcjob-_0123456789.", min_size=1, max_size=12)
+stray_keys = st.lists(st.builds(lambda a, b, c: "%s/%s/%s" % (a, b, c), segment, segment, segment), max_size=30)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories, stray_keys, policies)
+def test_nothing_outside_the_jobs_dated_folders_is_planned_for_deletion(history, strays, policy):
+    keys = list(strays)
+    for date, status in history:
+        folder = "job/%s/" % date.isoformat()
+        keys.append(folder + "repo_%sT000000Z.tar.gz" % date.strftime("%Y%m%d"))
+        keys.append("job-2/%s/other_%sT000000Z.tar.gz" % (date.isoformat(), date.strftime("%Y%m%d")))
+        if status:
+            keys.append(folder + "runs/%sT010000Z_r1_github-acme.%s.json" % (date.strftime("%Y%m%d"), status))
+            keys.append(folder + "manifest.json")
+    store = ListingOnly(set(keys))
+    planned = plan(store, "job", policy)
+    assert store.prefixes == ["job/"]
+    deleted_dates = {d.date.isoformat() for d in planned.decisions if not d.keep}
+    for key in planned.doomed:
+        job, date, _rest = key.split("/", 2)
+        assert job == "job" and date in deleted_dates
+    assert set(planned.ignored) == {k for k in keys if k.startswith("job/")} - {
+        k for k in keys if k.startswith("job/") and k.split("/")[1] in planned.sets}
