@@ -101,6 +101,8 @@ def is_transient_aws_error(exc: BaseException) -> bool:
     if isinstance(response, dict):
         code = response.get("Error", {}).get("Code", "")
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if code == "NotImplemented":  # a feature the endpoint lacks does not come back by waiting
+            return False
         return code in TRANSIENT_AWS_CODES or status >= 500 or status == 429
     # botocore.exceptions.EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ...
     # are checked by name so that this module imports without botocore.

@@ -24,6 +24,7 @@ import contextlib
 import datetime
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -61,6 +62,10 @@ class StorageError(Exception):
 
 class InvalidKeyError(StorageError):
     """A key is malformed or would resolve outside the storage root."""
+
+
+class PreconditionFailed(StorageError):
+    """A conditional write was refused: the object exists already, or changed since it was read."""
 
 
 class UploadVerificationError(StorageError):
@@ -113,7 +118,12 @@ class StorageBackend:
         raise NotImplementedError
 
     def write(self, key: str, chunks: t.Iterable[bytes], metadata: dict | None = None,
-              overwrite: bool = True) -> StoredObject:  # pragma: no cover - interface
+              overwrite: bool = True, if_match: str | None = None) -> StoredObject:  # pragma: no cover - interface
+        """Store ``chunks`` under ``key``, all or nothing.
+
+        ``overwrite=False`` refuses an existing key and ``if_match`` a key whose etag (see stat())
+        is not that one, both with PreconditionFailed.
+        """
         raise NotImplementedError
 
     def open(self, key: str) -> t.BinaryIO:  # pragma: no cover - interface
@@ -272,7 +282,7 @@ class FilesystemBackend(StorageBackend):
 
     # -- interface --------------------------------------------------------------------------
     def write(self, key: str, chunks: t.Iterable[bytes], metadata: dict | None = None,
-              overwrite: bool = True) -> StoredObject:
+              overwrite: bool = True, if_match: str | None = None) -> StoredObject:
         path = self.path_for(key)
         directory = os.path.dirname(path)
         try:
@@ -293,6 +303,11 @@ class FilesystemBackend(StorageBackend):
                 handle.flush()
                 os.fsync(handle.fileno())
             os.chmod(temp_path, self.file_mode)
+            if if_match is not None:
+                # Compare and replace are two steps here: writers that race must also hold lock().
+                current = self.stat(key)
+                if current is None or current.etag != if_match:
+                    raise PreconditionFailed("refusing to replace %s: it changed since it was read" % path)
             if overwrite:
                 os.replace(temp_path, path)
             else:
@@ -300,7 +315,7 @@ class FilesystemBackend(StorageBackend):
                 try:
                     os.link(temp_path, path)
                 except FileExistsError:
-                    raise StorageError("refusing to overwrite %s: it already exists" % path) from None
+                    raise PreconditionFailed("refusing to overwrite %s: it already exists" % path) from None
                 os.unlink(temp_path)
             placed = True
             self._write_metadata(path, metadata)
@@ -338,7 +353,8 @@ class FilesystemBackend(StorageBackend):
         if not os.path.isfile(path):
             return None
         return StoredObject(key=key, size=info.st_size, metadata=self._read_metadata(path),
-                            modified=datetime.datetime.fromtimestamp(info.st_mtime, datetime.timezone.utc))
+                            modified=datetime.datetime.fromtimestamp(info.st_mtime, datetime.timezone.utc),
+                            etag="%x-%x-%x" % (info.st_ino, info.st_mtime_ns, info.st_size))
 
     def list(self, prefix: str = "") -> t.Iterator[StoredObject]:
         check_prefix(prefix)
@@ -479,6 +495,7 @@ class S3Backend(StorageBackend):
         self.retry = retry or RetryPolicy()
         self.part_size = part_size
         self.page_size = page_size
+        self.conditional_writes = True  # until the endpoint says it does not implement them
         self.requests: dict[str, int] = {}
         if client is None:
             session = boto3.session.Session(
@@ -525,11 +542,43 @@ class S3Backend(StorageBackend):
             extra["SSEKMSKeyId"] = self.sse_kms_key_id
         return extra
 
+    def _conditions(self, overwrite: bool, if_match: str | None) -> dict:
+        """Conditional-write headers: S3 itself refuses to replace what it must not (no HEAD-then-PUT race)."""
+        conditions = {}
+        if self.conditional_writes:
+            if not overwrite:
+                conditions["IfNoneMatch"] = "*"
+            if if_match is not None:
+                conditions["IfMatch"] = '"%s"' % if_match
+        return conditions
+
+    def _conditional(self, call: t.Callable[..., t.Any], conditions: dict, **kwargs: t.Any) -> t.Any:
+        """``call`` with the conditions; again without them if the endpoint does not implement them."""
+        try:
+            return call(**dict(kwargs, **conditions))
+        except Exception as exc:
+            code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+            if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+                raise PreconditionFailed("refusing to write s3://%s/%s: %s" % (
+                    self.bucket, kwargs["Key"], "it already exists" if "IfNoneMatch" in conditions
+                    else "it changed since it was read")) from None
+            if code != "NotImplemented" or not conditions:
+                raise
+        self.conditional_writes = False
+        return call(**kwargs)
+
     def write(self, key: str, chunks: t.Iterable[bytes], metadata: dict | None = None,
-              overwrite: bool = True) -> StoredObject:
+              overwrite: bool = True, if_match: str | None = None) -> StoredObject:
         object_key = self._object_key(key)
-        if not overwrite and self.stat(key) is not None:
-            raise StorageError("refusing to overwrite s3://%s/%s: it already exists" % (self.bucket, object_key))
+        existing = self.stat(key) if (not overwrite or if_match is not None) else None
+        # Checked before the upload so that a refused artifact is not uploaded in vain; the write
+        # itself is conditional too, where the endpoint supports it.
+        if not overwrite and existing is not None:
+            raise PreconditionFailed("refusing to overwrite s3://%s/%s: it already exists" % (self.bucket, object_key))
+        if if_match is not None and (existing is None or existing.etag != if_match):
+            raise PreconditionFailed("refusing to replace s3://%s/%s: it changed since it was read" % (
+                self.bucket, object_key))
+        conditions = self._conditions(overwrite, if_match)
         extra = self._put_extra(metadata)
         upload_id = None
         completed = False
@@ -564,17 +613,18 @@ class S3Backend(StorageBackend):
                 # The whole stream fits in one part: a single PUT.
                 total = buffer.size
                 body = buffer.body()
-                self._call_with_body("put_object", body, Bucket=self.bucket, Key=object_key,
-                                     ContentLength=buffer.size,
-                                     ContentMD5=base64.b64encode(buffer.md5_digest).decode("ascii"), **extra)
+                self._conditional(functools.partial(self._call_with_body, "put_object", body), conditions,
+                                  Bucket=self.bucket, Key=object_key, ContentLength=buffer.size,
+                                  ContentMD5=base64.b64encode(buffer.md5_digest).decode("ascii"), **extra)
                 expected_etag = buffer.md5_digest.hex()
             else:
                 if buffer.size or not parts:
                     parts.append(self._upload_part(object_key, upload_id, part_number, buffer))
                     part_digests.append(buffer.md5_digest)
                     total += buffer.size
-                self._call("complete_multipart_upload", Bucket=self.bucket, Key=object_key, UploadId=upload_id,
-                           MultipartUpload={"Parts": parts})
+                self._conditional(functools.partial(self._call, "complete_multipart_upload"), conditions,
+                                  Bucket=self.bucket, Key=object_key, UploadId=upload_id,
+                                  MultipartUpload={"Parts": parts})
                 expected_etag = "%s-%d" % (_md5(b"".join(part_digests)).hexdigest(), len(part_digests))
             completed = True
             stored = self.stat(key)
@@ -718,6 +768,6 @@ def backend_from_params(storage: dict, retry: RetryPolicy | None = None) -> Stor
 
 
 __all__ = [
-    "DeleteResult", "FilesystemBackend", "InvalidKeyError", "S3Backend", "StorageBackend", "StorageError",
+    "DeleteResult", "FilesystemBackend", "InvalidKeyError", "PreconditionFailed", "S3Backend", "StorageBackend", "StorageError",
     "StoredObject", "UploadVerificationError", "backend_from_params", "check_key", "s3_part_size",
 ]

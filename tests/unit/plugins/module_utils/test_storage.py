@@ -127,3 +127,17 @@ def test_part_sizes_fit_five_terabytes_in_ten_thousand_parts():
 def test_unknown_backend_type_is_named():
     with pytest.raises(StorageError, match="'ftp'"):
         backend_from_params({"type": "ftp"})
+
+
+def test_filesystem_conditional_writes(tmp_path):
+    from ansible_collections.corebackup.backup.plugins.module_utils._storage import PreconditionFailed
+    backend = FilesystemBackend(str(tmp_path))
+    backend.write("job/2026-11-22/manifest.json", [b"v1"])
+    stale = backend.stat("job/2026-11-22/manifest.json").etag
+    backend.write("job/2026-11-22/manifest.json", [b"v2"], if_match=stale)
+    with pytest.raises(PreconditionFailed, match="changed since it was read"):
+        backend.write("job/2026-11-22/manifest.json", [b"v3"], if_match=stale)
+    with pytest.raises(PreconditionFailed, match="already exists"):
+        backend.write("job/2026-11-22/manifest.json", [b"v4"], overwrite=False)
+    assert backend.read_bytes("job/2026-11-22/manifest.json") == b"v2"
+    assert sorted(os.listdir(tmp_path / "job" / "2026-11-22")) == ["manifest.json"]  # no temp file left
