@@ -12,8 +12,9 @@ A backup set is the folder ``<job>/<YYYY-MM-DD>/``. Every run recorded into it i
   changed, so two writers can never lose each other's run, even on S3 where there are no locks;
   its name alone tells the set's status, so retention needs only a listing;
 * merged with the other runs into ``manifest.json`` (with ``SHA256SUMS`` beside it), rewritten under
-  a lock on the filesystem. Readers merge ``manifest.json`` with the run objects, so a run that a
-  concurrent S3 writer left out of ``manifest.json`` is still seen.
+  a lock on the filesystem and with conditional writes (If-Match / If-None-Match) on S3. Readers
+  also merge ``manifest.json`` with the run objects, so a run is seen even if its writer stopped
+  between the two writes, or the S3 endpoint ignores conditional writes.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
     sanitize_name,
     set_prefix,
 )
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError, check_key
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import PreconditionFailed, StorageError, check_key
 
 SCHEMA_VERSION = 1
 SCHEMA_ID = "https://github.com/corebackup/backup/schemas/manifest-v%d.json" % SCHEMA_VERSION
@@ -455,14 +456,7 @@ def sha256sums(manifest: dict, prefix: str) -> bytes:
     return "".join(lines).encode("utf-8")
 
 
-def write_manifest(backend: t.Any, manifest: dict) -> None:
-    """Validate and write ``manifest.json`` and ``SHA256SUMS`` of a set (each atomically)."""
-    errors = schema_errors(manifest)
-    if errors:
-        raise ManifestError("refusing to write a manifest that breaks its schema: %s" % "; ".join(errors[:5]))
-    prefix = set_prefix(manifest["job"], manifest["set_date"])
-    backend.write(prefix + SUMS, [sha256sums(manifest, prefix)])
-    backend.write(prefix + MANIFEST, [_dumps(manifest)])
+PUBLISH_ATTEMPTS = 20
 
 
 def record_run(backend: t.Any, job: str, set_date: str, run: dict) -> tuple[str, dict]:
@@ -471,25 +465,55 @@ def record_run(backend: t.Any, job: str, set_date: str, run: dict) -> tuple[str,
     if errors:
         raise ManifestError("; ".join(errors))
     key = run_key(set_date, job, run)
-    prefix = set_prefix(job, set_date)
-    with backend.lock(prefix + MANIFEST):
+    with backend.lock(set_prefix(job, set_date) + MANIFEST):
         backend.write(key, [_dumps(run)], overwrite=False)
-        return key, refresh_manifest(backend, job, set_date)
+        return key, publish(backend, job, set_date)
 
 
 def update_manifest(backend: t.Any, job: str, set_date: str, update: t.Callable[[dict], None]) -> dict:
-    """Apply ``update`` to the set's manifest under the set's lock (where the backend has locks)."""
+    """Apply ``update`` to the set's manifest and publish it."""
     with backend.lock(set_prefix(job, set_date) + MANIFEST):
-        return refresh_manifest(backend, job, set_date, update)
+        return publish(backend, job, set_date, update)
 
 
-def refresh_manifest(backend: t.Any, job: str, set_date: str, update: t.Callable[[dict], None] | None = None) -> dict:
-    """Re-read the set, apply ``update`` to its manifest, and write it back (call under the set's lock)."""
-    manifest, _problems = read_manifest(backend, load_set(backend, job, set_date))
-    if update is not None:
-        update(manifest)
-    write_manifest(backend, manifest)
-    return manifest
+def publish(backend: t.Any, job: str, set_date: str, update: t.Callable[[dict], None] | None = None) -> dict:
+    """Merge the set's run records into ``manifest.json`` (applying ``update``), then ``SHA256SUMS`` to match.
+
+    Writers are serialised by the set's lock where the backend has locks (filesystem). Elsewhere (S3)
+    ``manifest.json`` is replaced only if it is still the version that was read (a conditional write);
+    a writer that loses the race reads again and merges again, so no run and no update is lost.
+    """
+    prefix = set_prefix(job, set_date)
+    for _attempt in range(PUBLISH_ATTEMPTS):
+        current = backend.stat(prefix + MANIFEST)
+        manifest, _problems = read_manifest(backend, load_set(backend, job, set_date))
+        if update is not None:
+            update(manifest)
+        errors = schema_errors(manifest)
+        if errors:
+            raise ManifestError("refusing to write a manifest that breaks its schema: %s" % "; ".join(errors[:5]))
+        try:
+            backend.write(prefix + MANIFEST, [_dumps(manifest)], overwrite=current is not None,
+                          if_match=current.etag if current is not None else None)
+        except PreconditionFailed:
+            continue
+        _publish_sums(backend, prefix)
+        return manifest
+    raise ManifestError("%s%s kept changing under concurrent writers; gave up after %d attempts" % (
+        prefix, MANIFEST, PUBLISH_ATTEMPTS))
+
+
+def _publish_sums(backend: t.Any, prefix: str) -> None:
+    """Write ``SHA256SUMS`` from the current ``manifest.json`` until no other writer replaced it meanwhile."""
+    for _attempt in range(PUBLISH_ATTEMPTS):
+        before = backend.stat(prefix + MANIFEST)
+        manifest = _load_json(backend, prefix + MANIFEST)
+        backend.write(prefix + SUMS, [sha256sums(manifest, prefix)])
+        after = backend.stat(prefix + MANIFEST)
+        if before is not None and after is not None and before.etag == after.etag:
+            return
+    raise ManifestError("%s%s kept changing under concurrent writers; gave up after %d attempts" % (
+        prefix, SUMS, PUBLISH_ATTEMPTS))
 
 
 def load_set(backend: t.Any, job: str, set_date: str) -> BackupSet:

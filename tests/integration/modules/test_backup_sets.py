@@ -136,8 +136,9 @@ def test_check_mode_and_bad_input_write_nothing(store):
     assert everything(backend) == before
 
 
-def seed_history(backend, days, anchor):
-    """One set a day for ``days`` days up to ``anchor``: mostly successful, some partial, failed or unmanifested."""
+def seed_history(backend, days, anchor, step=1):
+    """A set every ``step`` days for ``days`` days up to ``anchor``: mostly successful, some partial, failed or
+    without manifest."""
     history = []
 
     def one(offset):
@@ -150,21 +151,74 @@ def seed_history(backend, days, anchor):
                    "duration": 600.0, "status": status, "source": {"type": "github", "name": "acme"},
                    "artifacts": [m.normalize_artifact(artifact, 0)], "counts": {}, "warnings": [], "errors": [],
                    "tools": {}}
-            backend.write(m.run_key(text, JOB, run), [json.dumps(run).encode()])
-            manifest = m.empty_manifest(JOB, text)
-            manifest.update(runs=[run], status=status)
-            m.write_manifest(backend, manifest)
+            m.record_run(backend, JOB, text, run)
         return date, status
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        history = list(pool.map(one, range(days)))
+        history = list(pool.map(one, range(0, days, step)))
     return history
+
+
+def _run(index):
+    return {"run_id": "w%02d" % index, "started": "2026-11-22T02:00:00Z", "finished": "2026-11-22T02:%02d:00Z" % index,
+            "duration": 1.0, "status": "success", "source": {"type": "files", "name": "share%d" % index},
+            "artifacts": [], "counts": {}, "warnings": [], "errors": [], "tools": {}}
+
+
+def test_concurrent_writers_on_s3_lose_no_run(s3_endpoint):
+    backend = make_s3_backend(s3_endpoint)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda index: m.record_run(backend, JOB, "2026-11-22", _run(index)), range(8)))
+    manifest = json.loads(backend.read_bytes("%s/2026-11-22/manifest.json" % JOB))  # manifest.json itself, not merged
+    assert sorted(run["run_id"] for run in manifest["runs"]) == ["w%02d" % i for i in range(8)]
+
+
+def test_a_writer_that_lost_the_race_merges_again_on_s3(s3_endpoint):
+    """Another run lands between this writer's read and its write: the write is refused, and retried."""
+    backend = make_s3_backend(s3_endpoint)
+    other = make_s3_backend(s3_endpoint, bucket=backend.bucket)
+    m.record_run(backend, JOB, "2026-11-22", _run(0))
+    calls = []
+
+    def stamp(manifest):
+        calls.append(len(manifest["runs"]))
+        if len(calls) == 1:
+            m.record_run(other, JOB, "2026-11-22", _run(1))  # the concurrent writer
+        manifest["verification"]["x/y"] = {"verified_at": "2026-11-22T05:00:00Z", "status": "ok"}
+
+    m.update_manifest(backend, JOB, "2026-11-22", stamp)
+    manifest = json.loads(backend.read_bytes("%s/2026-11-22/manifest.json" % JOB))
+    assert calls == [1, 2]  # read again after the refused write
+    assert [run["run_id"] for run in manifest["runs"]] == ["w00", "w01"] and "x/y" in manifest["verification"]
+
+
+def test_s3_itself_refuses_conditional_writes(s3_endpoint):
+    """The endpoint enforces If-Match / If-None-Match even when the check before the upload saw nothing wrong."""
+    from ansible_collections.corebackup.backup.plugins.module_utils._storage import PreconditionFailed, StoredObject
+    backend = make_s3_backend(s3_endpoint)
+    key = "%s/2026-11-22/manifest.json" % JOB
+    backend.write(key, [b"v1"])
+    stale = backend.stat(key).etag
+    backend.write(key, [b"v2"], if_match=stale)
+    with pytest.raises(PreconditionFailed, match="changed since it was read"):
+        backend.write(key, [b"v3"], if_match=stale)
+    backend.stat = lambda _key: StoredObject(key, 2, etag=stale)  # a check that raced with another writer
+    with pytest.raises(PreconditionFailed, match="changed since it was read"):
+        backend.write(key, [b"v3"], if_match=stale)
+    backend.stat = lambda _key: None
+    with pytest.raises(PreconditionFailed, match="already exists"):
+        backend.write(key, [b"v4"], overwrite=False)
+    with pytest.raises(PreconditionFailed, match="already exists"):
+        backend.write(key, [b"v5" * (3 * 1024 * 1024)] * 3, overwrite=False)  # multipart: refused at completion
+    assert backend.read_bytes(key) == b"v2"
+    assert backend.client.list_multipart_uploads(Bucket=backend.bucket).get("Uploads", []) == []
 
 
 def test_gfs_retention_over_400_days(store):
     backend, storage = store
     anchor = datetime.date(2026, 11, 1)
-    history = seed_history(backend, 400, anchor)
+    # Every day on the filesystem; every third day on S3, where each set costs a dozen requests to seed.
+    history = seed_history(backend, 400, anchor, step=1 if backend.kind == "filesystem" else 3)
     for stray in ("%s/latest/data.bin" % JOB, "%s/notes.txt" % JOB, "%s-other/2025-01-01/x_20250101T000000Z.bin" % JOB,
                   "%s/2025-13-45/not-a-date.bin" % JOB):
         backend.write(stray, [b"keep me"])
