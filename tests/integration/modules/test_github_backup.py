@@ -322,3 +322,27 @@ def test_lfs_objects_are_archived_and_the_token_stays_on_the_github_host(github,
     assert batch and all(r.token is not None for r in batch)  # the private repository's batch call was authenticated
     assert len(downloads) == len(expected)
     assert all(r.token is None for r in downloads)  # the token was not sent to the download host
+
+
+def test_the_registered_result_is_recorded_and_verified_by_backup_manifest(github, first_run):
+    store, run = first_run[0], first_run[1]
+    token = github[1]
+    storage = {"type": "filesystem", "path": store}
+    recorded = run_module(COLLECTIONS, "backup_manifest", {"job": "github", "storage": storage, "result": run.result,
+                                                           "secrets": [token]})
+    assert not recorded.failed, recorded.result.get("msg")
+    record = recorded.result["run"]
+    assert record["status"] == "partial"  # one repository failed
+    assert record["source"]["type"] == "github" and record["source"]["name"] == ORG
+    assert [e.split(":")[0] for e in record["errors"]] == ["dmca-repo"]
+    assert len(record["artifacts"]) == run.result["totals"]["backed_up"]
+    assert record["counts"]["backed_up"] == run.result["totals"]["backed_up"]
+    set_dir = os.path.dirname(os.path.join(store, record["artifacts"][0]["key"]))
+    check = subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=set_dir, capture_output=True, text=True,
+                           check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    verified = run_module(COLLECTIONS, "backup_manifest", {"state": "verified", "job": "github", "storage": storage})
+    assert not verified.failed, verified.result.get("msg")
+    assert len(verified.result["verified"]) == len(record["artifacts"])
+    with open(os.path.join(set_dir, "manifest.json"), encoding="utf-8") as handle:
+        assert token not in handle.read()
