@@ -394,7 +394,13 @@ class Manifests:
         if sample is not None and sample < 1:
             self.fail("sample must be 1 or more, got %d" % sample)
         candidates, bad, described = [], [], []
-        for backup_set in self.sets():
+        in_scope = self.sets()
+        if not in_scope:
+            # A typo in a job name must not look like a clean verification.
+            self.fail("nothing to verify: no backup set of %s%s in %s" % (
+                "any job" if self.params["all_jobs"] else "job %r" % self.params["job"],
+                " on %s" % self.params["set_date"] if self.params["set_date"] else "", self.backend.describe()))
+        for backup_set in in_scope:
             manifest, problems = self.load(backup_set)
             described.append((backup_set, manifest, problems))
             if manifest is None:

@@ -131,6 +131,8 @@ def test_check_mode_and_bad_input_write_nothing(store):
     assert broken.failed and "artifacts[0] has no sha256" in broken.result["msg"]
     nosource = module("backup_manifest", storage, job=JOB, artifacts=[artifact])
     assert nosource.failed and "source is required" in nosource.result["msg"]
+    typo = module("backup_manifest", storage, state="verified", job="nightlly")
+    assert typo.failed and "no backup set of job 'nightlly'" in typo.result["msg"]
     empty = module("backup_retention", storage, job=JOB, keep_days=0)
     assert empty.failed and "policy is empty" in empty.result["msg"]
     assert everything(backend) == before
