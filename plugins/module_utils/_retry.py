@@ -28,6 +28,7 @@ TRANSIENT_AWS_CODES = frozenset((
     "RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled",
     "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException", "InternalError", "ServiceUnavailable",
     "RequestTimeout", "RequestTimeoutException",
+    "ConditionalRequestConflict",  # S3: a concurrent conditional write; AWS advises to retry
 ))
 
 

@@ -314,9 +314,17 @@ class FilesystemBackend(StorageBackend):
                 # link() refuses an existing name atomically, unlike rename().
                 try:
                     os.link(temp_path, path)
+                    os.unlink(temp_path)
                 except FileExistsError:
                     raise PreconditionFailed("refusing to overwrite %s: it already exists" % path) from None
-                os.unlink(temp_path)
+                except OSError as exc:
+                    if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+                        raise
+                    # No hard links here (SMB/CIFS, some FUSE mounts): check, then rename. Writers
+                    # that may race hold lock(), as manifest writers do.
+                    if os.path.lexists(path):
+                        raise PreconditionFailed("refusing to overwrite %s: it already exists" % path) from None
+                    os.replace(temp_path, path)
             placed = True
             self._write_metadata(path, metadata)
             _fsync_dir(directory)
@@ -557,6 +565,10 @@ class S3Backend(StorageBackend):
         try:
             return call(**dict(kwargs, **conditions))
         except Exception as exc:
+            if conditions and type(exc).__name__ == "ParamValidationError":
+                # botocore older than the If-Match/If-None-Match parameters (2024)
+                self.conditional_writes = False
+                return call(**kwargs)
             code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
             if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
                 raise PreconditionFailed("refusing to write s3://%s/%s: %s" % (
@@ -613,19 +625,27 @@ class S3Backend(StorageBackend):
                 # The whole stream fits in one part: a single PUT.
                 total = buffer.size
                 body = buffer.body()
-                self._conditional(functools.partial(self._call_with_body, "put_object", body), conditions,
-                                  Bucket=self.bucket, Key=object_key, ContentLength=buffer.size,
-                                  ContentMD5=base64.b64encode(buffer.md5_digest).decode("ascii"), **extra)
                 expected_etag = buffer.md5_digest.hex()
+                try:
+                    self._conditional(functools.partial(self._call_with_body, "put_object", body), conditions,
+                                      Bucket=self.bucket, Key=object_key, ContentLength=buffer.size,
+                                      ContentMD5=base64.b64encode(buffer.md5_digest).decode("ascii"), **extra)
+                except PreconditionFailed:
+                    if not self._landed(key, total, expected_etag):
+                        raise
             else:
                 if buffer.size or not parts:
                     parts.append(self._upload_part(object_key, upload_id, part_number, buffer))
                     part_digests.append(buffer.md5_digest)
                     total += buffer.size
-                self._conditional(functools.partial(self._call, "complete_multipart_upload"), conditions,
-                                  Bucket=self.bucket, Key=object_key, UploadId=upload_id,
-                                  MultipartUpload={"Parts": parts})
                 expected_etag = "%s-%d" % (_md5(b"".join(part_digests)).hexdigest(), len(part_digests))
+                try:
+                    self._conditional(functools.partial(self._call, "complete_multipart_upload"), conditions,
+                                      Bucket=self.bucket, Key=object_key, UploadId=upload_id,
+                                      MultipartUpload={"Parts": parts})
+                except PreconditionFailed:
+                    if not self._landed(key, total, expected_etag):
+                        raise
             completed = True
             stored = self.stat(key)
             self._verify_upload(key, stored, total, expected_etag)
@@ -642,6 +662,15 @@ class S3Backend(StorageBackend):
             raise
         finally:
             buffer.close()
+
+    def _landed(self, key: str, size: int, expected_etag: str) -> bool:
+        """After a refused conditional write: is the object there exactly what this write sent?
+
+        A try whose answer was lost (a 5xx or a dropped connection after S3 committed) is retried, and
+        the retry is refused because the first try succeeded.
+        """
+        stored = self.stat(key)
+        return bool(stored and stored.size == size and self.sse != "aws:kms" and stored.etag == expected_etag)
 
     def _call_with_body(self, method: str, body: t.BinaryIO, **kwargs: t.Any) -> t.Any:
         def attempt():

@@ -141,3 +141,19 @@ def test_filesystem_conditional_writes(tmp_path):
         backend.write("job/2026-11-22/manifest.json", [b"v4"], overwrite=False)
     assert backend.read_bytes("job/2026-11-22/manifest.json") == b"v2"
     assert sorted(os.listdir(tmp_path / "job" / "2026-11-22")) == ["manifest.json"]  # no temp file left
+
+
+def test_no_clobber_without_hard_links(tmp_path, monkeypatch):
+    """SMB/CIFS and some FUSE mounts refuse link(): no-clobber falls back to check-then-rename."""
+    from ansible_collections.corebackup.backup.plugins.module_utils._storage import PreconditionFailed
+
+    def no_links(*_args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    backend = FilesystemBackend(str(tmp_path))
+    backend.write("job/2026-11-22/runs/r1.json", [b"first"], overwrite=False)
+    with pytest.raises(PreconditionFailed, match="already exists"):
+        backend.write("job/2026-11-22/runs/r1.json", [b"second"], overwrite=False)
+    assert backend.read_bytes("job/2026-11-22/runs/r1.json") == b"first"
+    assert os.listdir(tmp_path / "job" / "2026-11-22" / "runs") == ["r1.json"]
