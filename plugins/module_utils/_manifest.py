@@ -20,6 +20,7 @@ A backup set is the folder ``<job>/<YYYY-MM-DD>/``. Every run recorded into it i
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import posixpath
 import re
@@ -122,7 +123,7 @@ _RUN_KEY_RE = re.compile(
 _DATE_DIR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SECRET_PATTERNS = [
     # credentials in URLs: scheme://user:password@host
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1********@"),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^\s@]+@"), r"\1********@"),
     # HTTP authorization headers and their values
     (re.compile(r"(?i)\b(authorization\s*[:=]\s*)(basic|bearer|token)?\s*[^\s,;'\"]+"), r"\1********"),
     # GitHub tokens (classic, fine-grained, app, OAuth)
@@ -130,7 +131,9 @@ _SECRET_PATTERNS = [
     # AWS access key ids
     (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), "********"),
     # key=value / key: value pairs that name a secret
-    (re.compile(r"(?i)\b((?:password|passwd|secret|secret_key|token|api_key)\s*[=:]\s*)[^\s,;'\"]+"), r"\1********"),
+    # (db_password=, PGPASSWORD=, client_secret:, access_token=, x-api-key: ...)
+    (re.compile(r"(?i)([A-Za-z0-9_-]*(?:password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*)[^\s,;'\"]+"),
+     r"\1********"),
 ]
 
 
@@ -262,9 +265,16 @@ def normalize_artifact(record: t.Any, index: int) -> dict:
     return artifact
 
 
+def source_id(source: dict | str) -> str:
+    """The name a run's source has in run record keys; a run is identified by (run id, source id)."""
+    if isinstance(source, str):
+        return source
+    return sanitize_name("%s-%s" % (source["type"], source["name"]))
+
+
 def run_key(set_date: str, job: str, run: dict) -> str:
     finished = format_timestamp(parse_iso(run["finished"], "finished"))
-    source = sanitize_name("%s-%s" % (run["source"]["type"], run["source"]["name"]))
+    source = source_id(run["source"])
     return "%s%s%s_%s_%s.%s.json" % (set_prefix(job, set_date), RUNS, finished, run["run_id"], source, run["status"])
 
 
@@ -284,12 +294,11 @@ def set_status(runs: t.Iterable[dict]) -> str:
     """
     newest: dict[str, dict] = {}
     for run in runs:
-        source = run["source"]
-        source_id = source if isinstance(source, str) else sanitize_name("%s-%s" % (source["type"], source["name"]))
+        source = source_id(run["source"])
         finished = run["finished"] if isinstance(run["finished"], datetime.datetime) else parse_iso(run["finished"], "finished")
-        current = newest.get(source_id)
+        current = newest.get(source)
         if current is None or (finished, run["run_id"]) > current["_order"]:
-            newest[source_id] = {"status": run["status"], "_order": (finished, run["run_id"])}
+            newest[source] = {"status": run["status"], "_order": (finished, run["run_id"])}
     statuses = {run["status"] for run in newest.values()}
     if not statuses:
         return "failed"
@@ -413,9 +422,9 @@ def read_manifest(backend: t.Any, backup_set: BackupSet) -> tuple[dict, list[str
             manifest_ok = True
         except ManifestError as exc:
             problems.append(str(exc))
-    known = {run["run_id"] for run in manifest["runs"]}
+    known = {(run["run_id"], source_id(run["source"])) for run in manifest["runs"]}
     for parsed in backup_set.runs:
-        if parsed["run_id"] in known:
+        if (parsed["run_id"], parsed["source"]) in known:
             continue
         try:
             run = _load_json(backend, parsed["key"])
@@ -426,7 +435,7 @@ def read_manifest(backend: t.Any, backup_set: BackupSet) -> tuple[dict, list[str
             problems.append(str(exc))
             continue
         manifest["runs"].append(run)
-        known.add(run["run_id"])
+        known.add((run["run_id"], source_id(run["source"])))
     problems.extend("%s is not a run record of this collection" % key for key in backup_set.bad_names)
     if not manifest["runs"]:
         raise ManifestError("backup set %s has no readable manifest: %s" % (
@@ -486,6 +495,8 @@ def publish(backend: t.Any, job: str, set_date: str, update: t.Callable[[dict], 
     prefix = set_prefix(job, set_date)
     for _attempt in range(PUBLISH_ATTEMPTS):
         current = backend.stat(prefix + MANIFEST)
+        if current is not None:
+            _keep_what_cannot_be_merged(backend, prefix)
         manifest, _problems = read_manifest(backend, load_set(backend, job, set_date))
         if update is not None:
             update(manifest)
@@ -501,6 +512,28 @@ def publish(backend: t.Any, job: str, set_date: str, update: t.Callable[[dict], 
         return manifest
     raise ManifestError("%s%s kept changing under concurrent writers; gave up after %d attempts" % (
         prefix, MANIFEST, PUBLISH_ATTEMPTS))
+
+
+def _keep_what_cannot_be_merged(backend: t.Any, prefix: str) -> None:
+    """Before ``manifest.json`` is rebuilt: refuse one from a newer schema, keep a copy of an unreadable one."""
+    try:
+        raw = backend.read_bytes(prefix + MANIFEST)
+    except StorageError as exc:
+        raise ManifestError(str(exc)) from None
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        document = None
+    version = document.get("schema_version") if isinstance(document, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        raise ManifestError("%s%s has schema_version %d, newer than the %d this collection writes: refusing to "
+                            "rewrite it; upgrade corebackup.backup" % (prefix, MANIFEST, version, SCHEMA_VERSION))
+    if document is None or schema_errors(document):
+        copy_key = "%s%s.unreadable-%s" % (prefix, MANIFEST, hashlib.sha256(raw).hexdigest()[:16])
+        try:
+            backend.write(copy_key, [raw], overwrite=False)
+        except PreconditionFailed:
+            pass  # the same bytes were kept already
 
 
 def _publish_sums(backend: t.Any, prefix: str) -> None:

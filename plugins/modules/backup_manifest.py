@@ -47,8 +47,9 @@ options:
   set_date:
     description:
       - Date (V(YYYY-MM-DD), UTC) of the backup set.
-      - With O(state=present) it defaults to today, and can name another day, for example to import
-        backups made by other tools into this layout.
+      - With O(state=present) it defaults to the set the artifacts are stored in (a run that crossed
+        midnight stored them under the day it started), or the day the run started when it has none. It
+        can name another day, for example to import backups made by other tools into this layout.
       - With O(state=verified) and O(state=query) it limits the work to that set; all sets otherwise.
     type: str
   all_jobs:
@@ -66,6 +67,8 @@ options:
       - Artifacts of the run, in the shared Artifact form. Each needs at least C(key) (relative to the
         storage root or prefix), C(size) and C(sha256); C(compression), C(encryption), C(created) and
         C(metadata) are kept when present.
+      - Every key must lie in the set's folder C(<job>/<set_date>/), since retention keeps or deletes
+        whole folders.
     type: list
     elements: dict
   status:
@@ -101,7 +104,8 @@ options:
   run_id:
     description:
       - Identifier of the run, for example an AWX job id. Recording a run id that the set already holds
-        changes nothing, so a retried task does not record a run twice. A random id by default.
+        for the same O(source) changes nothing, so a retried task does not record a run twice (it only
+        completes the manifest if an earlier attempt stopped half-way). A random id by default.
     type: str
   started:
     description:
@@ -199,6 +203,8 @@ sets:
 """
 
 import datetime
+import json
+import math
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
@@ -206,6 +212,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.corebackup.backup.plugins.module_utils._checksum import verify_artifact
 from ansible_collections.corebackup.backup.plugins.module_utils._common import COLLECTION_VERSION, common_argument_spec
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
+    ArtifactKey,
     LayoutError,
     format_date,
     parse_date,
@@ -232,6 +239,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._manifest import
     schema_errors,
     scrub,
     set_status,
+    source_id,
     tool_versions,
     update_manifest,
 )
@@ -243,7 +251,7 @@ def _counts(values, strict):
     """Whole-number counts; ``strict`` refuses anything else, otherwise it is left out."""
     counts = {}
     for name, value in (values or {}).items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
             if strict:
                 raise ManifestError("counts.%s must be a whole number, got %r" % (name, value))
             continue
@@ -287,7 +295,9 @@ def build_run(params, now):
         started = parse_iso(params["started"], "started")
     else:
         seconds = (result.get("totals") or {}).get("seconds") or 0
-        started = finished - datetime.timedelta(seconds=round(float(seconds)))
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 10 ** 7:
+            seconds = 0  # not a duration: started is then unknown and recorded as finished
+        started = finished - datetime.timedelta(seconds=round(seconds))
     if started > finished:
         raise ManifestError("started (%s) is after finished (%s)" % (iso(started), iso(finished)))
     tools = tool_versions(COLLECTION_VERSION)
@@ -346,23 +356,57 @@ class Manifests:
         if not job:
             self.fail("job is required with state=present")
         validate_job(job)
-        set_date = self.params["set_date"] or format_date(self.now)
         run = build_run(self.params, self.now)
+        set_date = self.params["set_date"] or self.set_date_of(job, run)
+        prefix = set_prefix(job, set_date)
+        outside = [a["key"] for a in run["artifacts"] if not a["key"].startswith(prefix)]
+        if outside:
+            # Retention deletes whole set folders: a set must not claim artifacts that live in another one.
+            self.fail("artifacts must lie in the backup set %s they are recorded into; not there: %s" % (
+                prefix, ", ".join(outside[:5])))
         backup_set = load_set(self.backend, job, set_date)
-        if any(parsed["run_id"] == run["run_id"] for parsed in backup_set.runs):
-            manifest, _problems = read_manifest(self.backend, backup_set)
-            recorded = next(r for r in manifest["runs"] if r["run_id"] == run["run_id"])
-            self.module.exit_json(changed=False, run=recorded, set_status=manifest["status"],
-                                  manifest_key=set_prefix(job, set_date) + MANIFEST,
-                                  run_key=next(p["key"] for p in backup_set.runs if p["run_id"] == run["run_id"]))
+        same = [p for p in backup_set.runs if p["run_id"] == run["run_id"] and p["source"] == source_id(run["source"])]
+        if same:
+            self.recorded_already(job, set_date, run, same[0])
         if self.module.check_mode:
             runs = [{"source": p["source"], "finished": p["finished"], "run_id": p["run_id"], "status": p["status"]}
                     for p in backup_set.runs] + [run]
             self.module.exit_json(changed=True, run=run, set_status=set_status(runs),
-                                  manifest_key=set_prefix(job, set_date) + MANIFEST, run_key=run_key(set_date, job, run))
+                                  manifest_key=prefix + MANIFEST, run_key=run_key(set_date, job, run))
         key, manifest = record_run(self.backend, job, set_date, run)
-        self.module.exit_json(changed=True, run=run, set_status=manifest["status"],
-                              manifest_key=set_prefix(job, set_date) + MANIFEST, run_key=key)
+        self.module.exit_json(changed=True, run=run, set_status=manifest["status"], manifest_key=prefix + MANIFEST,
+                              run_key=key)
+
+    def set_date_of(self, job, run):
+        """The set the run's artifacts are in (a run that crossed midnight wrote them into the day it started)."""
+        dates = set()
+        for artifact in run["artifacts"]:
+            try:
+                parsed = ArtifactKey.parse(artifact["key"])
+            except LayoutError:
+                continue
+            if parsed.job == job:
+                dates.add(format_date(parsed.date))
+        if len(dates) > 1:
+            self.fail("the artifacts lie in several backup sets (%s): record them one set at a time with set_date"
+                      % ", ".join(sorted(dates)))
+        return dates.pop() if dates else format_date(parse_iso(run["started"], "started"))
+
+    def recorded_already(self, job, set_date, run, parsed):
+        """A retried task: change nothing, unless the manifest still lacks the run (its writer stopped half-way)."""
+        prefix = set_prefix(job, set_date)
+        try:
+            listed = json.loads(self.backend.read_bytes(prefix + MANIFEST).decode("utf-8"))["runs"]
+            complete = any(r.get("run_id") == run["run_id"] and r.get("source") == run["source"] for r in listed)
+        except (StorageError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+            complete = False
+        if not complete and not self.module.check_mode:
+            manifest = update_manifest(self.backend, job, set_date, lambda _manifest: None)
+        else:
+            manifest, _problems = read_manifest(self.backend, load_set(self.backend, job, set_date))
+        recorded = [r for r in manifest["runs"] if r["run_id"] == run["run_id"] and r["source"] == run["source"]]
+        self.module.exit_json(changed=not complete, run=recorded[0] if recorded else run, set_status=manifest["status"],
+                              manifest_key=prefix + MANIFEST, run_key=parsed["key"])
 
     # -- query ---------------------------------------------------------------------------------
     def describe(self, backup_set, manifest, problems):

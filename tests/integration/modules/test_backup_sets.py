@@ -213,6 +213,14 @@ def test_s3_itself_refuses_conditional_writes(s3_endpoint):
     with pytest.raises(PreconditionFailed, match="already exists"):
         backend.write(key, [b"v5" * (3 * 1024 * 1024)] * 3, overwrite=False)  # multipart: refused at completion
     assert backend.read_bytes(key) == b"v2"
+    real_stat, checks = type(backend).stat, []
+
+    def first_check_saw_nothing(key_):  # as when the first try landed but its answer was lost
+        checks.append(key_)
+        return None if len(checks) == 1 else real_stat(backend, key_)
+
+    backend.stat = first_check_saw_nothing
+    backend.write(key, [b"v2"], overwrite=False)  # refused by S3, but what is there is what was sent: success
     assert backend.client.list_multipart_uploads(Bucket=backend.bucket).get("Uploads", []) == []
 
 
@@ -277,3 +285,30 @@ def test_retention_of_10000_objects_costs_listing_pages_plus_one_delete_per_1000
     print("retention of 10,000 objects: %d deleted, API calls %s" % (deleted, run.result["api_requests"]))
     left = backend.client.list_objects_v2(Bucket=backend.bucket)
     assert left["KeyCount"] == 30 * 25
+
+
+def test_present_finds_the_set_of_its_artifacts_and_completes_a_half_recorded_run(store):
+    backend, storage = store
+    artifact = put_artifact(backend, "2026-11-20", "late", b"started before midnight")
+    source = {"type": "github", "name": "acme"}
+    crossed = module("backup_manifest", storage, job=JOB, artifacts=[artifact], source=source, run_id="awx-7",
+                     finished="2026-11-21T00:10:00Z")
+    assert not crossed.failed, crossed.result.get("msg")
+    assert crossed.result["manifest_key"] == "%s/2026-11-20/manifest.json" % JOB
+    elsewhere = module("backup_manifest", storage, job=JOB, set_date="2026-11-21", artifacts=[artifact], source=source)
+    assert elsewhere.failed and "must lie in the backup set %s/2026-11-21/" % JOB in elsewhere.result["msg"]
+    other_source = module("backup_manifest", storage, job=JOB, set_date="2026-11-20", run_id="awx-7",
+                          source={"type": "mongodb", "name": "orders"}, status="failed", errors=["db down"])
+    assert other_source.changed and other_source.result["set_status"] == "partial"  # same AWX job, other source
+    # A run whose writer stopped after its run record, before the manifest: the retried task completes it.
+    half = dict(other_source.result["run"], run_id="awx-8", status="success", errors=[])
+    backend.write(m.run_key("2026-11-20", JOB, half), [json.dumps(half).encode()])
+    retried = module("backup_manifest", storage, job=JOB, set_date="2026-11-20", run_id="awx-8",
+                     source={"type": "mongodb", "name": "orders"})
+    assert retried.changed
+    manifest = json.loads(backend.read_bytes("%s/2026-11-20/manifest.json" % JOB))
+    assert sorted((r["run_id"], r["source"]["type"]) for r in manifest["runs"]) == [
+        ("awx-7", "github"), ("awx-7", "mongodb"), ("awx-8", "mongodb")]
+    again = module("backup_manifest", storage, job=JOB, set_date="2026-11-20", run_id="awx-8",
+                   source={"type": "mongodb", "name": "orders"})
+    assert not again.changed

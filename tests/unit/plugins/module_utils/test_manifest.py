@@ -90,6 +90,11 @@ def test_built_in_validator_agrees_with_jsonschema(what, breakage):
     ("password=hunter2 is wrong", "hunter2"),
     ("key AKIAABCDEFGHIJKLMNOP denied", "AKIAABCDEFGHIJKLMNOP"),
     ("the vault value pLainWord was refused", "pLainWord"),
+    ("connect failed: db_password=hunter2 rejected", "hunter2"),
+    ("env PGPASSWORD=hunter2 was refused", "hunter2"),
+    ("oauth client_secret: hunter2 expired", "hunter2"),
+    ("request access_token=hunter2 denied", "hunter2"),
+    ("clone https://user:pa/ss@host/x failed", "pa/ss"),
 ])
 def test_scrub_removes_secrets_and_keeps_the_message(text, secret):
     scrubbed = m.scrub(text, ["pLainWord"])
@@ -232,3 +237,23 @@ def test_concurrent_updates_of_the_manifest_are_serialised_by_the_lock(tmp_path)
         assert process.exitcode == 0
     manifest, _problems = m.read_manifest(backend, m.load_set(backend, JOB, DATE))
     assert sorted(manifest["verification"]) == keys
+
+
+def test_a_manifest_from_a_newer_schema_is_not_rewritten(tmp_path):
+    backend = FilesystemBackend(str(tmp_path))
+    newer = dict(_valid_manifest(), schema_version=2)
+    backend.write("%s/%s/manifest.json" % (JOB, DATE), [json.dumps(newer).encode()])
+    with pytest.raises(m.ManifestError, match="schema_version 2, newer than the 1"):
+        m.record_run(backend, JOB, DATE, make_run("r1"))
+    assert json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, DATE))) == newer
+
+
+def test_an_unreadable_manifest_is_kept_aside_before_it_is_rebuilt(tmp_path):
+    backend = FilesystemBackend(str(tmp_path))
+    m.record_run(backend, JOB, DATE, make_run("r1"))
+    backend.write("%s/%s/manifest.json" % (JOB, DATE), [b"{half a manif"])
+    m.record_run(backend, JOB, DATE, make_run("r2", finished="2026-11-22T04:00:00Z"))
+    copies = [o.key for o in backend.list("%s/%s/manifest.json.unreadable-" % (JOB, DATE))]
+    assert len(copies) == 1 and backend.read_bytes(copies[0]) == b"{half a manif"
+    manifest = json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, DATE)))
+    assert [r["run_id"] for r in manifest["runs"]] == ["r1", "r2"]
