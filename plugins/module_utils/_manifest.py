@@ -358,12 +358,10 @@ def list_sets(backend: t.Any, job: str) -> tuple[dict[str, BackupSet], list[str]
     others: list[str] = []
     for obj in backend.list(prefix):
         folder, _sep, rest = obj.key[len(prefix):].partition("/")
-        valid = bool(rest) and bool(_DATE_DIR_RE.match(folder))
-        if valid:
-            try:
-                parse_date(folder)
-            except LayoutError:
-                valid = False
+        try:
+            valid = bool(rest) and bool(parse_date(folder))
+        except LayoutError:
+            valid = False
         if not valid:
             others.append(obj.key)
             continue
@@ -383,9 +381,9 @@ def list_jobs(backend: t.Any) -> list[str]:
     return sorted(jobs)
 
 
-def _load_json(backend: t.Any, key: str) -> t.Any:
+def _load_json(backend: t.Any, key: str, raw: bytes | None = None) -> t.Any:
     try:
-        return json.loads(backend.read_bytes(key).decode("utf-8"))
+        return json.loads((backend.read_bytes(key) if raw is None else raw).decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestError("%s is not valid JSON: %s" % (key, exc)) from None
     except StorageError as exc:
@@ -401,9 +399,10 @@ def empty_manifest(job: str, set_date: str) -> dict:
             "verified_at": None, "verification": {}}
 
 
-def read_manifest(backend: t.Any, backup_set: BackupSet) -> tuple[dict, list[str]]:
+def read_manifest(backend: t.Any, backup_set: BackupSet, raw: bytes | None = None) -> tuple[dict, list[str]]:
     """The set's manifest merged with its run records, and the problems found on the way.
 
+    ``raw`` is the content of ``manifest.json`` when the caller has read it already.
     Raises ManifestError when neither a valid ``manifest.json`` nor any valid run record exists.
     """
     problems: list[str] = []
@@ -412,7 +411,7 @@ def read_manifest(backend: t.Any, backup_set: BackupSet) -> tuple[dict, list[str
     if backup_set.has_manifest:
         key = backup_set.prefix + MANIFEST
         try:
-            document = _load_json(backend, key)
+            document = _load_json(backend, key, raw)
             errors = schema_errors(document)
             if errors:
                 raise ManifestError("%s does not follow the manifest schema: %s" % (key, "; ".join(errors[:5])))
@@ -495,9 +494,8 @@ def publish(backend: t.Any, job: str, set_date: str, update: t.Callable[[dict], 
     prefix = set_prefix(job, set_date)
     for _attempt in range(PUBLISH_ATTEMPTS):
         current = backend.stat(prefix + MANIFEST)
-        if current is not None:
-            _keep_what_cannot_be_merged(backend, prefix)
-        manifest, _problems = read_manifest(backend, load_set(backend, job, set_date))
+        raw = _keep_what_cannot_be_merged(backend, prefix) if current is not None else None
+        manifest, _problems = read_manifest(backend, load_set(backend, job, set_date), raw)
         if update is not None:
             update(manifest)
         errors = schema_errors(manifest)
@@ -514,8 +512,11 @@ def publish(backend: t.Any, job: str, set_date: str, update: t.Callable[[dict], 
         prefix, MANIFEST, PUBLISH_ATTEMPTS))
 
 
-def _keep_what_cannot_be_merged(backend: t.Any, prefix: str) -> None:
-    """Before ``manifest.json`` is rebuilt: refuse one from a newer schema, keep a copy of an unreadable one."""
+def _keep_what_cannot_be_merged(backend: t.Any, prefix: str) -> bytes:
+    """Before ``manifest.json`` is rebuilt: refuse one from a newer schema, keep a copy of an unreadable one.
+
+    Returns its content, for the merge.
+    """
     try:
         raw = backend.read_bytes(prefix + MANIFEST)
     except StorageError as exc:
@@ -534,6 +535,7 @@ def _keep_what_cannot_be_merged(backend: t.Any, prefix: str) -> None:
             backend.write(copy_key, [raw], overwrite=False)
         except PreconditionFailed:
             pass  # the same bytes were kept already
+    return raw
 
 
 def _publish_sums(backend: t.Any, prefix: str) -> None:

@@ -467,14 +467,13 @@ class Manifests:
                 bad.append(outcome)
         stamp = iso(self.now)
         changed = bool(by_set)
-        if by_set and not self.module.check_mode:
+        published = {}
+        if not self.module.check_mode:
             for (job, date), outcomes in by_set.items():
-                update_manifest(self.backend, job, date, lambda m, o=outcomes: self._stamp(m, o, stamp))
-        sets = []
-        for backup_set, manifest, problems in described:
-            if manifest is not None and (backup_set.job, backup_set.date) in by_set and not self.module.check_mode:
-                self._stamp(manifest, by_set[(backup_set.job, backup_set.date)], stamp)
-            sets.append(self.describe(backup_set, manifest, problems))
+                published[(job, date)] = update_manifest(self.backend, job, date,
+                                                         lambda m, o=outcomes: self._stamp(m, o, stamp))
+        sets = [self.describe(backup_set, published.get((backup_set.job, backup_set.date), manifest), problems)
+                for backup_set, manifest, problems in described]
         output = dict(changed=changed, verified=results, bad=bad, sets=sets)
         if bad:
             self.fail("%d bad: %s" % (len(bad), "; ".join("%s %s" % (b["key"], b["status"]) for b in bad)), **output)
