@@ -31,9 +31,21 @@ options:
         choices: [filesystem, s3]
       path:
         description:
-          - Root directory of the O(storage.type=filesystem) backend. Created if missing.
+          - Root directory of the O(storage.type=filesystem) backend.
+          - Modules that write artifacts create it if it is missing, but only below an existing parent
+            directory; modules that only read (verification, queries, retention) refuse a missing path.
           - Files are written under a temporary name, synced, then renamed into place.
         type: path
+      carry:
+        description:
+          - How the filesystem backend carries an unchanged artifact into a newer backup set.
+          - V(link) makes a hard link, so the sets share the bytes (and verification reads them once);
+            a copy is made where the filesystem has no hard links.
+          - V(copy) writes an independent copy into every set.
+          - On S3 an unchanged artifact is always a server-side copy (a full, billed object per set).
+        type: str
+        choices: [link, copy]
+        default: link
       directory_mode:
         description:
           - Octal mode of directories the filesystem backend creates, for example V('0750').

@@ -60,11 +60,6 @@ def sha256_stream(chunks: t.Iterable[bytes]) -> tuple[str, int]:
     return digest.sha256, digest.size
 
 
-def sha256_file(path: str) -> str:
-    with open(path, "rb") as handle:
-        return sha256_stream(iter_reader(handle, BLOCK_SIZE))[0]
-
-
 @dataclass(frozen=True)
 class Verification:
     """Outcome of re-reading one stored artifact."""
@@ -87,16 +82,24 @@ class Verification:
         }
 
 
-def verify_artifact(backend: t.Any, key: str, expected_sha256: str, expected_size: int | None = None) -> Verification:
+def verify_artifact(backend: t.Any, key: str, expected_sha256: str, expected_size: int | None = None,
+                    seen: dict | None = None) -> Verification:
     """Re-read ``key`` from ``backend`` and compare its sha256 (and size) with what was recorded.
 
     ``truncated`` means the stored object is shorter than recorded, ``corrupted`` that it has the
-    recorded size (or is longer) but other bytes.
+    recorded size (or is longer) but other bytes. ``seen`` ({data id: (sha256, size)}, kept by the
+    caller) reads bytes that several keys share (hard links) only once.
     """
-    if backend.stat(key) is None:
+    stored = backend.stat(key)
+    if stored is None:
         return Verification(key, "missing", expected_size, expected_sha256)
-    with backend.open(key) as reader:
-        sha256, size = sha256_stream(iter_reader(reader))
+    if seen is not None and stored.data_id is not None and stored.data_id in seen:
+        sha256, size = seen[stored.data_id]
+    else:
+        with backend.open(key) as reader:
+            sha256, size = sha256_stream(iter_reader(reader))
+        if seen is not None and stored.data_id is not None:
+            seen[stored.data_id] = (sha256, size)
     if sha256 == expected_sha256 and (expected_size is None or size == expected_size):
         status = "ok"
     elif expected_size is not None and size < expected_size:

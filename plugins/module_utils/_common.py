@@ -28,6 +28,7 @@ _COMMON_ARGUMENT_SPEC = dict(
         options=dict(
             type=dict(type="str", required=True, choices=["filesystem", "s3"]),
             path=dict(type="path"),
+            carry=dict(type="str", choices=["link", "copy"], default="link"),
             directory_mode=dict(type="raw", default="0700"),
             file_mode=dict(type="raw", default="0600"),
             bucket=dict(type="str"),

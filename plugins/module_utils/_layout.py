@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -38,9 +39,31 @@ _KEY_RE = re.compile(
 )
 
 
+# Tests run modules at other dates (a run "45 days ago") by setting this in the module's
+# environment to an ISO 8601 UTC time; nothing else in the process has its clock changed.
+NOW_ENV = "COREBACKUP_NOW"
+
+
 def utc_now() -> datetime.datetime:
-    """The current time in UTC, to the second (the layout's resolution)."""
+    """The current time in UTC, to the second (the layout's resolution).
+
+    ``COREBACKUP_NOW`` (``2026-06-15T02:00:00Z``) fixes it, for tests of runs on other days.
+    """
+    fixed = os.environ.get(NOW_ENV)
+    if fixed:
+        try:
+            when = datetime.datetime.fromisoformat(fixed.replace("Z", "+00:00"))
+        except ValueError:
+            raise LayoutError("%s=%r is not an ISO 8601 time such as 2026-06-15T02:00:00Z" % (NOW_ENV, fixed)) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        return when.astimezone(datetime.timezone.utc).replace(microsecond=0)
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def iso(when: datetime.datetime) -> str:
+    """``2026-06-15T02:00:00Z``: how results, records and manifests write times."""
+    return _as_utc(when).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def validate_job(job: str) -> str:
@@ -159,3 +182,17 @@ class ArtifactKey:
 
     def __str__(self) -> str:
         return self.key
+
+
+CHECKSUMS_FOLDER = "checksums"
+
+
+def checksum_key(artifact_key: str) -> str:
+    """Where the checksum record of an artifact lives: ``<job>/<date>/checksums/<file>.json``.
+
+    The record is written once the artifact is completely stored; an artifact without one (a run
+    killed between the two writes) is never trusted without reading it again.
+    """
+    folder, _sep, filename = artifact_key.rpartition("/")
+    return "%s/%s/%s.json" % (folder, CHECKSUMS_FOLDER, filename)
+

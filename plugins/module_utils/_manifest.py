@@ -19,6 +19,7 @@ A backup set is the folder ``<job>/<YYYY-MM-DD>/``. Every run recorded into it i
 
 from __future__ import annotations
 
+import copy
 import datetime
 import hashlib
 import json
@@ -30,6 +31,7 @@ import uuid
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
     LayoutError,
     format_timestamp,
+    iso,
     job_prefix,
     parse_date,
     parse_timestamp,
@@ -38,8 +40,8 @@ from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import PreconditionFailed, StorageError, check_key
 
-SCHEMA_VERSION = 1
-SCHEMA_ID = "https://github.com/corebackup/backup/schemas/manifest-v%d.json" % SCHEMA_VERSION
+SCHEMA_VERSION = 2
+SCHEMA_ID = "https://github.com/corebackup/backup/schemas/manifest-v%d.json"
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 RUNS = "runs/"
@@ -60,6 +62,23 @@ ARTIFACT_SCHEMA = {
         "encryption": {"type": ["object", "null"]},
         "created": {"type": "string"},
         "metadata": _STRING_MAP,
+        "carried_from": {"type": "string", "minLength": 1},
+    },
+    "additionalProperties": False,
+}
+
+# Every item of a run with what happened to it; an item that is present in the set (backed up,
+# carried, unchanged or skipped) names its artifact, which the run's artifacts hold.
+ITEM_STATUSES = ("backed_up", "carried", "unchanged", "skipped", "failed")
+PRESENT_STATUSES = ("backed_up", "carried", "unchanged", "skipped")
+ENTRY_SCHEMA = {
+    "type": "object",
+    "required": ["name", "status", "key"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "status": {"enum": list(ITEM_STATUSES)},
+        "key": {"type": ["string", "null"]},
+        "error": {"type": ["string", "null"]},
     },
     "additionalProperties": False,
 }
@@ -80,6 +99,7 @@ RUN_SCHEMA = {
             "properties": {"type": {"type": "string", "minLength": 1}, "name": {"type": "string", "minLength": 1}},
         },
         "artifacts": {"type": "array", "items": ARTIFACT_SCHEMA},
+        "entries": {"type": "array", "items": ENTRY_SCHEMA},
         "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
         "warnings": {"type": "array", "items": {"type": "string"}},
         "errors": {"type": "array", "items": {"type": "string"}},
@@ -100,7 +120,7 @@ VERIFICATION_SCHEMA = {
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": SCHEMA_ID,
+    "$id": SCHEMA_ID % SCHEMA_VERSION,
     "title": "corebackup.backup manifest of one backup set",
     "type": "object",
     "required": ["schema_version", "job", "set_date", "status", "runs", "verified_at", "verification"],
@@ -115,6 +135,21 @@ SCHEMA = {
     },
     "additionalProperties": False,
 }
+
+
+def _schema_v1() -> dict:
+    """Version 1, still read: no item entries, no carried artifacts."""
+    schema = copy.deepcopy(SCHEMA)
+    schema["$id"] = SCHEMA_ID % 1
+    schema["properties"]["schema_version"] = {"const": 1}
+    run = schema["properties"]["runs"]["items"]
+    del run["properties"]["entries"]
+    del run["properties"]["artifacts"]["items"]["properties"]["carried_from"]
+    return schema
+
+
+SCHEMAS = {SCHEMA_VERSION: SCHEMA, 1: _schema_v1()}
+RUN_SCHEMA_V1 = SCHEMAS[1]["properties"]["runs"]["items"]
 
 _RUN_KEY_RE = re.compile(
     r"^runs/(?P<finished>\d{8}T\d{6}Z)_(?P<run_id>[A-Za-z0-9-]{1,64})_(?P<source>[A-Za-z0-9][A-Za-z0-9_-]*)"
@@ -155,6 +190,12 @@ def _is_type(value: t.Any, name: str) -> bool:
     if name in ("integer", "number") and isinstance(value, bool):
         return False
     return isinstance(value, _TYPES[name])
+
+
+def schema_for(document: t.Any) -> dict:
+    """The schema of the version a manifest says it has (the current one if it says nothing known)."""
+    version = document.get("schema_version") if isinstance(document, dict) else None
+    return SCHEMAS.get(version, SCHEMA) if isinstance(version, int) and not isinstance(version, bool) else SCHEMA
 
 
 def schema_errors(document: t.Any, schema: dict | None = None, path: str = "$") -> list[str]:
@@ -199,10 +240,6 @@ def schema_errors(document: t.Any, schema: dict | None = None, path: str = "$") 
 # --------------------------------------------------------------------------------------------
 # Run records
 # --------------------------------------------------------------------------------------------
-
-def iso(when: datetime.datetime) -> str:
-    return when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def parse_iso(text: str, what: str) -> datetime.datetime:
     try:
@@ -255,6 +292,8 @@ def normalize_artifact(record: t.Any, index: int) -> dict:
         "created": str(record.get("created") or ""),
         "metadata": {str(k): str(v) for k, v in (record.get("metadata") or {}).items()},
     }
+    if record.get("carried_from"):
+        artifact["carried_from"] = str(record["carried_from"])
     try:
         artifact["size"] = int(artifact["size"])
     except (TypeError, ValueError):
@@ -412,12 +451,12 @@ def read_manifest(backend: t.Any, backup_set: BackupSet, raw: bytes | None = Non
         key = backup_set.prefix + MANIFEST
         try:
             document = _load_json(backend, key, raw)
-            errors = schema_errors(document)
+            errors = schema_errors(document, schema_for(document))
             if errors:
                 raise ManifestError("%s does not follow the manifest schema: %s" % (key, "; ".join(errors[:5])))
             if document["job"] != backup_set.job or document["set_date"] != backup_set.date:
                 raise ManifestError("%s belongs to %s/%s" % (key, document["job"], document["set_date"]))
-            manifest = document
+            manifest = dict(document, schema_version=SCHEMA_VERSION)  # read as v1, written as the current version
             manifest_ok = True
         except ManifestError as exc:
             problems.append(str(exc))
@@ -529,7 +568,7 @@ def _keep_what_cannot_be_merged(backend: t.Any, prefix: str) -> bytes:
     if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         raise ManifestError("%s%s has schema_version %d, newer than the %d this collection writes: refusing to "
                             "rewrite it; upgrade corebackup.backup" % (prefix, MANIFEST, version, SCHEMA_VERSION))
-    if document is None or schema_errors(document):
+    if document is None or schema_errors(document, schema_for(document)):
         copy_key = "%s%s.unreadable-%s" % (prefix, MANIFEST, hashlib.sha256(raw).hexdigest()[:16])
         try:
             backend.write(copy_key, [raw], overwrite=False)

@@ -21,6 +21,7 @@ line: age takes public keys only.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import queue
 import re
@@ -34,7 +35,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from ansible_collections.corebackup.backup.plugins.module_utils._checksum import StreamDigest, iter_reader
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, checksum_key, iso, utc_now
 
 try:
     import zstandard
@@ -68,13 +69,29 @@ class Artifact:
     encryption: dict | None = None
     created: str = ""
     metadata: dict = field(default_factory=dict)
+    carried_from: str | None = None  # the key of an older artifact whose bytes this one holds
 
     def to_dict(self) -> dict:
-        return {
+        record = {
             "key": self.key, "size": self.size, "sha256": self.sha256, "compression": self.compression,
             "encryption": dict(self.encryption) if self.encryption else None, "created": self.created,
             "metadata": dict(self.metadata),
         }
+        if self.carried_from:
+            record["carried_from"] = self.carried_from
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "Artifact":
+        return cls(key=record["key"], size=int(record["size"]), sha256=record["sha256"],
+                   compression=record.get("compression") or "none", encryption=record.get("encryption") or None,
+                   created=record.get("created") or "", metadata=dict(record.get("metadata") or {}),
+                   carried_from=record.get("carried_from") or None)
+
+    def record_checksum(self, backend: t.Any) -> None:
+        """Write the artifact's checksum record beside it, once it is completely stored."""
+        backend.write(checksum_key(self.key), [(json.dumps(self.to_dict(), sort_keys=True) + "\n").encode("utf-8")],
+                      overwrite=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,18 +456,23 @@ class ArtifactWriter:
             stream.close()
         if stored.size != digest.size:
             raise PipelineError("stored %s has %d bytes but %d were written" % (key, stored.size, digest.size))
-        return Artifact(
+        artifact = Artifact(
             key=key, size=digest.size, sha256=digest.sha256, compression=self.compression,
-            encryption=self.encryption, created=_iso(datetime.datetime.now(datetime.timezone.utc)),
-            metadata=dict(metadata or {}),
+            encryption=self.encryption, created=iso(utc_now()), metadata=dict(metadata or {}),
         )
+        artifact.record_checksum(self.backend)
+        return artifact
+
+    def same_packing(self, record: dict) -> bool:
+        """Was ``record`` (an artifact's record) packed as this writer packs: same compression, same recipients?
+
+        An artifact encrypted to other keys must not be carried into a new set after a key rotation.
+        """
+        recipients = sorted((record.get("encryption") or {}).get("recipients") or [])
+        return record.get("compression") == self.compression and recipients == sorted(self.recipients)
 
     def store(self, job: str, name: str, base_ext: str, chunks: t.Iterable[bytes], metadata: dict | None = None,
               when: datetime.datetime | None = None, set_date: datetime.date | None = None) -> Artifact:
         """Store a new artifact of ``name`` in the layout (``<job>/<date>/<name>_<ts>.<ext>``)."""
         key = ArtifactKey.build(job, name, self.extension(base_ext), when=when, set_date=set_date).key
         return self.write(key, chunks, metadata=metadata)
-
-
-def _iso(when: datetime.datetime) -> str:
-    return when.astimezone(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")

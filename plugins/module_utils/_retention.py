@@ -21,6 +21,10 @@ Partial and failed sets never count toward a rule. They are kept while they are 
 newest successful set or within ``keep_days`` of it, and deleted after that. When no set has
 succeeded, nothing is deleted. A set without a manifest is never counted; it is deleted only with
 ``delete_unmanifested`` and only when it is older than the newest successful set.
+
+Items that disappear (a repository deleted upstream, or one that fails every night since) are in
+no newer set: the set holding the last artifact of such an item is kept for ``keep_removed_days``
+after the first successful set that lacks it, whatever the other rules say.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import datetime
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import parse_date
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, LayoutError, parse_date
 from ansible_collections.corebackup.backup.plugins.module_utils._manifest import list_sets
 
 RULES = ("keep_days", "keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
@@ -67,10 +71,32 @@ def check_policy(policy: dict) -> dict:
     return checked
 
 
+def removed_items(contents: dict[datetime.date, set], statuses: dict[datetime.date, str | None]) -> dict[str, tuple]:
+    """Items absent from the newest successful set: {name: (date of the set with its last artifact,
+    date of the first successful set without it)}."""
+    successful = sorted((date for date, status in statuses.items() if status == "success"), reverse=True)
+    if not successful:
+        return {}
+    present = set().union(*(names for date, names in contents.items() if date >= successful[0]))
+    last: dict[str, datetime.date] = {}
+    for date, names in contents.items():
+        for name in names - present:
+            if date < successful[0] and (name not in last or date > last[name]):
+                last[name] = date
+    return {name: (date, min(d for d in successful if d > date)) for name, date in last.items()}
+
+
 def decide(sets: t.Iterable[tuple[datetime.date, str | None]], policy: dict,
-           delete_unmanifested: bool = False) -> list[Decision]:
-    """A Decision for every (date, status) given, newest first."""
+           delete_unmanifested: bool = False, contents: dict[datetime.date, set] | None = None,
+           keep_removed_days: int = 0) -> list[Decision]:
+    """A Decision for every (date, status) given, newest first.
+
+    ``contents``: the item names of each set, for ``keep_removed_days``.
+    """
     policy = check_policy(policy)
+    if not isinstance(keep_removed_days, int) or isinstance(keep_removed_days, bool) or keep_removed_days < 0:
+        raise PolicyError("keep_removed_days must be a whole number of 0 or more, got %r" % (keep_removed_days,))
+    sets = list(sets)
     decisions = sorted((Decision(date, status) for date, status in sets), key=lambda d: d.date, reverse=True)
     successful = [d for d in decisions if d.status == "success"]
     if not successful:
@@ -111,6 +137,11 @@ def decide(sets: t.Iterable[tuple[datetime.date, str | None]], policy: dict,
         if not decision.keep:
             keep(decision, "min_keep: at least %d successful sets are kept" % policy["min_keep"])
             kept += 1
+    if keep_removed_days and contents:
+        by_date = {d.date: d for d in decisions}
+        for name, (last, since) in sorted(removed_items(contents, {d.date: d.status for d in decisions}).items()):
+            if (anchor - since).days < keep_removed_days:
+                keep(by_date[last], "keep_removed_days: last artifact of %s, in no set since %s" % (name, since))
     for decision in decisions:
         if decision.status == "success":
             if not decision.keep:
@@ -135,6 +166,7 @@ class Plan:
     ignored: list  # keys under the job prefix outside any dated folder
     decisions: list  # Decision, newest first
     doomed: list  # keys to delete, run records last
+    removed: list  # items absent from the newest successful set, with where their last artifact is
 
     def entries(self, keep: bool) -> list[dict]:
         entries = []
@@ -147,13 +179,30 @@ class Plan:
         return entries
 
 
-def plan(backend: t.Any, job: str, policy: dict, delete_unmanifested: bool = False) -> Plan:
+def item_names(backup_set: t.Any) -> set:
+    """The names of the items that have an artifact in a set (from the artifacts' keys)."""
+    names = set()
+    for obj in backup_set.objects:
+        try:
+            names.add(ArtifactKey.parse(obj.key).name)
+        except LayoutError:
+            continue  # manifest, run records, checksum records
+    return names
+
+
+def plan(backend: t.Any, job: str, policy: dict, delete_unmanifested: bool = False,
+         keep_removed_days: int = 0) -> Plan:
     """What a retention run on ``job`` keeps and deletes, from one listing of ``<job>/``."""
     check_policy(policy)
     sets, ignored = list_sets(backend, job)
-    decisions = decide([(parse_date(date), backup_set.status) for date, backup_set in sets.items()], policy,
-                       delete_unmanifested=delete_unmanifested)
+    contents = {parse_date(date): item_names(backup_set) for date, backup_set in sets.items()}
+    statuses = {parse_date(date): backup_set.status for date, backup_set in sets.items()}
+    decisions = decide(statuses.items(), policy, delete_unmanifested=delete_unmanifested, contents=contents,
+                       keep_removed_days=keep_removed_days)
+    kept = {d.date for d in decisions if d.keep}
+    removed = [{"name": name, "last_set": last.isoformat(), "missing_since": since.isoformat(), "kept": last in kept}
+               for name, (last, since) in sorted(removed_items(contents, statuses).items())]
     doomed = [obj.key for decision in decisions if not decision.keep for obj in sets[decision.date.isoformat()].objects]
     # Run records last: a set whose deletion is interrupted still shows what it was.
     doomed.sort(key=lambda key: ("/runs/" in key, key))
-    return Plan(sets, ignored, decisions, doomed)
+    return Plan(sets, ignored, decisions, doomed, removed)

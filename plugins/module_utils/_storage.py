@@ -14,7 +14,12 @@ its own root (a directory) or prefix (an S3 bucket prefix). Every backend can
 - ``open(key)``: a binary reader;
 - ``stat(key)``: a :class:`StoredObject` or ``None``;
 - ``list(prefix)``: every object whose key starts with ``prefix``, page by page;
-- ``delete_many(keys)``: delete in batches, reporting what could not be deleted.
+- ``delete_many(keys)``: delete in batches, reporting what could not be deleted;
+- ``copy(source, key)``: the same bytes under a second key without sending them again (a hard link
+  or a server-side copy), for carrying an unchanged artifact into a newer backup set;
+- ``clean_leftovers(prefix, older_than)``: remove what killed writers left (temporary files,
+  incomplete multipart uploads);
+- ``check_root(create)``: refuse a storage root that is missing or not a directory.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import tempfile
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.corebackup.backup.plugins.module_utils._checksum import StreamDigest, iter_reader
 from ansible_collections.corebackup.backup.plugins.module_utils._retry import (
     RetryPolicy,
     is_transient_aws_error,
@@ -54,6 +60,10 @@ S3_MAX_PART_SIZE = 5 * GiB
 S3_MAX_PARTS = 10000
 S3_MAX_OBJECT_SIZE = 5 * 1024 * GiB
 S3_DELETE_BATCH = 1000
+S3_MAX_COPY_SIZE = 5 * GiB  # CopyObject's limit; larger objects are copied part by part
+S3_COPY_PART_SIZE = 512 * MiB
+# Errors of os.link() that mean "no hard links here", not "something is wrong".
+_NO_LINK_ERRNOS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS, errno.EXDEV)
 
 
 class StorageError(Exception):
@@ -79,6 +89,8 @@ class StoredObject:
     modified: datetime.datetime | None = None
     metadata: dict = field(default_factory=dict)
     etag: str | None = None
+    # Where objects share their bytes (hard links on a filesystem), equal for keys that do.
+    data_id: tuple | None = None
 
 
 @dataclass
@@ -138,8 +150,20 @@ class StorageBackend:
     def delete_many(self, keys: t.Iterable[str]) -> DeleteResult:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def exists(self, key: str) -> bool:
-        return self.stat(key) is not None
+    def copy(self, source_key: str, key: str) -> tuple[StoredObject, str | None]:  # pragma: no cover - interface
+        """Store the object at ``source_key`` under ``key`` too (never overwriting), with its metadata.
+
+        Returns what was stored, and the sha256 of the bytes when they were read on the way
+        (``None`` when the backend copied without reading them: a hard link, a server-side copy).
+        """
+        raise NotImplementedError
+
+    def clean_leftovers(self, prefix: str, older_than: datetime.datetime) -> list[str]:  # pragma: no cover
+        """Remove what writers killed before ``older_than`` left below ``prefix``; what was removed."""
+        raise NotImplementedError
+
+    def check_root(self, create: bool = False, dry_run: bool = False) -> None:
+        """Refuse a root that cannot hold backups; ``create`` (writers) may create it (not in a ``dry_run``)."""
 
     def lock(self, key: str) -> t.ContextManager:
         """Exclusive lock on ``key`` among writers on this backend, where the backend can lock.
@@ -186,12 +210,36 @@ class FilesystemBackend(StorageBackend):
     META_SUFFIX = ".meta.json"
     LOCK_SUFFIX = ".lock"
 
-    def __init__(self, root: str, directory_mode: t.Any = None, file_mode: t.Any = None):
+    def __init__(self, root: str, directory_mode: t.Any = None, file_mode: t.Any = None, carry: str = "link"):
         if not root:
             raise StorageError("storage.path is required for the filesystem backend")
+        if carry not in ("link", "copy"):
+            raise StorageError("storage.carry must be 'link' or 'copy', got %r" % (carry,))
         self.root = os.path.abspath(os.path.expanduser(root))
         self.directory_mode = _parse_mode(directory_mode, 0o700, "directory_mode")
         self.file_mode = _parse_mode(file_mode, 0o600, "file_mode")
+        self.carry = carry
+
+    def check_root(self, create: bool = False, dry_run: bool = False) -> None:
+        """The root must be a directory; writers create it, but only below an existing parent."""
+        if os.path.isdir(self.root):
+            return
+        if os.path.lexists(self.root):
+            raise StorageError("storage.path %s is not a directory" % self.root)
+        if not create:
+            raise StorageError("storage.path %s does not exist" % self.root)
+        parent = os.path.dirname(self.root)
+        if not os.path.isdir(parent):
+            raise StorageError("storage.path %s does not exist and neither does its parent %s; create the parent "
+                               "first (a mistyped path must not grow a new tree)" % (self.root, parent))
+        if dry_run:
+            return
+        try:
+            os.mkdir(self.root, self.directory_mode)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StorageError("cannot create storage.path %s: %s" % (self.root, exc)) from exc
 
     def describe(self) -> str:
         return "filesystem:%s" % self.root
@@ -362,7 +410,8 @@ class FilesystemBackend(StorageBackend):
             return None
         return StoredObject(key=key, size=info.st_size, metadata=self._read_metadata(path),
                             modified=datetime.datetime.fromtimestamp(info.st_mtime, datetime.timezone.utc),
-                            etag="%x-%x-%x" % (info.st_ino, info.st_mtime_ns, info.st_size))
+                            etag="%x-%x-%x" % (info.st_ino, info.st_mtime_ns, info.st_size),
+                            data_id=(info.st_dev, info.st_ino))
 
     def list(self, prefix: str = "") -> t.Iterator[StoredObject]:
         check_prefix(prefix)
@@ -417,6 +466,76 @@ class FilesystemBackend(StorageBackend):
                     raise
                 directory = os.path.dirname(directory)
         return result
+
+
+    def copy(self, source_key: str, key: str) -> tuple[StoredObject, str | None]:
+        """A hard link of the data and of its metadata (no new bytes); a copy where links are not
+        possible or ``carry: copy`` asks for independent copies."""
+        source, path = self.path_for(source_key), self.path_for(key)
+        if not os.path.isfile(source):
+            raise StorageError("no stored object %s (%s)" % (source_key, source))
+        if os.path.lexists(path):
+            raise PreconditionFailed("refusing to overwrite %s: it already exists" % path)
+        if self.carry == "link":
+            try:
+                self._ensure_dirs(os.path.dirname(path))
+                self.path_for(key)
+                self._link(source, path)
+                _fsync_dir(os.path.dirname(path))
+                return self.stat(key), None
+            except OSError as exc:
+                if exc.errno not in _NO_LINK_ERRNOS:
+                    raise StorageError("cannot link %s to %s: %s" % (source, path, exc)) from exc
+        digest = StreamDigest()
+        try:
+            with open(source, "rb") as handle:
+                stored = self.write(key, digest.wrap(iter_reader(handle)), metadata=self._read_metadata(source),
+                                    overwrite=False)
+        except OSError as exc:
+            raise StorageError("cannot copy %s to %s: %s" % (source, path, exc)) from exc
+        return stored, digest.sha256
+
+    def _link(self, source: str, path: str) -> None:
+        """Metadata first: until the data's link exists, no listing shows the new key."""
+        source_meta, meta = self._meta_path(source), self._meta_path(path)
+        if os.path.lexists(meta):
+            os.unlink(meta)  # left by a writer that stopped before the data's link
+        if os.path.exists(source_meta):
+            os.link(source_meta, meta)
+        try:
+            os.link(source, path)
+        except FileExistsError:
+            raise PreconditionFailed("refusing to overwrite %s: it already exists" % path) from None
+        except BaseException:
+            if os.path.lexists(meta):
+                os.unlink(meta)
+            raise
+
+    def clean_leftovers(self, prefix: str, older_than: datetime.datetime) -> list[str]:
+        """Temporary files, and metadata whose data is gone, that writers stopped before ``older_than`` left."""
+        check_prefix(prefix)
+        top = self.path_for(prefix.rstrip("/")) if prefix.rstrip("/") else self.root
+        cleaned: list[str] = []
+        limit = older_than.timestamp()
+        for dirpath, _dirnames, filenames in os.walk(top):
+            for filename in filenames:
+                path = os.path.join(dirpath, filename)
+                if not filename.startswith("."):
+                    continue
+                orphan = filename.endswith(self.META_SUFFIX) and not os.path.lexists(
+                    os.path.join(dirpath, filename[1:-len(self.META_SUFFIX)]))
+                if not (filename.endswith(self.TEMP_SUFFIX) or orphan):
+                    continue
+                try:
+                    if os.lstat(path).st_mtime >= limit:
+                        continue
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise StorageError("cannot remove the leftover %s: %s" % (path, exc)) from exc
+                cleaned.append(os.path.relpath(path, self.root).replace(os.sep, "/"))
+        return sorted(cleaned)
 
 
 def _mtime(path: str) -> datetime.datetime:
@@ -483,7 +602,7 @@ class S3Backend(StorageBackend):
                  profile: str | None = None, validate_certs: bool = True, storage_class: str | None = None,
                  sse: str | None = None, sse_kms_key_id: str | None = None, metadata: dict | None = None,
                  retry: RetryPolicy | None = None, part_size: int = 8 * MiB, page_size: int = 1000,
-                 client: t.Any = None):
+                 client: t.Any = None, max_copy_size: int = S3_MAX_COPY_SIZE, copy_part_size: int = S3_COPY_PART_SIZE):
         if not bucket:
             raise StorageError("storage.bucket is required for the s3 backend")
         if not HAS_BOTO3 and client is None:
@@ -503,6 +622,8 @@ class S3Backend(StorageBackend):
         self.retry = retry or RetryPolicy()
         self.part_size = part_size
         self.page_size = page_size
+        self.max_copy_size = max_copy_size
+        self.copy_part_size = copy_part_size
         self.conditional_writes = True  # until the endpoint says it does not implement them
         self.requests: dict[str, int] = {}
         if client is None:
@@ -511,8 +632,9 @@ class S3Backend(StorageBackend):
                 aws_session_token=session_token or None, profile_name=profile or None, region_name=region or None,
             )
             config = botocore.config.Config(
-                # Our own RetryPolicy retries; botocore's would multiply the attempts.
-                retries={"max_attempts": 1, "mode": "standard"},
+                # Our own RetryPolicy retries; botocore's would multiply the attempts. (Its
+                # ``max_attempts`` counts retries, not sends: 1 there still sends twice.)
+                retries={"total_max_attempts": 1, "mode": "standard"},
                 s3={"addressing_style": "path" if endpoint_url else "auto"},
                 signature_version="s3v4",
             )
@@ -704,6 +826,80 @@ class S3Backend(StorageBackend):
             raise UploadVerificationError(
                 "upload verification failed for %s: ETag %s, expected %s" % (key, stored.etag, expected_etag))
 
+    def copy(self, source_key: str, key: str) -> tuple[StoredObject, str | None]:
+        """A server-side copy (CopyObject, or UploadPartCopy above 5 GiB): no byte is uploaded.
+
+        Metadata, storage class and server-side encryption are sent again (a copy does not keep
+        them by itself). An object S3 refuses to copy (``InvalidObjectState`` from an archive
+        storage class) raises StorageError, like every other failure.
+        """
+        source = self.stat(source_key)
+        if source is None:
+            raise StorageError("no stored object s3://%s/%s" % (self.bucket, self.prefix + source_key))
+        object_key = self._object_key(key)
+        if self.stat(key) is not None:
+            raise PreconditionFailed("refusing to overwrite s3://%s/%s: it already exists" % (self.bucket, object_key))
+        copy_source = {"Bucket": self.bucket, "Key": self._object_key(source_key)}
+        extra = self._put_extra(source.metadata)
+        try:
+            if source.size <= self.max_copy_size:
+                self._call("copy_object", Bucket=self.bucket, Key=object_key, CopySource=copy_source,
+                           MetadataDirective="REPLACE", **extra)
+            else:
+                self._copy_parts(copy_source, object_key, source.size, extra)
+        except Exception as exc:
+            if isinstance(exc, StorageError):
+                raise
+            raise self._error("copy s3://%s/%s to" % (self.bucket, copy_source["Key"]), key, exc) from exc
+        stored = self.stat(key)
+        if stored is None or stored.size != source.size:
+            self.delete_many([key])
+            raise UploadVerificationError("copy of %s to %s has %s bytes, the source %d" % (
+                source_key, key, stored.size if stored else "no", source.size))
+        return stored, None
+
+    def _copy_parts(self, copy_source: dict, object_key: str, size: int, extra: dict) -> None:
+        part_size = max(self.copy_part_size, -(-size // S3_MAX_PARTS))
+        upload_id = self._call("create_multipart_upload", Bucket=self.bucket, Key=object_key, **extra)["UploadId"]
+        try:
+            parts = []
+            for number, start in enumerate(range(0, size, part_size), start=1):
+                end = min(size, start + part_size) - 1
+                response = self._call("upload_part_copy", Bucket=self.bucket, Key=object_key, UploadId=upload_id,
+                                      PartNumber=number, CopySource=copy_source,
+                                      CopySourceRange="bytes=%d-%d" % (start, end))
+                parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
+            self._call("complete_multipart_upload", Bucket=self.bucket, Key=object_key, UploadId=upload_id,
+                       MultipartUpload={"Parts": parts})
+        except BaseException:
+            self._abort(object_key, upload_id)
+            raise
+
+    def clean_leftovers(self, prefix: str, older_than: datetime.datetime) -> list[str]:
+        """Abort the multipart uploads below ``prefix`` started before ``older_than`` (killed writers)."""
+        check_prefix(prefix)
+        cleaned: list[str] = []
+        markers: dict = {}
+        while True:
+            try:
+                page = self._call("list_multipart_uploads", Bucket=self.bucket, Prefix=self.prefix + prefix, **markers)
+            except Exception as exc:
+                raise self._error("list the multipart uploads of", prefix, exc) from exc
+            for upload in page.get("Uploads", []):
+                initiated = upload.get("Initiated")
+                if initiated is None or initiated >= older_than:
+                    continue
+                try:
+                    self._call("abort_multipart_upload", Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                except Exception as exc:
+                    if not _is_not_found(exc) and "NoSuchUpload" not in str(exc):
+                        raise self._error("abort the multipart upload of", upload["Key"][len(self.prefix):], exc) from exc
+                cleaned.append("%s (multipart upload started %s)" % (
+                    upload["Key"][len(self.prefix):], initiated.strftime("%Y-%m-%dT%H:%M:%SZ")))
+            if not page.get("IsTruncated"):
+                return cleaned
+            markers = {"KeyMarker": page.get("NextKeyMarker"), "UploadIdMarker": page.get("NextUploadIdMarker")}
+
     def open(self, key: str) -> t.BinaryIO:
         try:
             response = self._call("get_object", Bucket=self.bucket, Key=self._object_key(key))
@@ -783,7 +979,8 @@ def backend_from_params(storage: dict, retry: RetryPolicy | None = None) -> Stor
     """Build the backend that the shared ``storage`` option describes."""
     kind = storage.get("type")
     if kind == "filesystem":
-        return FilesystemBackend(storage.get("path"), storage.get("directory_mode"), storage.get("file_mode"))
+        return FilesystemBackend(storage.get("path"), storage.get("directory_mode"), storage.get("file_mode"),
+                                 carry=storage.get("carry") or "link")
     if kind == "s3":
         return S3Backend(
             bucket=storage.get("bucket"), prefix=storage.get("prefix") or "", region=storage.get("region"),

@@ -215,18 +215,20 @@ from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
     ArtifactKey,
     LayoutError,
     format_date,
+    iso,
     parse_date,
     set_prefix,
     utc_now,
     validate_job,
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._manifest import (
+    ITEM_STATUSES,
     MANIFEST,
+    PRESENT_STATUSES,
     RUN_SCHEMA,
     ManifestError,
     artifacts_of,
     clean_run_id,
-    iso,
     list_jobs,
     list_sets,
     load_set,
@@ -259,23 +261,50 @@ def _counts(values, strict):
     return counts
 
 
-def _result_errors(result):
-    errors = []
-    for section in ("repositories", "databases", "volumes", "items"):
-        for item in result.get(section) or []:
-            if isinstance(item, dict) and item.get("status") == "failed":
-                errors.append("%s: %s" % (item.get("name"), item.get("error") or "failed"))
+def _result_entries(result):
+    """The items of a service module's result (its C(entries)), as the run record keeps them."""
+    entries = []
+    for index, item in enumerate(result.get("entries") or []):
+        if not isinstance(item, dict) or not item.get("name") or item.get("status") not in ITEM_STATUSES:
+            raise ManifestError("result.entries[%d] must be a dict with a name and a status (%s), got %r" % (
+                index, ", ".join(ITEM_STATUSES), item))
+        entries.append({"name": str(item["name"]), "status": item["status"], "key": item.get("key") or None,
+                        "error": str(item["error"]) if item.get("error") else None})
+    return entries
+
+
+def _result_errors(result, entries):
+    errors = ["%s: %s" % (entry["name"], entry["error"] or "failed") for entry in entries if entry["status"] == "failed"]
     if result.get("failed") and result.get("msg") and not errors:
         errors.append(str(result["msg"]))
     return errors
 
 
-def _result_status(result, artifacts, errors):
+def _result_status(result, artifacts, entries, errors):
     if result.get("failed") or errors:
-        return "partial" if artifacts or any(
-            isinstance(item, dict) and item.get("status") in ("backed_up", "unchanged", "skipped")
-            for item in result.get("repositories") or []) else "failed"
+        present = artifacts or any(entry["status"] in PRESENT_STATUSES for entry in entries)
+        return "partial" if present else "failed"
     return "success"
+
+
+def incomplete(run, listed):
+    """Why the set would not hold what the run says it holds: every item reported present needs its
+    artifact among the run's artifacts, and every artifact must be in the set as recorded.
+
+    ``listed``: {key: size} of the set's objects.
+    """
+    recorded = {artifact["key"] for artifact in run["artifacts"]}
+    problems = []
+    for entry in run.get("entries", []):
+        if entry["status"] in PRESENT_STATUSES and entry["key"] not in recorded:
+            problems.append("%s: reported %s, but the run holds no artifact of it%s" % (
+                entry["name"], entry["status"], " (%s)" % entry["key"] if entry["key"] else ""))
+    for artifact in run["artifacts"]:
+        if listed.get(artifact["key"]) != artifact["size"]:
+            problems.append("%s: %s" % (artifact["key"], "not in the backup set" if artifact["key"] not in listed
+                                        else "stored with %d bytes, recorded with %d" % (listed[artifact["key"]],
+                                                                                          artifact["size"])))
+    return problems
 
 
 def build_run(params, now):
@@ -284,9 +313,10 @@ def build_run(params, now):
     secrets = params["secrets"] or []
     raw_artifacts = params["artifacts"] if params["artifacts"] is not None else result.get("artifacts") or []
     artifacts = [normalize_artifact(record, index) for index, record in enumerate(raw_artifacts)]
-    errors = params["errors"] if params["errors"] is not None else _result_errors(result)
+    entries = _result_entries(result)
+    errors = params["errors"] if params["errors"] is not None else _result_errors(result, entries)
     warnings = params["warnings"] if params["warnings"] is not None else [str(w) for w in result.get("warnings") or []]
-    status = params["status"] or (_result_status(result, artifacts, errors) if result else "success")
+    status = params["status"] or (_result_status(result, artifacts, entries, errors) if result else "success")
     source = params["source"] or result.get("source")
     if not isinstance(source, dict) or not source.get("type") or not source.get("name"):
         raise ManifestError("source is required (a dict with type and name), unless result holds one")
@@ -309,6 +339,7 @@ def build_run(params, now):
         "status": status,
         "source": {str(k): scrub(v, secrets) if isinstance(v, str) else v for k, v in source.items()},
         "artifacts": artifacts,
+        "entries": [dict(entry, error=scrub(entry["error"], secrets) if entry["error"] else None) for entry in entries],
         "counts": _counts(params["counts"], True) if params["counts"] is not None
         else _counts(result.get("totals"), False),
         "warnings": [scrub(w, secrets) for w in warnings],
@@ -365,6 +396,14 @@ class Manifests:
             self.fail("artifacts must lie in the backup set %s they are recorded into; not there: %s" % (
                 prefix, ", ".join(outside[:5])))
         backup_set = load_set(self.backend, job, set_date)
+        listed = {obj.key: obj.size for obj in backup_set.objects}
+        problems = incomplete(run, listed)
+        if problems:
+            # A set that lacks an artifact the run relies on is never recorded as a success.
+            run["errors"] += [scrub(problem, self.params["secrets"] or []) for problem in problems]
+            if run["status"] == "success":
+                stored = any(listed.get(a["key"]) == a["size"] for a in run["artifacts"])
+                run["status"] = "partial" if stored else "failed"
         same = [p for p in backup_set.runs if p["run_id"] == run["run_id"] and p["source"] == source_id(run["source"])]
         if same:
             self.recorded_already(job, set_date, run, same[0])
@@ -457,9 +496,9 @@ class Manifests:
         candidates.sort(key=lambda c: (c[0], c[1]))
         if sample is not None:
             candidates = candidates[:sample]
-        results, by_set = [], {}
+        results, by_set, seen = [], {}, {}
         for _last, key, backup_set, artifact in candidates:
-            outcome = verify_artifact(self.backend, key, artifact["sha256"], artifact["size"]).to_dict()
+            outcome = verify_artifact(self.backend, key, artifact["sha256"], artifact["size"], seen).to_dict()
             outcome.update(job=backup_set.job, date=backup_set.date)
             results.append(outcome)
             by_set.setdefault((backup_set.job, backup_set.date), []).append(outcome)
@@ -492,6 +531,7 @@ class Manifests:
     def run(self):
         if self.params["set_date"]:
             parse_date(self.params["set_date"])
+        self.backend.check_root()
         getattr(self, self.params["state"])()
 
 

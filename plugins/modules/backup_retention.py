@@ -69,6 +69,14 @@ options:
       - Keep at least this many successful sets whatever the other rules say (the newest ones).
     type: int
     default: 1
+  keep_removed_days:
+    description:
+      - Items that are in no newer set (a repository deleted upstream, a database dropped, or an item
+        that fails every night since) keep the set that holds their last artifact for this many days
+        after the first successful set without them, whatever the rules above say. They are reported
+        in RV(removed_items). V(0) turns the rule off.
+    type: int
+    default: 365
   delete_unmanifested:
     description:
       - Also delete sets without any run record, when they are older than the newest successful set.
@@ -118,6 +126,14 @@ unmanifested:
   returned: always
   type: list
   elements: str
+removed_items:
+  description:
+    - Items absent from the newest successful set, with C(name), C(last_set) (the date of the set holding
+      their last artifact), C(missing_since) (the first successful set without them) and C(kept).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: old-tool, last_set: "2026-03-01", missing_since: "2026-03-02", kept: true}]
 ignored:
   description: Keys under C(<job>/) that are not in a dated folder; retention never touches them.
   returned: always
@@ -162,7 +178,8 @@ def run(module):
     policy = {name: params[name] for name in RULES + ("min_keep",)}
     check_policy(policy)  # refuse an empty or negative policy before touching the store
     backend = backend_from_params(params["storage"], retry=RetryPolicy.from_params(params["retries"]))
-    found = plan(backend, job, policy, params["delete_unmanifested"])
+    backend.check_root()
+    found = plan(backend, job, policy, params["delete_unmanifested"], keep_removed_days=params["keep_removed_days"])
     kept, deleted = found.entries(keep=True), found.entries(keep=False)
     errors = []
     if found.doomed and not module.check_mode:
@@ -172,6 +189,7 @@ def run(module):
                       if obj.key not in failed_keys)
     output = dict(
         changed=bool(deleted), kept=kept, deleted=deleted, ignored=found.ignored, errors=errors, bytes_freed=bytes_freed,
+        removed_items=found.removed,
         unmanifested=[date for date, backup_set in sorted(found.sets.items()) if backup_set.status is None],
         api_requests=dict(getattr(backend, "requests", {})),
     )
@@ -196,6 +214,7 @@ def main():
         keep_monthly=dict(type="int"),
         keep_yearly=dict(type="int"),
         min_keep=dict(type="int", default=1),
+        keep_removed_days=dict(type="int", default=365),
         delete_unmanifested=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

@@ -261,10 +261,20 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.corebackup.backup.plugins.module_utils._common import common_argument_spec
 from ansible_collections.corebackup.backup.plugins.module_utils._github import GitHubClient, GitHubError, parse_link_header
+from ansible_collections.corebackup.backup.plugins.module_utils._catalog import (
+    BACKUP,
+    CARRY,
+    LEFTOVER_AGE,
+    PRESENT,
+    SKIP,
+    Catalog,
+    carry,
+    decide,
+)
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
-    ArtifactKey,
     LayoutError,
-    format_date,
+    iso,
+    job_prefix,
     sanitize_name,
     utc_now,
     validate_job,
@@ -372,6 +382,8 @@ class GitHubBackup:
         except (StorageError, PipelineError, LayoutError) as exc:
             module.fail_json(msg=str(exc))
         self.now = utc_now()
+        self.warnings = []
+        self.catalog = None
 
     # -- selection -------------------------------------------------------------------------
     @staticmethod
@@ -406,29 +418,6 @@ class GitHubBackup:
         options = {toggle: self.params[toggle] for toggle in TOGGLES + ("labels", "milestones")}
         options.update({k: v for k, v in self.explicit.get(name, {}).items() if k in TOGGLES})
         return options
-
-    # -- the store -------------------------------------------------------------------------
-    def newest_artifacts(self):
-        """name -> newest stored key of this job, from one listing of the job's folder."""
-        newest = {}
-        for obj in self.backend.list(self.params["job"] + "/"):
-            try:
-                parsed = ArtifactKey.parse(obj.key)
-            except LayoutError:
-                continue
-            current = newest.get(parsed.name)
-            if current is None or parsed.timestamp > current[0].timestamp:
-                newest[parsed.name] = (parsed, obj)
-        return newest
-
-    def stored_metadata(self, previous):
-        """Object metadata of the newest artifact (listings do not carry it on S3)."""
-        if previous is None:
-            return {}
-        if previous[1].metadata:
-            return previous[1].metadata
-        stored = self.backend.stat(previous[1].key)
-        return stored.metadata if stored else {}
 
     # -- git ---------------------------------------------------------------------------------
     def git_env(self, url):
@@ -578,43 +567,82 @@ class GitHubBackup:
         return count
 
     # -- one repository ----------------------------------------------------------------------
-    def backup(self, repo, previous):
+    def backup(self, repo, stored):
+        """Back up, carry or leave one repository; ``stored`` is its newest usable artifact (a catalog Stored)."""
         name = repo["name"]
         result = {"name": name, "status": "failed", "key": None, "size": None, "sha256": None, "refs": None,
                   "metadata": {}, "error": None}
-        artifact = None
         try:
             if repo.get("_error"):
                 raise RepositoryFailed(repo["_error"])
             options = self.options_for(name)
-            if self.params["skip_existing"] and previous and previous[0].date == self.now.date():
-                result.update(status="skipped", key=previous[1].key, size=previous[1].size)
-                return result, None
-            stored = self.stored_metadata(previous) if self.params["skip_unchanged"] else {}
-            refs_same = bool(stored) and self.refs_unchanged(repo, stored)
-            if refs_same and self.exports_unchanged(repo, options, _loads(stored.get("exports"))):
-                result.update(status="unchanged", key=previous[1].key, size=previous[1].size, refs=_int(stored.get("refs_count")))
-                return result, None
-            documents, counts, states = self.fetch_metadata(repo, options)
-            result["metadata"] = counts
-            object_metadata = {
-                "repository": repo["full_name"], "backup_date": self.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "default_branch": repo.get("default_branch") or "", "size_bytes": str(int(repo.get("size") or 0) * 1024),
-                "pushed_at": repo.get("pushed_at") or "",
-                "metadata_digest": hashlib.sha256("".join(sorted(d for _e, d in states.values())).encode()).hexdigest(),
-                "exports": json.dumps(states, sort_keys=True, separators=(",", ":")),
-            }
-            artifact, refs = self.store(repo, options, documents, object_metadata, counts, stored)
-            result["refs"] = refs
-            if artifact is None:
-                result.update(status="unchanged", key=previous[1].key, size=previous[1].size)
+            same_packing = stored is not None and self.writer.same_packing(stored.artifact.to_dict())
+            recorded = stored.artifact.metadata if same_packing and self.params["skip_unchanged"] else {}
+            unchanged = None
+            if recorded and not (self.params["skip_existing"] and stored.today):
+                unchanged = self.source_unchanged(repo, options, recorded)
+            action = decide(today=bool(stored and stored.today), previous=stored is not None, same_packing=same_packing,
+                            unchanged=unchanged, skip_existing=self.params["skip_existing"],
+                            skip_unchanged=self.params["skip_unchanged"])
+            artifact = None
+            if action in (PRESENT, SKIP):
+                artifact = stored.artifact
+            elif action == CARRY:
+                artifact = self.carry(stored.artifact)
+            if artifact is None:  # backed up from GitHub, also when the store could not carry
+                artifact = self.from_source(repo, options, recorded if action == BACKUP else {}, result)
+            if artifact is None:  # mirrored, and equal to the stored artifact after all
+                artifact = stored.artifact if stored.today else (
+                    self.carry(stored.artifact) or self.from_source(repo, options, {}, result))
+            if stored is not None and artifact is stored.artifact:
+                result["status"] = "skipped" if action == SKIP else "unchanged"
             else:
-                result.update(status="backed_up", key=artifact.key, size=artifact.size, sha256=artifact.sha256)
+                result["status"] = "carried" if artifact.carried_from else "backed_up"
+            if result["refs"] is None:
+                result["refs"] = _int(artifact.metadata.get("refs_count"))
+            result.update(key=artifact.key, size=artifact.size, sha256=artifact.sha256)
+            if artifact.carried_from:
+                result["carried_from"] = artifact.carried_from
         except (RepositoryFailed, GitHubError, StorageError, PipelineError, LayoutError, OSError) as exc:
             result["error"] = scrub(exc, self.token)
+            artifact = None
         except Exception as exc:  # pylint: disable=broad-exception-caught
             result["error"] = scrub("unexpected error: %s\n%s" % (exc, traceback.format_exc()), self.token)
+            artifact = None
         return result, artifact
+
+    def carry(self, previous):
+        """The unchanged artifact carried into today's set; None (and a warning) if the store cannot carry it."""
+        try:
+            return carry(self.backend, previous, self.params["job"], self.now)
+        except StorageError as exc:
+            self.warnings.append("could not carry %s into today's set (%s); backed up from GitHub instead"
+                                 % (previous.key, exc))
+            return None
+
+    def from_source(self, repo, options, recorded, result):
+        """A new artifact from GitHub; None when it would equal the artifact ``recorded`` describes."""
+        documents, counts, states = self.fetch_metadata(repo, options)
+        result["metadata"] = counts
+        object_metadata = {
+            "repository": repo["full_name"], "backup_date": iso(self.now),
+            "default_branch": repo.get("default_branch") or "", "size_bytes": str(int(repo.get("size") or 0) * 1024),
+            "pushed_at": repo.get("pushed_at") or "", "options": options_digest(options),
+            "metadata_digest": hashlib.sha256("".join(sorted(d for _e, d in states.values())).encode()).hexdigest(),
+            "exports": json.dumps(states, sort_keys=True, separators=(",", ":")),
+        }
+        artifact, result["refs"] = self.store(repo, options, documents, object_metadata, counts, recorded)
+        return artifact
+
+    def source_unchanged(self, repo, options, recorded):
+        """Does GitHub still hold what the recorded artifact holds: options, refs, wiki refs, metadata?"""
+        if recorded.get("options") != options_digest(options):
+            return False
+        if not self.refs_unchanged(repo, recorded):
+            return False
+        if recorded.get("wiki_refs_digest") != self.wiki_refs(repo, options):
+            return False
+        return self.exports_unchanged(repo, options, _loads(recorded.get("exports")))
 
     def refs_unchanged(self, repo, stored):
         """Refs as recorded with the newest artifact? No git call when GitHub reports no push since."""
@@ -624,23 +652,33 @@ class GitHubBackup:
             return True
         return self.remote_refs(repo["clone_url"])[1] == stored["refs_digest"]
 
+    def wiki_refs(self, repo, options):
+        """Digest of the wiki's refs ("" without a wiki): a wiki edit does not move the repository's pushed_at."""
+        if not (options["wiki"] and repo.get("has_wiki")):
+            return ""
+        try:
+            return self.remote_refs(wiki_url(repo))[1]
+        except RepositoryFailed:
+            return ""  # has_wiki is true for every repository whose wiki is enabled, even if it has no page yet
+
     def store(self, repo, options, documents, object_metadata, counts, stored):
-        """Mirror and archive one repository; no artifact when it turns out equal to the newest one."""
+        """Mirror and archive one repository; no artifact when it turns out equal to ``stored`` (its metadata)."""
         workspace = tempfile.mkdtemp(prefix="github-", dir=self.module.tmpdir)
         try:
             mirror = self.mirror(repo["clone_url"], os.path.join(workspace, "repo.git"))
             refs, refs_digest = self.local_refs(mirror)
-            if (stored and stored.get("refs_digest") == refs_digest
-                    and stored.get("metadata_digest") == object_metadata["metadata_digest"]):
-                return None, len(refs)
-            object_metadata.update(refs_digest=refs_digest, refs_count=str(len(refs)))
             sources = [(mirror, "repo.git")]
+            wiki_digest = ""
             if options["wiki"] and repo.get("has_wiki"):
-                wiki_url = re.sub(r"\.git$", "", repo["clone_url"]) + ".wiki.git"
                 try:
-                    sources.append((self.mirror(wiki_url, os.path.join(workspace, "wiki.git")), "wiki.git"))
+                    sources.append((self.mirror(wiki_url(repo), os.path.join(workspace, "wiki.git")), "wiki.git"))
+                    wiki_digest = self.local_refs(sources[-1][0])[1]
                 except RepositoryFailed:
                     pass  # has_wiki is true for every repository whose wiki is enabled, even if it has no page yet
+            object_metadata.update(refs_digest=refs_digest, refs_count=str(len(refs)), wiki_refs_digest=wiki_digest)
+            if stored and all(stored.get(k) == object_metadata[k]
+                              for k in ("refs_digest", "wiki_refs_digest", "metadata_digest", "options")):
+                return None, len(refs)
             if options["lfs"]:
                 sources.append((self.fetch_lfs(mirror, os.path.join(workspace, "lfs"), repo["clone_url"]), "lfs"))
             meta_dir = os.path.join(workspace, "metadata")
@@ -680,40 +718,63 @@ class GitHubBackup:
             self.module.fail_json(msg="cannot list the repositories of %s: %s" % (self.owner, scrub(exc, self.token)))
         selected = select_repositories(discovered, self.include, self.exclude, self.params["skip_forks"],
                                        self.params["skip_archived"], self.params["visibility"])
+        cleaned = []
         try:
-            newest = self.newest_artifacts()
+            self.backend.check_root(create=True, dry_run=self.module.check_mode)
+            self.catalog = Catalog(self.backend, self.params["job"], self.now.date(), read_only=self.module.check_mode)
+            if not self.module.check_mode:
+                cleaned = self.backend.clean_leftovers(job_prefix(self.params["job"]), self.now - LEFTOVER_AGE)
         except StorageError as exc:
             self.module.fail_json(msg=str(exc))
         results, artifacts = [], []
         if self.module.check_mode:
-            today = format_date(self.now)
             for repo in selected:
-                previous = newest.get(sanitize_name(repo["name"]))
-                skip = self.params["skip_existing"] and previous and format_date(previous[0].date) == today
+                stored = self.catalog.newest(sanitize_name(repo["name"]))
+                skip = self.params["skip_existing"] and stored is not None and stored.today
                 status = "failed" if repo.get("_error") else "skipped" if skip else "would_back_up"
                 results.append({"name": repo["name"], "status": status, "key": None,
                                 "size": None, "sha256": None, "refs": None, "metadata": {}, "error": repo.get("_error")})
         else:
             with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.params["parallel"])) as pool:
-                futures = [pool.submit(self.backup, repo, newest.get(sanitize_name(repo["name"]))) for repo in selected]
+                futures = [pool.submit(self.backup_one, repo) for repo in selected]
                 for future in futures:
                     result, artifact = future.result()
                     results.append(result)
                     if artifact is not None:
                         artifacts.append(artifact.to_dict())
-        totals = {"selected": len(results), "bytes": sum(a["size"] for a in artifacts),
-                  "api_requests": self.client.requests, "api_not_modified": self.client.not_modified,
-                  "seconds": round(time.monotonic() - started, 3)}
-        for status in ("backed_up", "unchanged", "skipped", "failed", "would_back_up"):
+        totals = {"selected": len(results), "api_requests": self.client.requests,
+                  "api_not_modified": self.client.not_modified, "seconds": round(time.monotonic() - started, 3),
+                  "bytes": sum(r["size"] for r in results if r["status"] == "backed_up")}
+        for status in ("backed_up", "carried", "unchanged", "skipped", "failed", "would_back_up"):
             totals[status] = sum(1 for r in results if r["status"] == status)
-        changed = bool(artifacts) or (self.module.check_mode and totals["would_back_up"] > 0)
+        changed = totals["backed_up"] + totals["carried"] > 0 or (self.module.check_mode and totals["would_back_up"] > 0)
         failed = [r for r in results if r["status"] == "failed"]
         source = {"type": "github", "name": self.owner, "api_url": self.params["api_url"]}
-        output = dict(changed=changed, repositories=results, artifacts=artifacts, totals=totals, source=source)
+        output = dict(changed=changed, job=self.params["job"], entries=results, repositories=results,
+                      artifacts=artifacts, totals=totals, source=source, cleaned=cleaned)
+        if self.warnings:
+            output["warnings"] = list(self.warnings)
         if failed and self.params["fail_on_error"]:
             self.module.fail_json(msg="%d of %d repositories failed: %s" % (
                 len(failed), len(results), "; ".join("%s: %s" % (r["name"], r["error"]) for r in failed)), **output)
         self.module.exit_json(**output)
+
+    def backup_one(self, repo):
+        try:
+            stored = self.catalog.newest(sanitize_name(repo["name"]))
+        except (StorageError, LayoutError) as exc:
+            return dict(name=repo["name"], status="failed", key=None, size=None, sha256=None, refs=None, metadata={},
+                        error=scrub(exc, self.token)), None
+        return self.backup(repo, stored)
+
+
+def options_digest(options):
+    """What the artifact holds by the options: a change (wiki turned on) means a new artifact."""
+    return ",".join("%s=%d" % (k, bool(v)) for k, v in sorted(options.items()))
+
+
+def wiki_url(repo):
+    return re.sub(r"\.git$", "", repo["clone_url"]) + ".wiki.git"
 
 
 def export_digest(export, items):

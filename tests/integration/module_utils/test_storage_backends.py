@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import json
 import os
 import subprocess
 
 import pytest
 
 from ansible_collections.corebackup.backup.plugins.module_utils._checksum import verify_artifact
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import checksum_key
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import (
     ArtifactWriter,
     bytes_stream,
@@ -44,8 +46,11 @@ def test_write_list_read_verify_delete(backend, tmp_path):
     artifacts = {name: writer.store("nightly", name, "bin", blocks(data)) for name, data in payloads.items()}
 
     listed = {obj.key: obj.size for obj in backend.list("nightly/")}
-    assert listed == {a.key: a.size for a in artifacts.values()}
+    records = {checksum_key(a.key): a for a in artifacts.values()}
+    assert listed == dict({a.key: a.size for a in artifacts.values()}, **{k: listed.get(k) for k in records})
     assert list(backend.list("other-job/")) == []
+    for record_key, artifact in records.items():  # each artifact's checksum record, written once it was stored
+        assert json.loads(backend.read_bytes(record_key)) == artifact.to_dict()
 
     for name, artifact in artifacts.items():
         local = download(backend, artifact.key, str(tmp_path / name))
@@ -55,8 +60,8 @@ def test_write_list_read_verify_delete(backend, tmp_path):
         assert restored == payloads[name]
         assert verify_artifact(backend, artifact.key, artifact.sha256, artifact.size).status == "ok"
 
-    result = backend.delete_many(a.key for a in artifacts.values())
-    assert sorted(result.deleted) == sorted(a.key for a in artifacts.values()) and result.errors == []
+    result = backend.delete_many(list(records) + [a.key for a in artifacts.values()])
+    assert sorted(result.deleted) == sorted(list(records) + [a.key for a in artifacts.values()]) and result.errors == []
     assert list(backend.list("")) == []
     assert backend.stat(artifacts["small"].key) is None
 
@@ -105,7 +110,7 @@ def test_failing_run_keeps_what_was_stored_before(backend):
         writer.write("job/2024-01-02/a_20240102T000000Z.bin", failing())
     with pytest.raises(StorageError, match="refusing to overwrite"):
         writer.write(kept.key, blocks(b"other"))
-    assert [obj.key for obj in backend.list("")] == [kept.key]
+    assert sorted(obj.key for obj in backend.list("")) == sorted([kept.key, checksum_key(kept.key)])
     assert verify_artifact(backend, kept.key, kept.sha256, kept.size).ok
 
 
@@ -202,10 +207,11 @@ def test_object_metadata_round_trips_on_both_backends(backend):
     artifact = ArtifactWriter(backend, "none").store("job", "m", "bin", blocks(b"data"),
                                                      metadata={"refs_digest": "abc123", "pushed_at": "2024-05-01T00:00:00Z"})
     assert backend.stat(artifact.key).metadata == {"refs_digest": "abc123", "pushed_at": "2024-05-01T00:00:00Z"}
-    assert [obj.key for obj in backend.list("")] == [artifact.key]  # the metadata is not an object of its own
+    # the metadata is not an object of its own (the checksum record is)
+    assert sorted(obj.key for obj in backend.list("")) == sorted([artifact.key, checksum_key(artifact.key)])
     backend.write(artifact.key, [b"replaced"])  # an overwrite without metadata drops the old metadata
     assert backend.stat(artifact.key).metadata == {}
-    backend.delete_many([artifact.key])
+    backend.delete_many([artifact.key, checksum_key(artifact.key)])
     assert backend.stat(artifact.key) is None
     if not isinstance(backend, S3Backend):
         assert files_below(backend.root) == []

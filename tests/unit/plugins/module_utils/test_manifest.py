@@ -21,7 +21,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils import _manifest
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCHEMA_FILE = os.path.join(HERE, "..", "..", "..", "..", "schemas", "manifest-v1.schema.json")
+SCHEMA_FILE = os.path.join(HERE, "..", "..", "..", "..", "schemas", "manifest-v%d.schema.json")
 JOB, DATE = "nightly", "2026-11-22"
 
 
@@ -40,10 +40,27 @@ def store_artifact(backend, name, data):
             "encryption": None, "created": "2026-11-22T02:00:00Z", "metadata": {}}
 
 
-def test_shipped_schema_file_is_the_one_the_module_validates_with():
-    with open(SCHEMA_FILE, encoding="utf-8") as handle:
-        assert json.load(handle) == m.SCHEMA
-    jsonschema.Draft202012Validator.check_schema(m.SCHEMA)
+@pytest.mark.parametrize("version", [1, 2])
+def test_shipped_schema_files_are_the_ones_the_module_validates_with(version):
+    with open(SCHEMA_FILE % version, encoding="utf-8") as handle:
+        assert json.load(handle) == m.SCHEMAS[version]
+    jsonschema.Draft202012Validator.check_schema(m.SCHEMAS[version])
+    assert m.SCHEMA is m.SCHEMAS[m.SCHEMA_VERSION] and m.SCHEMA_VERSION == 2
+
+
+def test_a_version_1_manifest_is_read_and_rewritten_as_version_2(tmp_path):
+    backend = FilesystemBackend(str(tmp_path))
+    old = dict(_valid_manifest(), schema_version=1)
+    assert m.schema_errors(old, m.SCHEMAS[1]) == [] and m.schema_errors(old) != []
+    backend.write("%s/%s/manifest.json" % (JOB, DATE), [json.dumps(old).encode()])
+    manifest, problems = m.read_manifest(backend, m.load_set(backend, JOB, DATE))
+    assert problems == [] and [r["run_id"] for r in manifest["runs"]] == ["r1"]
+    entry = {"name": "tool", "status": "carried", "key": "nightly/2026-11-22/tool_20261122T040000Z.bin"}
+    m.record_run(backend, JOB, DATE, dict(make_run("r2", finished="2026-11-22T04:00:00Z"), entries=[entry]))
+    rewritten = json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, DATE)))
+    assert rewritten["schema_version"] == 2 and m.schema_errors(rewritten) == []
+    assert [r["run_id"] for r in rewritten["runs"]] == ["r1", "r2"] and rewritten["runs"][1]["entries"] == [entry]
+    jsonschema.validate(rewritten, m.SCHEMA)
 
 
 def _valid_manifest():
@@ -56,7 +73,10 @@ def _valid_manifest():
 
 
 BREAKAGES = [
-    ("schema_version", lambda d: d.update(schema_version=2)),
+    ("schema_version", lambda d: d.update(schema_version=3)),
+    ("entry status", lambda d: d["runs"][0].update(entries=[{"name": "a", "status": "gone", "key": None}])),
+    ("entry without key", lambda d: d["runs"][0].update(entries=[{"name": "a", "status": "failed"}])),
+    ("carried_from empty", lambda d: d["runs"][0]["artifacts"][0].update(carried_from="")),
     ("status", lambda d: d.update(status="fine")),
     ("runs", lambda d: d.update(runs=[])),
     ("sha256", lambda d: d["runs"][0]["artifacts"][0].update(sha256="xyz")),
@@ -241,9 +261,9 @@ def test_concurrent_updates_of_the_manifest_are_serialised_by_the_lock(tmp_path)
 
 def test_a_manifest_from_a_newer_schema_is_not_rewritten(tmp_path):
     backend = FilesystemBackend(str(tmp_path))
-    newer = dict(_valid_manifest(), schema_version=2)
+    newer = dict(_valid_manifest(), schema_version=3)
     backend.write("%s/%s/manifest.json" % (JOB, DATE), [json.dumps(newer).encode()])
-    with pytest.raises(m.ManifestError, match="schema_version 2, newer than the 1"):
+    with pytest.raises(m.ManifestError, match="schema_version 3, newer than the 2"):
         m.record_run(backend, JOB, DATE, make_run("r1"))
     assert json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, DATE))) == newer
 

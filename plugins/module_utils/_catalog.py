@@ -1,0 +1,182 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur any time.
+
+"""What a job's store holds, and how an unchanged item gets into today's backup set.
+
+Every backup set must be complete on its own: it is what a person restores, what retention keeps
+or deletes whole and what verification reads. So an item that did not change since its newest
+artifact is not left out of today's set: that artifact is *carried* into it, inside the storage
+(a hard link, a server-side copy), under a key with today's timestamp.
+
+Only a *recorded* artifact is carried: one whose sha256 was written down after it was completely
+stored, in its checksum record (``<set>/checksums/<file>.json``, written by the writer) or in its
+set's manifest. A bare listing is never enough: a killed run leaves artifacts without one. An
+artifact already in today's set without a record (left by a killed run of the same day) is read
+once again to compute its sha256 before it counts.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import typing as t
+from dataclasses import dataclass
+
+from ansible_collections.corebackup.backup.plugins.module_utils._checksum import iter_reader, sha256_stream
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
+    CHECKSUMS_FOLDER,
+    ArtifactKey,
+    LayoutError,
+    checksum_key,
+    iso,
+)
+from ansible_collections.corebackup.backup.plugins.module_utils._manifest import (
+    ManifestError,
+    artifacts_of,
+    list_sets,
+    read_manifest,
+)
+from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import Artifact
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
+
+COMPRESSION_OF_SUFFIX = {"gz": "gzip", "zst": "zstd"}
+# Temporary files and multipart uploads older than this are left by killed runs, not running ones.
+LEFTOVER_AGE = datetime.timedelta(days=1)
+# What a run may do with one item.
+BACKUP, CARRY, PRESENT, SKIP = "backup", "carry", "present", "skip"
+
+
+def decide(today: bool, previous: bool, same_packing: bool, unchanged: bool | None,
+           skip_existing: bool, skip_unchanged: bool) -> str:
+    """What to do with one item (pure).
+
+    ``today``: today's set holds a usable artifact of the item; ``previous``: a usable artifact
+    exists (today's or older); ``same_packing``: it was compressed and encrypted as today's would
+    be; ``unchanged``: the service found the source equal to what that artifact holds.
+    """
+    if skip_existing and today:
+        return SKIP
+    if skip_unchanged and previous and same_packing and unchanged:
+        return PRESENT if today else CARRY
+    return BACKUP
+
+
+@dataclass
+class Stored:
+    """The newest usable artifact of one item: its record, and whether it lies in today's set."""
+
+    artifact: Artifact
+    today: bool
+
+
+class Catalog:
+    """The artifacts of one job, from one listing of ``<job>/``."""
+
+    def __init__(self, backend: t.Any, job: str, today: datetime.date, read_only: bool = False):
+        self.backend = backend
+        self.job = job
+        self.today = today
+        self.read_only = read_only  # check mode: records what it learns nowhere
+        self.sets, _others = list_sets(backend, job)
+        self._history: dict[str, list[tuple[ArtifactKey, t.Any]]] = {}
+        self._records: set[str] = set()
+        for backup_set in self.sets.values():
+            for obj in backup_set.objects:
+                relative = obj.key[len(backup_set.prefix):]
+                if relative.startswith(CHECKSUMS_FOLDER + "/"):
+                    self._records.add(obj.key)
+                    continue
+                try:
+                    parsed = ArtifactKey.parse(obj.key)
+                except LayoutError:
+                    continue
+                self._history.setdefault(parsed.name, []).append((parsed, obj))
+        for history in self._history.values():
+            history.sort(key=lambda entry: (entry[0].timestamp, entry[0].key), reverse=True)
+        self._manifests: dict[str, dict] = {}
+
+    def names(self) -> set[str]:
+        return set(self._history)
+
+    def newest(self, name: str) -> Stored | None:
+        """The newest artifact of ``name`` whose sha256 is known; None if there is none."""
+        for parsed, obj in self._history.get(name, []):
+            today = parsed.date == self.today
+            artifact = self.recorded(obj.key, parsed)
+            if artifact is None and today:
+                artifact = self._read_again(parsed, obj)
+            if artifact is not None:
+                return Stored(artifact, today)
+        return None
+
+    def recorded(self, key: str, parsed: ArtifactKey) -> Artifact | None:
+        """The artifact's record: its checksum record, else its set's manifest."""
+        record_key = checksum_key(key)
+        if record_key in self._records:
+            try:
+                record = json.loads(self.backend.read_bytes(record_key).decode("utf-8"))
+                if isinstance(record, dict) and record.get("key") == key:
+                    return Artifact.from_dict(record)
+            except (StorageError, ValueError, UnicodeDecodeError, KeyError, TypeError):
+                pass  # an unreadable record proves nothing: the manifest may still know the artifact
+        date = parsed.date.isoformat()
+        if date not in self._manifests:
+            self._manifests[date] = {}
+            backup_set = self.sets.get(date)
+            if backup_set is not None and (backup_set.has_manifest or backup_set.runs):
+                try:
+                    self._manifests[date] = artifacts_of(read_manifest(self.backend, backup_set)[0])
+                except ManifestError:
+                    pass
+        record = self._manifests[date].get(key)
+        return Artifact.from_dict(record) if record else None
+
+    def _read_again(self, parsed: ArtifactKey, obj: t.Any) -> Artifact | None:
+        """An artifact of today without a record: its sha256 from its bytes, and a record from now on.
+
+        An encrypted one is not used: nothing tells to which keys it was encrypted.
+        """
+        ext = parsed.ext.split(".")
+        if ext[-1] == "age":
+            return None
+        stat = self.backend.stat(obj.key)
+        if stat is None:
+            return None
+        try:
+            with self.backend.open(obj.key) as reader:
+                sha256, size = sha256_stream(iter_reader(reader))
+        except (StorageError, OSError):
+            return None
+        if size != stat.size:
+            return None
+        artifact = Artifact(key=obj.key, size=size, sha256=sha256, compression=COMPRESSION_OF_SUFFIX.get(ext[-1], "none"),
+                            created=iso(stat.modified) if stat.modified else "", metadata=dict(stat.metadata))
+        if not self.read_only:
+            try:
+                artifact.record_checksum(self.backend)
+            except StorageError:
+                pass  # another run recorded it meanwhile, or the store refuses: the sha256 is known either way
+        return artifact
+
+
+def carry(backend: t.Any, previous: Artifact, job: str, when: datetime.datetime) -> Artifact:
+    """Store ``previous`` again under today's key, inside the storage; checked against its record.
+
+    Raises StorageError when the store cannot copy it (an archived S3 object) or the copy does not
+    match what was recorded; the caller then backs the item up from its source.
+    """
+    parsed = ArtifactKey.parse(previous.key)
+    key = ArtifactKey.build(job, parsed.name, parsed.ext, when=when).key
+    stored, sha256 = backend.copy(previous.key, key)
+    if stored.size != previous.size or (sha256 is not None and sha256 != previous.sha256):
+        backend.delete_many([key])
+        raise StorageError("%s no longer matches its recorded size and sha256 (%d bytes, sha256 %s)" % (
+            previous.key, previous.size, previous.sha256))
+    artifact = Artifact(key=key, size=previous.size, sha256=previous.sha256, compression=previous.compression,
+                        encryption=previous.encryption, created=iso(when), metadata=dict(previous.metadata),
+                        carried_from=previous.key)
+    artifact.record_checksum(backend)
+    return artifact
