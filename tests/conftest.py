@@ -14,6 +14,8 @@ import pytest
 
 from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend, S3Backend
+from ansible_collections.corebackup.backup.tests.testbed.github_standin import GitHubStandIn
+from ansible_collections.corebackup.backup.tests.testbed.s3_proxy import S3Proxy
 from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS, moto_s3
 
 
@@ -32,6 +34,20 @@ def s3_endpoint(service_log_dir):
     """URL of a moto S3 server started for this test session."""
     with moto_s3(service_log_dir) as service:
         yield "http://127.0.0.1:%d" % service.port
+
+
+@pytest.fixture
+def s3_proxy(s3_endpoint):
+    """A fault-injecting proxy in front of the session's S3 endpoint; it logs every S3 operation."""
+    with S3Proxy(int(s3_endpoint.rsplit(":", 1)[1])) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def github_standin(tmp_path_factory):
+    """The GitHub stand-in of this test session; each test module builds its own organization in it."""
+    with GitHubStandIn(str(tmp_path_factory.mktemp("github"))) as standin:
+        yield standin
 
 
 def make_s3_backend(endpoint: str, bucket: str | None = None, prefix: str = "backups/", **kwargs) -> S3Backend:

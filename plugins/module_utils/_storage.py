@@ -33,6 +33,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import tempfile
 import typing as t
 from dataclasses import dataclass, field
@@ -886,7 +887,7 @@ class S3Backend(StorageBackend):
             except Exception as exc:
                 raise self._error("list the multipart uploads of", prefix, exc) from exc
             for upload in page.get("Uploads", []):
-                initiated = upload.get("Initiated")
+                initiated = _upload_started(upload, self.prefix)
                 if initiated is None or initiated >= older_than:
                     continue
                 try:
@@ -965,6 +966,18 @@ class S3Backend(StorageBackend):
                 result.errors.append({"key": key, "error": failed[key]})
             else:
                 result.deleted.append(key)
+
+
+def _upload_started(upload: dict, prefix: str) -> datetime.datetime | None:
+    """When a multipart upload started, judged by both clocks: S3's ``Initiated`` and the timestamp in an
+    artifact's key (``..._20260615T020000Z.tar.gz``), whichever is later, so that an upload of a run that
+    may still be going is never taken for a leftover (some S3-compatible servers report no real time)."""
+    initiated = upload.get("Initiated")
+    match = re.search(r"_(\d{8}T\d{6}Z)\.[a-z0-9.]+$", upload["Key"][len(prefix):])
+    if match:
+        stamp = datetime.datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+        initiated = stamp if initiated is None else max(initiated, stamp)
+    return initiated
 
 
 def _is_not_found(exc: BaseException) -> bool:

@@ -133,7 +133,12 @@ options:
     default: false
   skip_unchanged:
     description:
-      - Skip a repository whose refs and metadata have not changed since its newest stored artifact.
+      - Do not fetch a repository whose refs, wiki refs and metadata have not changed since its newest
+        recorded artifact; that artifact is carried into today's backup set inside the storage (a hard
+        link on a filesystem, a server-side copy on S3), so every set holds every repository.
+      - An artifact is carried only if its sha256 was recorded once it was completely stored (its
+        checksum record or its set's manifest), and only if it was compressed and encrypted as today's
+        would be; after a change of O(encryption) recipients the repository is backed up from GitHub.
       - The refs digest, a metadata digest and the C(ETag)s of the metadata exports are kept in the
         artifact's object metadata, so the decision needs no state on the backup host.
       - Metadata changes are detected through the first page of each export, sorted by update time;
@@ -187,8 +192,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-repositories:
-  description: One entry per selected repository.
+job:
+  description: The job, as M(corebackup.backup.backup_manifest) records it.
+  returned: always
+  type: str
+entries:
+  description: One entry per selected repository (C(repositories) is the same list under its old name).
   returned: always
   type: list
   elements: dict
@@ -198,11 +207,15 @@ repositories:
       type: str
     status:
       description:
-        - V(backed_up), V(unchanged) (nothing new since the newest artifact), V(skipped) (already in
-          today's set), V(failed), or in check mode V(would_back_up).
+        - V(backed_up) (from GitHub), V(carried) (unchanged, its newest artifact carried into today's set),
+          V(unchanged) (today's set holds it already), V(skipped) (O(skip_existing) and today's set holds
+          it), V(failed), or in check mode V(would_back_up).
       type: str
     key:
-      description: Key of the new artifact, or of the newest existing one when unchanged or skipped.
+      description: Key of the repository's artifact in today's set.
+      type: str
+    carried_from:
+      description: With V(carried), the key of the artifact whose bytes were carried.
       type: str
     size:
       description: Size of the artifact in bytes.
@@ -219,8 +232,20 @@ repositories:
     error:
       description: Why the repository failed.
       type: str
+repositories:
+  description: The same list as RV(entries).
+  returned: always
+  type: list
+  elements: dict
+cleaned:
+  description: Leftovers of killed runs older than a day removed under the job's prefix (temporary files, incomplete multipart uploads).
+  returned: always
+  type: list
+  elements: str
 artifacts:
-  description: The artifacts stored by this run, in the collection's shared Artifact form.
+  description:
+    - Every artifact today's set holds for the selected repositories (backed up, carried, or there
+      already), in the collection's shared Artifact form, so that the set's manifest lists them all.
   returned: always
   type: list
   elements: dict
@@ -241,8 +266,8 @@ totals:
   description: Counts by status, bytes stored and API requests made.
   returned: always
   type: dict
-  sample: {selected: 30, backed_up: 28, unchanged: 0, skipped: 0, failed: 2, bytes: 1048576, api_requests: 250,
-           api_not_modified: 0, seconds: 12.5}
+  sample: {selected: 30, backed_up: 3, carried: 25, unchanged: 0, skipped: 0, failed: 2, bytes: 1048576,
+           api_requests: 250, api_not_modified: 0, seconds: 12.5}
 """
 
 import base64

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,24 +43,48 @@ class TaskRun:
         return "\n".join((self.stdout, self.stderr, self.log))
 
 
-def run_module(collections_path: str, module: str, args: dict, check: bool = False, env: dict | None = None,
-               verbosity: int = 0, timeout: float = 900, diff: bool = False) -> TaskRun:
-    with tempfile.TemporaryDirectory(prefix="corebackup-play-") as workdir:
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, encoding="utf-8") as handle:
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class RunningModule:
+    """A module run through ansible-playbook in the background, in its own process group."""
+
+    def __init__(self, collections_path: str, module: str, args: dict, check: bool = False, env: dict | None = None,
+                 verbosity: int = 0, diff: bool = False):
+        self._workdir = tempfile.TemporaryDirectory(prefix="corebackup-play-")  # pylint: disable=consider-using-with
+        workdir = self._workdir.name
         playbook = os.path.join(workdir, "play.yml")
-        result_path = os.path.join(workdir, "result.json")
+        self.result_path = os.path.join(workdir, "result.json")
         with open(playbook, "w", encoding="utf-8") as handle:
             yaml.safe_dump([{
                 "hosts": "localhost", "gather_facts": False, "connection": "local",
                 "tasks": [
                     {"name": "run", "corebackup.backup." + module: args, "register": "out", "ignore_errors": True},
-                    {"name": "save", "ansible.builtin.copy": {"content": "{{ out | to_json }}", "dest": result_path},
+                    {"name": "save", "ansible.builtin.copy": {"content": "{{ out | to_json }}", "dest": self.result_path},
                      "check_mode": False},
                 ],
             }], handle)
-        log_path = os.path.join(workdir, "ansible.log")
+        self.log_path = os.path.join(workdir, "ansible.log")
         run_env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
         run_env.update({
-            "ANSIBLE_COLLECTIONS_PATH": collections_path, "ANSIBLE_LOG_PATH": log_path, "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_COLLECTIONS_PATH": collections_path, "ANSIBLE_LOG_PATH": self.log_path, "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_PYTHON_INTERPRETER": sys.executable, "ANSIBLE_LOCALHOST_WARNING": "0",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0", "ANSIBLE_HOME": os.path.join(workdir, "home"),
         })
@@ -71,15 +96,42 @@ def run_module(collections_path: str, module: str, args: dict, check: bool = Fal
             argv.append("--diff")
         if verbosity:
             argv.append("-" + "v" * verbosity)
-        proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, timeout=timeout, cwd=workdir, check=False)
+        self.process = subprocess.Popen(  # pylint: disable=consider-using-with
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=run_env, cwd=workdir,
+            start_new_session=True)
+
+    def kill(self) -> None:
+        """SIGKILL to ansible-playbook and every process below it (its workers call setsid, so a process group
+        is not enough): the module and what it runs stop as under an OOM killer or a power cut."""
+        for pid in [self.process.pid] + descendants(self.process.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.communicate()
+        self._workdir.cleanup()
+
+    def wait(self, timeout: float = 900) -> TaskRun:
+        try:
+            stdout, stderr = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
         log = ""
-        if os.path.exists(log_path):
-            with open(log_path, encoding="utf-8", errors="replace") as handle:
+        if os.path.exists(self.log_path):
+            with open(self.log_path, encoding="utf-8", errors="replace") as handle:
                 log = handle.read()
         try:
-            with open(result_path, encoding="utf-8") as handle:
+            with open(self.result_path, encoding="utf-8") as handle:
                 result = json.load(handle)
         except (OSError, ValueError) as exc:
             raise AssertionError("ansible-playbook gave no task result (%s):\n%s\n%s"
-                                 % (exc, proc.stdout[-3000:], proc.stderr[-3000:])) from None
-    return TaskRun(result, proc.stdout, proc.stderr, log, proc.returncode)
+                                 % (exc, stdout[-3000:], stderr[-3000:])) from None
+        finally:
+            self._workdir.cleanup()
+        return TaskRun(result, stdout, stderr, log, self.process.returncode)
+
+
+def run_module(collections_path: str, module: str, args: dict, check: bool = False, env: dict | None = None,
+               verbosity: int = 0, timeout: float = 900, diff: bool = False) -> TaskRun:
+    return RunningModule(collections_path, module, args, check=check, env=env, verbosity=verbosity, diff=diff).wait(timeout)

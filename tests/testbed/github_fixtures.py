@@ -464,3 +464,30 @@ def add_issue(standin: GitHubStandIn, org: str, repo: str, title: str, user: str
     if record is None:
         raise KeyError("%s/%s" % (org, repo))
     return standin.github.add_issue(record, title, user, body=body or "Reported at %s\n" % utc_iso())
+
+
+def edit_wiki(standin: GitHubStandIn, org: str, repo: str, page: str = "Home.md") -> str:
+    """A new commit in the wiki of ``org/repo``; like on GitHub, the repository's pushed_at does not move."""
+    record = standin.github.repo(org, repo)
+    if record is None or not record.wiki_exists:
+        raise KeyError("%s/%s has no wiki" % (org, repo))
+    now = int(time.time())
+    stream = FastImportStream()
+    stream.commit("refs/heads/master", "Edit %s\n" % page, now, {page: "Edited at %f\n" % time.time()},
+                  parent="refs/heads/master^0")
+    stream.run(record.wiki_dir)
+    return run_git(record.wiki_dir, "rev-parse", "refs/heads/master").stdout.decode().strip()
+
+
+def add_big_repo(standin: GitHubStandIn, org: str, root_dir: str, name: str, size: int, seed: t.Any = 0) -> Repo:
+    """A repository with one incompressible file of ``size`` bytes: an artifact that takes a while to store
+    (several S3 parts), to stop a run in the middle of it."""
+    git_dir = os.path.join(root_dir, org, name + ".git")
+    shutil.rmtree(git_dir, ignore_errors=True)
+    init_bare(git_dir)
+    stream = FastImportStream()
+    payload = random.Random("%s:%s" % (seed, name)).randbytes(size)
+    stream.commit("refs/heads/main", "Add the blob\n", BASE_EPOCH, {"blob.bin": payload})
+    stream.run(git_dir)
+    return standin.github.add_repo(org, name, git_dir, pushed_at=utc_iso(BASE_EPOCH), has_wiki=False)
+

@@ -445,6 +445,11 @@ class FakeGitHub:
                 parent.forks_count += 1
             return repo
 
+    def remove_repo(self, owner: str, name: str) -> Repo:
+        """Delete a repository, as its owner does on GitHub: the API and git answer 404 from now on."""
+        with self.lock:
+            return self.repos.pop((owner.lower(), name.lower()))
+
     def refresh_git(self, repo: Repo, pushed_at: str | None = None) -> None:
         """After a push to ``repo.git_dir``: size, emptiness, pushed_at and updated_at."""
         with self.lock:

@@ -7,13 +7,16 @@
 from __future__ import annotations
 
 import concurrent.futures
+import datetime
 import hashlib
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
+from ansible_collections.corebackup.backup.plugins.module_utils._catalog import carry
 from ansible_collections.corebackup.backup.plugins.module_utils._checksum import verify_artifact
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import checksum_key
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import (
@@ -22,11 +25,14 @@ from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import
     tar_stream,
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import S3Backend, StorageError
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend, S3Backend, StorageError
 from ansible_collections.corebackup.backup.tests.conftest import files_below, make_s3_backend
+from ansible_collections.corebackup.backup.tests.testbed.s3_proxy import Rule
 from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS, free_port
 
 MiB = 1024 * 1024
+DAY1 = datetime.datetime(2024, 5, 1, 2, 0, tzinfo=datetime.timezone.utc)
+DAY2 = DAY1 + datetime.timedelta(days=1)
 
 
 def blocks(data, size=300 * 1024):
@@ -215,3 +221,100 @@ def test_object_metadata_round_trips_on_both_backends(backend):
     assert backend.stat(artifact.key) is None
     if not isinstance(backend, S3Backend):
         assert files_below(backend.root) == []
+
+
+def test_attempts_mean_sends_botocore_does_not_retry_again(s3_proxy):
+    backend = make_s3_backend(s3_proxy.url)
+    backend.retry = RetryPolicy(attempts=5, delay=0.01, max_delay=0.02)
+    s3_proxy.clear()
+    s3_proxy.add(Rule("PutObject", "status", status=500, count=-1))
+    with pytest.raises(StorageError, match="InternalError"):
+        backend.write("job/2024-01-01/x_20240101T000000Z.bin", [b"data"])
+    assert s3_proxy.count("PutObject") == 5  # botocore's own retries once multiplied this to 10
+    s3_proxy.clear()
+    s3_proxy.add(Rule("PutObject", "status", status=503, count=2))
+    s3_proxy.add(Rule("PutObject", "reset", count=1))
+    stored = backend.write("job/2024-01-01/y_20240101T000000Z.bin", [b"data"])
+    assert stored.size == 4 and s3_proxy.count("PutObject") == 4
+
+
+def test_carry_links_or_copies_on_the_filesystem(tmp_path):
+    for mode in ("link", "copy"):
+        backend = FilesystemBackend(str(tmp_path / mode), carry=mode)
+        artifact = ArtifactWriter(backend, "gzip", 1).store("job", "a", "tar", blocks(os.urandom(300000)),
+                                                            metadata={"refs_digest": "r1"}, when=DAY1)
+        carried = carry(backend, artifact, "job", DAY2)
+        source, target = (os.stat(os.path.join(backend.root, k)) for k in (artifact.key, carried.key))
+        assert carried.carried_from == artifact.key and carried.key.startswith("job/2024-05-02/a_20240502T")
+        assert (source.st_ino == target.st_ino) == (mode == "link")
+        assert backend.stat(carried.key).metadata == {"refs_digest": "r1"}
+        assert verify_artifact(backend, carried.key, artifact.sha256, artifact.size).ok
+        record = json.loads(backend.read_bytes(checksum_key(carried.key)))
+        assert record == dict(carried.to_dict(), carried_from=artifact.key) and record["sha256"] == artifact.sha256
+
+
+def test_a_copy_that_does_not_match_the_record_is_refused(tmp_path):
+    backend = FilesystemBackend(str(tmp_path), carry="copy")
+    artifact = ArtifactWriter(backend, "none").store("job", "a", "bin", blocks(b"precious" * 1000), when=DAY1)
+    with open(os.path.join(backend.root, artifact.key), "r+b") as handle:
+        handle.write(b"X")  # bit rot since it was recorded
+    with pytest.raises(StorageError, match="no longer matches its recorded size and sha256"):
+        carry(backend, artifact, "job", DAY2)
+    assert not [o for o in backend.list("job/2024-05-02/") if not o.key.endswith(".json")]
+
+
+def test_s3_carries_by_server_side_copy_part_by_part_above_the_limit(s3_proxy):
+    backend = make_s3_backend(s3_proxy.url, storage_class="STANDARD_IA", sse="AES256", max_copy_size=6 * MiB,
+                              copy_part_size=5 * MiB)
+    data = os.urandom(13 * MiB)
+    big = ArtifactWriter(backend, "none").store("job", "big", "bin", blocks(data), metadata={"k": "v"}, when=DAY1)
+    small = ArtifactWriter(backend, "none").store("job", "small", "bin", blocks(b"s" * 1000), when=DAY1)
+    s3_proxy.clear()
+    carried = [carry(backend, artifact, "job", DAY2) for artifact in (big, small)]
+    assert s3_proxy.count("UploadPartCopy") == 3 and s3_proxy.count("CopyObject") == 1
+    assert s3_proxy.count("UploadPart") == 0 and s3_proxy.count("PutObject") == 2  # the two checksum records
+    head = backend.client.head_object(Bucket=backend.bucket, Key=backend.prefix + carried[0].key)
+    assert head["Metadata"] == {"k": "v"} and head["ServerSideEncryption"] == "AES256"
+    assert head.get("StorageClass") == "STANDARD_IA"
+    assert verify_artifact(backend, carried[0].key, big.sha256, big.size).ok
+    assert verify_artifact(backend, carried[1].key, small.sha256, small.size).ok
+
+
+def test_s3_refusing_a_copy_leaves_nothing(s3_proxy):
+    backend = make_s3_backend(s3_proxy.url)
+    artifact = ArtifactWriter(backend, "none").store("job", "cold", "bin", blocks(b"c" * 1000), when=DAY1)
+    s3_proxy.add(Rule("CopyObject", "status", status=403, code="InvalidObjectState", count=-1))
+    with pytest.raises(StorageError, match="InvalidObjectState"):
+        carry(backend, artifact, "job", DAY2)
+    assert [o.key for o in backend.list("job/2024-05-02/")] == []
+    assert s3_proxy.count("CopyObject") == 1  # not a transient error: no retry
+
+
+def test_leftovers_older_than_a_day_are_cleaned(backend):
+    writer = ArtifactWriter(backend, "none")
+
+    def stopped():
+        yield b"x" * (6 * MiB)
+        raise KeyboardInterrupt  # killed half-way
+
+    if isinstance(backend, S3Backend):
+        backend.part_size = 5 * MiB
+        backend._abort = lambda *args: None  # the abort itself failed (a 500 answered it)
+    with pytest.raises(KeyboardInterrupt):
+        writer.store("job", "half", "bin", stopped(), when=DAY1)
+    with pytest.raises(KeyboardInterrupt):
+        writer.store("other", "half", "bin", stopped(), when=DAY1)
+    if not isinstance(backend, S3Backend):
+        # A killed process leaves its temporary file (the writer above cleaned up after itself).
+        for job in ("job", "other"):
+            os.makedirs(os.path.join(backend.root, job, "2024-05-01"), exist_ok=True)
+            path = os.path.join(backend.root, job, "2024-05-01", ".half_20240501T020000Z.bin.abc.partial")
+            with open(path, "wb") as handle:
+                handle.write(b"half")
+        os.utime(os.path.join(backend.root, "job", "2024-05-01", ".half_20240501T020000Z.bin.abc.partial"),
+                 (time.time() - 3 * 86400,) * 2)
+    assert backend.clean_leftovers("job/", DAY1) == []  # not older than a day by the run's clock
+    cleaned = backend.clean_leftovers("job/", datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2))
+    assert len(cleaned) == 1 and cleaned[0].startswith("job/2024-05-01/")
+    left = backend.clean_leftovers("", datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2))
+    assert len(left) == 1 and left[0].startswith("other/")  # only under the job's prefix, until asked for

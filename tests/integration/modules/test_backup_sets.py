@@ -312,3 +312,41 @@ def test_present_finds_the_set_of_its_artifacts_and_completes_a_half_recorded_ru
     again = module("backup_manifest", storage, job=JOB, set_date="2026-11-20", run_id="awx-8",
                    source={"type": "mongodb", "name": "orders"})
     assert not again.changed
+
+
+def test_a_run_that_lacks_an_artifact_it_reports_is_never_a_success(store):
+    backend, storage = store
+    date = "2026-11-21"
+    stored = put_artifact(backend, date, "alpha", b"alpha" * 100)
+    result = {"changed": True, "source": {"type": "files", "name": "host"}, "totals": {"seconds": 1},
+              "entries": [{"name": "alpha", "status": "backed_up", "key": stored["key"]},
+                          {"name": "beta", "status": "carried", "key": "%s/%s/beta_20261121T020000Z.bin" % (JOB, date)}],
+              "artifacts": [stored]}
+    run = module("backup_manifest", storage, job=JOB, result=result)
+    assert not run.failed, run.result.get("msg")
+    assert run.result["set_status"] == "partial"
+    assert any(e.startswith("beta: reported carried, but the run holds no artifact of it") for e in run.result["run"]["errors"])
+    ghost = dict(stored, key="%s/%s/gamma_20261121T020000Z.bin" % (JOB, date))
+    result = dict(result, entries=[{"name": "gamma", "status": "unchanged", "key": ghost["key"]}], artifacts=[ghost])
+    run = module("backup_manifest", storage, job=JOB, result=result)
+    assert run.result["set_status"] == run.result["run"]["status"] == "failed"  # nothing of it is stored
+    assert "%s: not in the backup set" % ghost["key"] in run.result["run"]["errors"]
+    bad = module("backup_manifest", storage, job=JOB, result=dict(result, entries=[{"name": "x", "status": "lost"}]))
+    assert bad.failed and "result.entries[0] must be a dict with a name and a status" in bad.result["msg"]
+
+
+def test_verification_reads_bytes_that_sets_share_once(tmp_path):
+    from ansible_collections.corebackup.backup.plugins.module_utils._catalog import carry
+    from ansible_collections.corebackup.backup.plugins.module_utils._checksum import verify_artifact
+    from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter
+
+    backend = FilesystemBackend(str(tmp_path))
+    day = datetime.datetime(2026, 11, 1, 2, 0, tzinfo=datetime.timezone.utc)
+    artifact = ArtifactWriter(backend, "none").store(JOB, "a", "bin", [b"x" * 4096], when=day)
+    keys = [artifact.key] + [carry(backend, artifact, JOB, day + datetime.timedelta(days=n)).key for n in (1, 2)]
+    opened = []
+    real_open = backend.open
+    backend.open = lambda key: opened.append(key) or real_open(key)
+    seen = {}
+    assert all(verify_artifact(backend, key, artifact.sha256, artifact.size, seen).ok for key in keys)
+    assert opened == [artifact.key]  # three keys, one inode, read once

@@ -18,7 +18,6 @@ import pytest
 from ansible_collections.corebackup.backup.tests.conftest import files_below
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_module
-from ansible_collections.corebackup.backup.tests.testbed.github_standin import GitHubStandIn
 from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS
 
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(
@@ -29,12 +28,10 @@ EXPECTED_FAILURES = {"dmca-repo"}
 
 
 @pytest.fixture(scope="module")
-def github(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("github"))
-    with GitHubStandIn(root) as standin:
-        token = standin.add_token(login="octocat")
-        facts = github_fixtures.build_organization(standin, ORG, root, count=32, seed=1)
-        yield standin, token, facts
+def github(github_standin, tmp_path_factory):
+    token = github_standin.add_token(login="octocat")
+    facts = github_fixtures.build_organization(github_standin, ORG, str(tmp_path_factory.mktemp("acme")), count=32, seed=1)
+    return github_standin, token, facts
 
 
 def backup(github, storage, check=False, verbosity=0, **options):

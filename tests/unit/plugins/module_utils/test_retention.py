@@ -142,3 +142,51 @@ def test_nothing_outside_the_jobs_dated_folders_is_planned_for_deletion(history,
         assert job == "job" and date in deleted_dates
     assert set(planned.ignored) == {k for k in keys if k.startswith("job/")} - {
         k for k in keys if k.startswith("job/") and k.split("/")[1] in planned.sets}
+
+
+def removed_reference(history, contents, keep_removed_days):
+    """Dates kept for items that disappeared, from the rule's words: the set with the last artifact of an
+    item that no set from the newest successful one on holds, while its absence is younger than N days."""
+    ok = sorted((d for d, s in history if s == "success"), reverse=True)
+    if not ok or not keep_removed_days:
+        return set()
+    anchor = ok[0]
+    since_anchor = set()
+    for date, names in contents.items():
+        if date >= anchor:
+            since_anchor |= names
+    keep = set()
+    for name in set().union(*contents.values()) - since_anchor:
+        last = max(d for d, names in contents.items() if name in names)
+        first_missing = min(d for d in ok if d > last)
+        if (anchor - first_missing).days < keep_removed_days:
+            keep.add(last)
+    return keep
+
+
+histories_with_items = histories.flatmap(lambda history: st.tuples(
+    st.just(history),
+    st.fixed_dictionaries({date: st.sets(st.sampled_from("abcde"), max_size=5) for date, _s in history})))
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories_with_items, policies, st.integers(min_value=0, max_value=400))
+def test_the_last_artifact_of_a_removed_item_is_kept(history_and_contents, policy, keep_removed_days):
+    history, contents = history_and_contents
+    decisions = decide(history, policy, contents=contents, keep_removed_days=keep_removed_days)
+    kept = {d.date for d in decisions if d.keep}
+    assert kept == reference(history, policy, False) | removed_reference(history, contents, keep_removed_days)
+
+
+def test_an_item_deleted_upstream_keeps_its_last_set_past_the_policy():
+    days = [START + datetime.timedelta(days=n) for n in range(100)]
+    history = [(day, "success") for day in days]
+    contents = {day: {"app", "tool"} if n < 40 else {"app"} for n, day in enumerate(days)}
+    decisions = {d.date: d for d in decide(history, {"keep_days": 7}, contents=contents, keep_removed_days=365)}
+    assert decisions[days[39]].keep and decisions[days[39]].reasons == [
+        "keep_removed_days: last artifact of tool, in no set since %s" % days[40]]
+    assert not decisions[days[38]].keep
+    assert not {d.date for d in decide(history, {"keep_days": 7}, contents=contents, keep_removed_days=59)
+                if d.keep} & {days[39]}  # gone 59 days after it disappeared
+    with pytest.raises(PolicyError, match="keep_removed_days"):
+        decide(history, {"keep_days": 7}, contents=contents, keep_removed_days=-1)
