@@ -195,4 +195,3 @@ def checksum_key(artifact_key: str) -> str:
     """
     folder, _sep, filename = artifact_key.rpartition("/")
     return "%s/%s/%s.json" % (folder, CHECKSUMS_FOLDER, filename)
-

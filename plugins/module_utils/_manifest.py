@@ -31,7 +31,6 @@ import uuid
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
     LayoutError,
     format_timestamp,
-    iso,
     job_prefix,
     parse_date,
     parse_timestamp,

@@ -468,7 +468,6 @@ class FilesystemBackend(StorageBackend):
                 directory = os.path.dirname(directory)
         return result
 
-
     def copy(self, source_key: str, key: str) -> tuple[StoredObject, str | None]:
         """A hard link of the data and of its metadata (no new bytes); a copy where links are not
         possible or ``carry: copy`` asks for independent copies."""

@@ -300,10 +300,11 @@ def incomplete(run, listed):
             problems.append("%s: reported %s, but the run holds no artifact of it%s" % (
                 entry["name"], entry["status"], " (%s)" % entry["key"] if entry["key"] else ""))
     for artifact in run["artifacts"]:
-        if listed.get(artifact["key"]) != artifact["size"]:
-            problems.append("%s: %s" % (artifact["key"], "not in the backup set" if artifact["key"] not in listed
-                                        else "stored with %d bytes, recorded with %d" % (listed[artifact["key"]],
-                                                                                          artifact["size"])))
+        key = artifact["key"]
+        if key not in listed:
+            problems.append("%s: not in the backup set" % key)
+        elif listed[key] != artifact["size"]:
+            problems.append("%s: stored with %d bytes, recorded with %d" % (key, listed[key], artifact["size"]))
     return problems
 
 

@@ -490,4 +490,3 @@ def add_big_repo(standin: GitHubStandIn, org: str, root_dir: str, name: str, siz
     stream.commit("refs/heads/main", "Add the blob\n", BASE_EPOCH, {"blob.bin": payload})
     stream.run(git_dir)
     return standin.github.add_repo(org, name, git_dir, pushed_at=utc_iso(BASE_EPOCH), has_wiki=False)
-
