@@ -185,3 +185,35 @@ requirements:
   - zstandard (for O(compression=zstd))
   - age (the command, for O(encryption))
 """
+
+    # What every service module decides the same way (the service runner in module_utils/_service.py).
+    SERVICE = r"""
+options:
+  skip_existing:
+    description:
+      - Leave an item alone when today's backup set already holds an artifact of it, changed or not.
+    type: bool
+    default: false
+  skip_unchanged:
+    description:
+      - Do not read an item again from its source when it has not changed since its newest recorded
+        artifact (the module's notes say how it tells); that artifact is carried into today's backup
+        set inside the storage (a hard link on a filesystem, a server-side copy on S3), so that every
+        set holds every item.
+      - An artifact is carried only if its sha256 was recorded once it was completely stored, and only
+        if it was compressed and encrypted as today's would be; after a change of O(encryption)
+        recipients every item is backed up from its source.
+    type: bool
+    default: true
+  parallel:
+    description:
+      - How many items are processed at once.
+    type: int
+    default: 4
+  fail_on_error:
+    description:
+      - Fail after all items were processed if any of them failed, naming each failure. Without it the
+        module succeeds and its result has RV(status=partial).
+    type: bool
+    default: true
+"""

@@ -33,13 +33,9 @@ from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
     checksum_key,
     iso,
 )
-from ansible_collections.corebackup.backup.plugins.module_utils._manifest import (
-    ManifestError,
-    artifacts_of,
-    list_sets,
-    read_manifest,
-)
+from ansible_collections.corebackup.backup.plugins.module_utils._manifest import ManifestError, artifacts_of, read_manifest
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import Artifact
+from ansible_collections.corebackup.backup.plugins.module_utils._sets import list_sets
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
 
 COMPRESSION_OF_SUFFIX = {"gz": "gzip", "zst": "zstd"}

@@ -74,14 +74,25 @@ _PACKING_ARGUMENT_SPEC = dict(
 )
 
 
+# What every service module (one artifact per item of a source) decides the same way.
+_SERVICE_ARGUMENT_SPEC = dict(
+    skip_existing=dict(type="bool", default=False),
+    skip_unchanged=dict(type="bool", default=True),
+    parallel=dict(type="int", default=4),
+    fail_on_error=dict(type="bool", default=True),
+)
+
+
 def common_argument_spec(job_default: str | None = None, packing: bool = True) -> dict:
     """A fresh copy of the shared spec; ``job`` gets the calling module's default.
 
-    ``packing`` adds compression and encryption, which only modules that write artifacts take.
+    ``packing`` adds compression and encryption and the service options (skip, parallel, fail), which
+    only service modules, the modules that write artifacts, take.
     """
     spec = copy.deepcopy(_COMMON_ARGUMENT_SPEC)
     if packing:
         spec.update(copy.deepcopy(_PACKING_ARGUMENT_SPEC))
+        spec.update(copy.deepcopy(_SERVICE_ARGUMENT_SPEC))
     if job_default is not None:
         spec["job"]["default"] = job_default
     return spec

@@ -23,6 +23,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
 from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
 
 API_VERSION = "2022-11-28"
@@ -30,7 +31,7 @@ USER_AGENT = "corebackup.backup-github_backup"
 _LINK_RE = re.compile(r'<([^>]+)>\s*;\s*rel="([^"]+)"')
 
 
-class GitHubError(Exception):
+class GitHubError(BackupError):
     """A request failed for good; ``status`` is the HTTP status (0 for connection errors)."""
 
     def __init__(self, status: int, message: str, path: str, retry_after: float = 0.0):

@@ -20,8 +20,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
 
-class LayoutError(ValueError):
+
+class LayoutError(BackupError, ValueError):
     """A name or key does not fit the layout."""
 
 
@@ -51,19 +53,24 @@ def utc_now() -> datetime.datetime:
     """
     fixed = os.environ.get(NOW_ENV)
     if fixed:
-        try:
-            when = datetime.datetime.fromisoformat(fixed.replace("Z", "+00:00"))
-        except ValueError:
-            raise LayoutError("%s=%r is not an ISO 8601 time such as 2026-06-15T02:00:00Z" % (NOW_ENV, fixed)) from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=datetime.timezone.utc)
-        return when.astimezone(datetime.timezone.utc).replace(microsecond=0)
+        return parse_iso(fixed, NOW_ENV)
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
 def iso(when: datetime.datetime) -> str:
     """``2026-06-15T02:00:00Z``: how results, records and manifests write times."""
     return _as_utc(when).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str, what: str) -> datetime.datetime:
+    """An ISO 8601 time (UTC when it names no zone), to the second; ``what`` names it in the error."""
+    try:
+        when = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise LayoutError("%s %r is not an ISO 8601 time such as 2026-11-22T03:00:00Z" % (what, text)) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.astimezone(datetime.timezone.utc).replace(microsecond=0)
 
 
 def validate_job(job: str) -> str:

@@ -34,6 +34,7 @@ import typing as t
 import zlib
 from dataclasses import dataclass, field
 
+from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
 from ansible_collections.corebackup.backup.plugins.module_utils._checksum import StreamDigest, iter_reader
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, checksum_key, iso, utc_now
 
@@ -54,7 +55,7 @@ AGE_RECIPIENT_RE = re.compile(r"^(age1[02-9ac-hj-np-z]{58}|ssh-(ed25519|rsa) [A-
 STDERR_TAIL = 4096
 
 
-class PipelineError(Exception):
+class PipelineError(BackupError):
     """The artifact could not be produced; nothing was stored under its name."""
 
 

@@ -33,8 +33,9 @@ import datetime
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, LayoutError, parse_date
-from ansible_collections.corebackup.backup.plugins.module_utils._manifest import list_sets
+from ansible_collections.corebackup.backup.plugins.module_utils._sets import list_sets
 
 RULES = ("keep_days", "keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
 PERIODS: dict[str, t.Callable[[datetime.date], str]] = {
@@ -45,7 +46,7 @@ PERIODS: dict[str, t.Callable[[datetime.date], str]] = {
 }
 
 
-class PolicyError(ValueError):
+class PolicyError(BackupError, ValueError):
     """The retention policy is empty or invalid."""
 
 

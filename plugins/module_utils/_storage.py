@@ -38,6 +38,7 @@ import tempfile
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
 from ansible_collections.corebackup.backup.plugins.module_utils._checksum import StreamDigest, iter_reader
 from ansible_collections.corebackup.backup.plugins.module_utils._retry import (
     RetryPolicy,
@@ -67,7 +68,7 @@ S3_COPY_PART_SIZE = 512 * MiB
 _NO_LINK_ERRNOS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS, errno.EXDEV)
 
 
-class StorageError(Exception):
+class StorageError(BackupError):
     """A storage operation failed; the message names the key and the cause."""
 
 

@@ -205,48 +205,49 @@ sets:
 import datetime
 import json
 import math
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.corebackup.backup.plugins.module_utils._checksum import verify_artifact
-from ansible_collections.corebackup.backup.plugins.module_utils._common import COLLECTION_VERSION, common_argument_spec
+from ansible_collections.corebackup.backup.plugins.module_utils._common import COLLECTION_VERSION
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
     ArtifactKey,
     LayoutError,
     format_date,
     iso,
     parse_date,
+    parse_iso,
     set_prefix,
-    utc_now,
     validate_job,
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._manifest import (
-    ITEM_STATUSES,
-    MANIFEST,
-    PRESENT_STATUSES,
-    RUN_SCHEMA,
     ManifestError,
     artifacts_of,
     clean_run_id,
-    list_jobs,
-    list_sets,
-    load_set,
     new_run_id,
     normalize_artifact,
-    parse_iso,
     read_manifest,
     record_run,
     run_key,
-    schema_errors,
-    scrub,
-    set_status,
-    source_id,
     tool_versions,
     update_manifest,
 )
-from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError, backend_from_params
+from ansible_collections.corebackup.backup.plugins.module_utils._schema import (
+    ITEM_STATUSES,
+    PRESENT_STATUSES,
+    RUN_SCHEMA,
+    schema_errors,
+)
+from ansible_collections.corebackup.backup.plugins.module_utils._secrets import scrub
+from ansible_collections.corebackup.backup.plugins.module_utils._sets import (
+    MANIFEST,
+    list_jobs,
+    list_sets,
+    load_set,
+    set_status,
+    source_id,
+)
+from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
+from ansible_collections.corebackup.backup.plugins.module_utils._service import contract_errors
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
 
 
 def _counts(values, strict):
@@ -261,30 +262,24 @@ def _counts(values, strict):
     return counts
 
 
-def _result_entries(result):
-    """The items of a service module's result (its C(entries)), as the run record keeps them."""
-    entries = []
-    for index, item in enumerate(result.get("entries") or []):
-        if not isinstance(item, dict) or not item.get("name") or item.get("status") not in ITEM_STATUSES:
-            raise ManifestError("result.entries[%d] must be a dict with a name and a status (%s), got %r" % (
-                index, ", ".join(ITEM_STATUSES), item))
-        entries.append({"name": str(item["name"]), "status": item["status"], "key": item.get("key") or None,
-                        "error": str(item["error"]) if item.get("error") else None})
-    return entries
-
-
-def _result_errors(result, entries):
+def read_result(result):
+    """What a service module's registered result says, by the result contract only:
+    (entries, errors, status). A module that failed before its first item says only C(msg)."""
+    if not result:
+        return [], [], None
+    if "entries" not in result and result.get("failed"):
+        return [], [str(result.get("msg") or "the module failed")], "failed"
+    problems = contract_errors(result)
+    if problems:
+        raise ManifestError("result is not the registered result of a service module: %s" % "; ".join(problems))
+    entries = [{"name": str(entry["name"]), "status": entry["status"], "key": entry["key"] or None,
+                "error": str(entry["error"]) if entry["error"] else None} for entry in result["entries"]]
+    if any(entry["status"] not in ITEM_STATUSES for entry in entries):
+        raise ManifestError("result comes from a run in check mode: nothing was stored, nothing to record")
     errors = ["%s: %s" % (entry["name"], entry["error"] or "failed") for entry in entries if entry["status"] == "failed"]
     if result.get("failed") and result.get("msg") and not errors:
         errors.append(str(result["msg"]))
-    return errors
-
-
-def _result_status(result, artifacts, entries, errors):
-    if result.get("failed") or errors:
-        present = artifacts or any(entry["status"] in PRESENT_STATUSES for entry in entries)
-        return "partial" if present else "failed"
-    return "success"
+    return entries, errors, result["status"]
 
 
 def incomplete(run, listed):
@@ -314,10 +309,10 @@ def build_run(params, now):
     secrets = params["secrets"] or []
     raw_artifacts = params["artifacts"] if params["artifacts"] is not None else result.get("artifacts") or []
     artifacts = [normalize_artifact(record, index) for index, record in enumerate(raw_artifacts)]
-    entries = _result_entries(result)
-    errors = params["errors"] if params["errors"] is not None else _result_errors(result, entries)
+    entries, result_errors, result_status = read_result(result)
+    errors = params["errors"] if params["errors"] is not None else result_errors
     warnings = params["warnings"] if params["warnings"] is not None else [str(w) for w in result.get("warnings") or []]
-    status = params["status"] or (_result_status(result, artifacts, entries, errors) if result else "success")
+    status = params["status"] or result_status or "success"
     source = params["source"] or result.get("source")
     if not isinstance(source, dict) or not source.get("type") or not source.get("name"):
         raise ManifestError("source is required (a dict with type and name), unless result holds one")
@@ -357,11 +352,11 @@ class Manifests:
     def __init__(self, module):
         self.module = module
         self.params = module.params
-        self.now = utc_now()
-        self.backend = backend_from_params(self.params["storage"], retry=RetryPolicy.from_params(self.params["retries"]))
+        self.now = module.now
+        self.backend = module.backend
 
     def fail(self, msg, **extra):
-        self.module.fail_json(msg=scrub(msg, self.params["secrets"] or []), **extra)
+        self.module.fail(msg, **extra)
 
     def jobs(self):
         if self.params["all_jobs"]:
@@ -384,9 +379,9 @@ class Manifests:
 
     # -- present -------------------------------------------------------------------------------
     def present(self):
-        job = self.params["job"]
+        job = self.params["job"] or (self.params["result"] or {}).get("job")
         if not job:
-            self.fail("job is required with state=present")
+            self.fail("job is required with state=present, unless result names it")
         validate_job(job)
         run = build_run(self.params, self.now)
         set_date = self.params["set_date"] or self.set_date_of(job, run)
@@ -411,10 +406,10 @@ class Manifests:
         if self.module.check_mode:
             runs = [{"source": p["source"], "finished": p["finished"], "run_id": p["run_id"], "status": p["status"]}
                     for p in backup_set.runs] + [run]
-            self.module.exit_json(changed=True, run=run, set_status=set_status(runs),
+            self.module.exit(changed=True, run=run, set_status=set_status(runs),
                                   manifest_key=prefix + MANIFEST, run_key=run_key(set_date, job, run))
         key, manifest = record_run(self.backend, job, set_date, run)
-        self.module.exit_json(changed=True, run=run, set_status=manifest["status"], manifest_key=prefix + MANIFEST,
+        self.module.exit(changed=True, run=run, set_status=manifest["status"], manifest_key=prefix + MANIFEST,
                               run_key=key)
 
     def set_date_of(self, job, run):
@@ -445,7 +440,7 @@ class Manifests:
         else:
             manifest, _problems = read_manifest(self.backend, load_set(self.backend, job, set_date))
         recorded = [r for r in manifest["runs"] if r["run_id"] == run["run_id"] and r["source"] == run["source"]]
-        self.module.exit_json(changed=not complete, run=recorded[0] if recorded else run, set_status=manifest["status"],
+        self.module.exit(changed=not complete, run=recorded[0] if recorded else run, set_status=manifest["status"],
                               manifest_key=prefix + MANIFEST, run_key=parsed["key"])
 
     # -- query ---------------------------------------------------------------------------------
@@ -470,7 +465,7 @@ class Manifests:
 
     def query(self):
         sets = [self.describe(s, *self.load(s)) for s in self.sets()]
-        self.module.exit_json(changed=False, sets=sets)
+        self.module.exit(changed=False, sets=sets)
 
     # -- verified ------------------------------------------------------------------------------
     def verified(self):
@@ -517,7 +512,7 @@ class Manifests:
         output = dict(changed=changed, verified=results, bad=bad, sets=sets)
         if bad:
             self.fail("%d bad: %s" % (len(bad), "; ".join("%s %s" % (b["key"], b["status"]) for b in bad)), **output)
-        self.module.exit_json(**output)
+        self.module.exit(**output)
 
     @staticmethod
     def _stamp(manifest, outcomes, stamp):
@@ -537,8 +532,7 @@ class Manifests:
 
 
 def main():
-    argument_spec = common_argument_spec(packing=False)
-    argument_spec.update(
+    module = BackupModule(argument_spec=dict(
         state=dict(type="str", choices=["present", "verified", "query"], default="present"),
         set_date=dict(type="str"),
         all_jobs=dict(type="bool", default=False),
@@ -554,15 +548,8 @@ def main():
         started=dict(type="str"),
         finished=dict(type="str"),
         sample=dict(type="int"),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        Manifests(module).run()
-    except (ManifestError, LayoutError, StorageError) as exc:
-        module.fail_json(msg=scrub(exc, module.params["secrets"] or []))
-    except Exception as exc:  # pylint: disable=broad-exception-caught
-        module.fail_json(msg="unexpected error: %s" % scrub(exc, module.params["secrets"] or []),
-                         exception=scrub(traceback.format_exc(), module.params["secrets"] or []))
+    ))
+    module.run(lambda m: Manifests(m).run())
 
 
 if __name__ == "__main__":

@@ -155,15 +155,8 @@ api_requests:
   sample: {ListObjectsV2: 10, DeleteObjects: 4}
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.corebackup.backup.plugins.module_utils._common import common_argument_spec
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import LayoutError, validate_job
-from ansible_collections.corebackup.backup.plugins.module_utils._retention import RULES, PolicyError, check_policy, plan
-from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError, backend_from_params
+from ansible_collections.corebackup.backup.plugins.module_utils._retention import RULES, check_policy, plan
+from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 
 
 def _line(entry):
@@ -172,12 +165,10 @@ def _line(entry):
 
 def run(module):
     params = module.params
-    if not params["job"]:
-        module.fail_json(msg="job is required: name the job whose backup sets are pruned")
-    job = validate_job(params["job"])
+    job = module.job
     policy = {name: params[name] for name in RULES + ("min_keep",)}
     check_policy(policy)  # refuse an empty or negative policy before touching the store
-    backend = backend_from_params(params["storage"], retry=RetryPolicy.from_params(params["retries"]))
+    backend = module.backend
     backend.check_root()
     found = plan(backend, job, policy, params["delete_unmanifested"], keep_removed_days=params["keep_removed_days"])
     kept, deleted = found.entries(keep=True), found.entries(keep=False)
@@ -193,20 +184,19 @@ def run(module):
         unmanifested=[date for date, backup_set in sorted(found.sets.items()) if backup_set.status is None],
         api_requests=dict(getattr(backend, "requests", {})),
     )
-    if module._diff:
+    if module.module._diff:  # pylint: disable=protected-access
         before = sorted(kept + deleted, key=lambda e: e["date"], reverse=True)
         output["diff"] = {"before_header": "%s (%d sets)" % (job, len(before)),
                           "after_header": "%s (%d sets)" % (job, len(kept)),
                           "before": "".join(_line(e) for e in before), "after": "".join(_line(e) for e in kept)}
     if errors:
-        module.fail_json(msg="could not delete %d key(s): %s" % (
+        module.fail("could not delete %d key(s): %s" % (
             len(errors), "; ".join("%s: %s" % (e["key"], e["error"]) for e in errors[:10])), **output)
-    module.exit_json(**output)
+    module.exit(**output)
 
 
 def main():
-    argument_spec = common_argument_spec(packing=False)
-    argument_spec.update(
+    module = BackupModule(argument_spec=dict(
         keep_days=dict(type="int", default=30),
         keep_last=dict(type="int"),
         keep_daily=dict(type="int"),
@@ -216,14 +206,8 @@ def main():
         min_keep=dict(type="int", default=1),
         keep_removed_days=dict(type="int", default=365),
         delete_unmanifested=dict(type="bool", default=False),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        run(module)
-    except (PolicyError, LayoutError, StorageError) as exc:
-        module.fail_json(msg=str(exc))
-    except Exception as exc:  # pylint: disable=broad-exception-caught
-        module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc())
+    ))
+    module.run(run)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ author:
 extends_documentation_fragment:
   - corebackup.backup.common
   - corebackup.backup.common.packing
+  - corebackup.backup.common.service
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -123,40 +124,19 @@ options:
     description: Fetch Git LFS objects into C(lfs/). Needs C(git-lfs) on the backup host.
     type: bool
     default: false
-  parallel:
-    description: How many repositories are processed at once.
-    type: int
-    default: 4
-  skip_existing:
-    description: Skip a repository that already has an artifact in today's backup set.
-    type: bool
-    default: false
-  skip_unchanged:
-    description:
-      - Do not fetch a repository whose refs, wiki refs and metadata have not changed since its newest
-        recorded artifact; that artifact is carried into today's backup set inside the storage (a hard
-        link on a filesystem, a server-side copy on S3), so every set holds every repository.
-      - An artifact is carried only if its sha256 was recorded once it was completely stored (its
-        checksum record or its set's manifest), and only if it was compressed and encrypted as today's
-        would be; after a change of O(encryption) recipients the repository is backed up from GitHub.
-      - The refs digest, a metadata digest and the C(ETag)s of the metadata exports are kept in the
-        artifact's object metadata, so the decision needs no state on the backup host.
-      - Metadata changes are detected through the first page of each export, sorted by update time;
-        deleting an item that is not among the most recently updated ones is noticed at the next
-        push or other change.
-    type: bool
-    default: true
   job:
     description: Name of the backup job; artifacts are stored under C(<prefix>/<job>/<YYYY-MM-DD>/).
     type: str
     default: github
-  fail_on_error:
-    description:
-      - Fail after all repositories were processed if any of them failed, naming each failure.
-    type: bool
-    default: true
 notes:
   - Private repositories of a O(user) other than the token's owner cannot be listed; name them in O(repositories).
+  - With O(skip_unchanged), a repository is unchanged when its refs (no push since, by C(pushed_at), else
+    C(git ls-remote)), its wiki's refs (C(git ls-remote); a wiki edit does not move C(pushed_at)), the
+    first page of each metadata export (asked with its recorded C(ETag); a 304 costs no rate limit) and
+    the options that shape the artifact are as recorded with its newest artifact. Deleting an issue that
+    is not among the most recently updated ones is noticed at the next push or other change.
+  - git commands are retried on transient network errors (resets, time-outs, 5xx answers), never on
+    authentication errors or missing repositories.
 requirements:
   - git
 """
@@ -271,42 +251,22 @@ totals:
 """
 
 import base64
-import concurrent.futures
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
-import time
-import traceback
 import urllib.parse
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.corebackup.backup.plugins.module_utils._common import common_argument_spec
+from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, CommandFailed, OptionError
 from ansible_collections.corebackup.backup.plugins.module_utils._github import GitHubClient, GitHubError, parse_link_header
-from ansible_collections.corebackup.backup.plugins.module_utils._catalog import (
-    BACKUP,
-    CARRY,
-    LEFTOVER_AGE,
-    PRESENT,
-    SKIP,
-    Catalog,
-    carry,
-    decide,
-)
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
-    LayoutError,
-    iso,
-    job_prefix,
-    sanitize_name,
-    utc_now,
-    validate_job,
-)
-from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter, PipelineError, tar_stream
-from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError, backend_from_params
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, sanitize_name
+from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
+from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import tar_stream
+from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceRunner
 
 TOGGLES = ("wiki", "issues", "pulls", "releases", "release_assets", "lfs")
 # The exports whose first page tells whether anything changed: sorted by update time where the API allows.
@@ -327,7 +287,7 @@ EXPORT_TOGGLES = {"issues": ("issues",), "issue_comments": ("issues", "pulls"), 
 EXPORT_ABSENT_STATUSES = (404, 410)
 
 
-class RepositoryFailed(Exception):
+class RepositoryFailed(BackupError):
     """One repository could not be backed up; the message is safe to show."""
 
 
@@ -337,7 +297,7 @@ def compile_patterns(patterns, option):
         try:
             compiled.append(re.compile(pattern))
         except re.error as exc:
-            raise ValueError("%s: %r is not a valid regular expression: %s" % (option, pattern, exc)) from None
+            raise OptionError("%s: %r is not a valid regular expression: %s" % (option, pattern, exc)) from None
     return compiled
 
 
@@ -373,42 +333,31 @@ def canonical_json(data):
     return (json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def scrub(text, secret):
-    text = str(text)
-    if secret:
-        text = text.replace(secret, "********")
-        text = text.replace(base64.b64encode(("x-access-token:" + secret).encode()).decode(), "********")
-    return text
+def basic_auth(token):
+    """The value of the Basic authorization header git sends: a secret as much as the token."""
+    return base64.b64encode(("x-access-token:" + token).encode()).decode()
 
 
-class GitHubBackup:
-    """Discovers, selects and backs up repositories; one instance per module run."""
+class GitHubBackup(Service):
+    """The repositories of an organization or user, each mirrored with its wiki and metadata."""
+
+    source_type = "github"
+    item_kind = "repositories"
+    item_errors = (GitHubError,)
+    entry_fields = {"refs": None, "metadata": {}}
 
     def __init__(self, module):
-        self.module = module
-        params = module.params
-        self.params = params
+        super().__init__(module)
+        params = self.params
         self.token = params["token"]
         self.owner = params["organization"] or params["user"]
-        self.retry = RetryPolicy.from_params(params["retries"])
-        self.client = GitHubClient(params["api_url"], self.token, params["validate_certs"], self.retry)
-        try:
-            self.include = compile_patterns(params["include"], "include")
-            self.exclude = compile_patterns(params["exclude"], "exclude")
-            self.explicit = self._explicit_repositories(params["repositories"])
-            validate_job(params["job"])
-        except ValueError as exc:
-            module.fail_json(msg=str(exc))
-        self.git = module.get_bin_path("git", required=True)
-        age_path = module.get_bin_path("age", required=True) if params["encryption"] else None
-        try:
-            self.backend = backend_from_params(params["storage"], self.retry)
-            self.writer = ArtifactWriter.from_params(self.backend, params, age_path=age_path)
-        except (StorageError, PipelineError, LayoutError) as exc:
-            module.fail_json(msg=str(exc))
-        self.now = utc_now()
-        self.warnings = []
-        self.catalog = None
+        self.include = compile_patterns(params["include"], "include")
+        self.exclude = compile_patterns(params["exclude"], "exclude")
+        self.explicit = self._explicit_repositories(params["repositories"])
+        self.client = GitHubClient(params["api_url"], self.token, params["validate_certs"], module.retry)
+        self.git = module.module.get_bin_path("git", required=True)
+        if self.token:
+            module.add_secret(basic_auth(self.token))
 
     # -- selection -------------------------------------------------------------------------
     @staticmethod
@@ -418,26 +367,41 @@ class GitHubBackup:
             if isinstance(item, str):
                 item = {"name": item}
             if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
-                raise ValueError("repositories: each item must be a name or a dictionary with 'name', got %r" % (item,))
+                raise OptionError("repositories: each item must be a name or a dictionary with 'name', got %r" % (item,))
             unknown = set(item) - {"name"} - set(TOGGLES)
             if unknown:
-                raise ValueError("repositories: %s: unknown keys %s (allowed: name, %s)"
+                raise OptionError("repositories: %s: unknown keys %s (allowed: name, %s)"
                                  % (item["name"], ", ".join(sorted(unknown)), ", ".join(TOGGLES)))
             explicit[item["name"]] = item
         return explicit
 
     def discover(self):
+        try:
+            repos = self.list_repositories()
+        except GitHubError as exc:
+            raise BackupError("cannot list the repositories of %s: %s" % (self.owner, exc)) from None
+        selected = select_repositories(repos, self.include, self.exclude, self.params["skip_forks"],
+                                       self.params["skip_archived"], self.params["visibility"])
+        return [Item(repo["name"], data=repo, error=repo.get("_error")) for repo in selected]
+
+    def list_repositories(self):
         if self.explicit:
             repos = []
             for name in self.explicit:
                 try:
                     repos.append(self.client.get("repos/%s/%s" % (self.owner, name)).data)
                 except GitHubError as exc:
-                    repos.append({"name": name, "_error": scrub(exc, self.token)})
+                    repos.append({"name": name, "_error": str(exc)})
             return repos
         if self.params["organization"]:
             return list(self.client.paginate("orgs/%s/repos" % self.owner, {"type": "all"}))
         return list(self.client.paginate("users/%s/repos" % self.owner, {"type": "owner"}))
+
+    def source(self):
+        return {"type": "github", "name": self.owner, "api_url": self.params["api_url"]}
+
+    def totals(self):
+        return {"api_requests": self.client.requests, "api_not_modified": self.client.not_modified}
 
     def options_for(self, name):
         options = {toggle: self.params[toggle] for toggle in TOGGLES + ("labels", "milestones")}
@@ -453,8 +417,7 @@ class GitHubBackup:
         """
         entries = []
         if self.token:
-            basic = base64.b64encode(("x-access-token:" + self.token).encode()).decode()
-            entries.append(("http.%s.extraHeader" % server_of(url), "Authorization: Basic " + basic))
+            entries.append(("http.%s.extraHeader" % server_of(url), "Authorization: Basic " + basic_auth(self.token)))
         if not self.params["validate_certs"]:
             entries.append(("http.sslVerify", "false"))
         env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": "", "GIT_CONFIG_COUNT": str(len(entries)),
@@ -464,12 +427,8 @@ class GitHubBackup:
             env["GIT_CONFIG_VALUE_%d" % index] = value
         return env
 
-    def run_git(self, args, what, url):
-        rc, out, err = self.module.run_command([self.git] + args, environ_update=self.git_env(url))
-        if rc != 0:
-            lines = (err or out or "").strip().splitlines()
-            raise RepositoryFailed("%s failed: %s" % (what, scrub(lines[-1] if lines else "exit status %d" % rc, self.token)))
-        return out
+    def run_git(self, args, what, url, before_retry=None):
+        return self.module.command([self.git] + args, what, env=self.git_env(url), before_retry=before_retry)
 
     def remote_refs(self, url):
         return refs_digest(self.run_git(["ls-remote", "--", url], "git ls-remote", url))
@@ -511,7 +470,7 @@ class GitHubBackup:
         except GitHubError as exc:
             if exc.status in EXPORT_ABSENT_STATUSES:
                 return [], ["absent", ""]
-            raise RepositoryFailed("%s export failed: %s" % (export, scrub(exc, self.token))) from None
+            raise RepositoryFailed("%s export failed: %s" % (export, exc)) from None
         if first.not_modified:
             return None, [etag, ""]
         items = list(first.data or [])
@@ -592,72 +551,27 @@ class GitHubBackup:
         return count
 
     # -- one repository ----------------------------------------------------------------------
-    def backup(self, repo, stored):
-        """Back up, carry or leave one repository; ``stored`` is its newest usable artifact (a catalog Stored)."""
-        name = repo["name"]
-        result = {"name": name, "status": "failed", "key": None, "size": None, "sha256": None, "refs": None,
-                  "metadata": {}, "error": None}
-        try:
-            if repo.get("_error"):
-                raise RepositoryFailed(repo["_error"])
-            options = self.options_for(name)
-            same_packing = stored is not None and self.writer.same_packing(stored.artifact.to_dict())
-            recorded = stored.artifact.metadata if same_packing and self.params["skip_unchanged"] else {}
-            unchanged = None
-            if recorded and not (self.params["skip_existing"] and stored.today):
-                unchanged = self.source_unchanged(repo, options, recorded)
-            action = decide(today=bool(stored and stored.today), previous=stored is not None, same_packing=same_packing,
-                            unchanged=unchanged, skip_existing=self.params["skip_existing"],
-                            skip_unchanged=self.params["skip_unchanged"])
-            artifact = None
-            if action in (PRESENT, SKIP):
-                artifact = stored.artifact
-            elif action == CARRY:
-                artifact = self.carry(stored.artifact)
-            if artifact is None:  # backed up from GitHub, also when the store could not carry
-                artifact = self.from_source(repo, options, recorded if action == BACKUP else {}, result)
-            if artifact is None:  # mirrored, and equal to the stored artifact after all
-                artifact = stored.artifact if stored.today else (
-                    self.carry(stored.artifact) or self.from_source(repo, options, {}, result))
-            if stored is not None and artifact is stored.artifact:
-                result["status"] = "skipped" if action == SKIP else "unchanged"
-            else:
-                result["status"] = "carried" if artifact.carried_from else "backed_up"
-            if result["refs"] is None:
-                result["refs"] = _int(artifact.metadata.get("refs_count"))
-            result.update(key=artifact.key, size=artifact.size, sha256=artifact.sha256)
-            if artifact.carried_from:
-                result["carried_from"] = artifact.carried_from
-        except (RepositoryFailed, GitHubError, StorageError, PipelineError, LayoutError, OSError) as exc:
-            result["error"] = scrub(exc, self.token)
-            artifact = None
-        except Exception as exc:  # pylint: disable=broad-exception-caught
-            result["error"] = scrub("unexpected error: %s\n%s" % (exc, traceback.format_exc()), self.token)
-            artifact = None
-        return result, artifact
+    def unchanged(self, item, recorded, entry):
+        return self.source_unchanged(item.data, self.options_for(item.name), recorded)
 
-    def carry(self, previous):
-        """The unchanged artifact carried into today's set; None (and a warning) if the store cannot carry it."""
-        try:
-            return carry(self.backend, previous, self.params["job"], self.now)
-        except StorageError as exc:
-            self.warnings.append("could not carry %s into today's set (%s); backed up from GitHub instead"
-                                 % (previous.key, exc))
-            return None
-
-    def from_source(self, repo, options, recorded, result):
+    def produce(self, item, recorded, entry):
         """A new artifact from GitHub; None when it would equal the artifact ``recorded`` describes."""
+        repo, options = item.data, self.options_for(item.name)
         documents, counts, states = self.fetch_metadata(repo, options)
-        result["metadata"] = counts
+        entry["metadata"] = counts
         object_metadata = {
-            "repository": repo["full_name"], "backup_date": iso(self.now),
+            "repository": repo["full_name"], "backup_date": iso(self.module.now),
             "default_branch": repo.get("default_branch") or "", "size_bytes": str(int(repo.get("size") or 0) * 1024),
             "pushed_at": repo.get("pushed_at") or "", "options": options_digest(options),
             "metadata_digest": hashlib.sha256("".join(sorted(d for _e, d in states.values())).encode()).hexdigest(),
             "exports": json.dumps(states, sort_keys=True, separators=(",", ":")),
         }
-        artifact, result["refs"] = self.store(repo, options, documents, object_metadata, counts, recorded)
+        artifact, entry["refs"] = self.store_repository(item, options, documents, object_metadata, counts, recorded)
         return artifact
+
+    def finish(self, entry, artifact):
+        if entry["refs"] is None:
+            entry["refs"] = _int(artifact.metadata.get("refs_count"))
 
     def source_unchanged(self, repo, options, recorded):
         """Does GitHub still hold what the recorded artifact holds: options, refs, wiki refs, metadata?"""
@@ -683,12 +597,13 @@ class GitHubBackup:
             return ""
         try:
             return self.remote_refs(wiki_url(repo))[1]
-        except RepositoryFailed:
+        except CommandFailed:
             return ""  # has_wiki is true for every repository whose wiki is enabled, even if it has no page yet
 
-    def store(self, repo, options, documents, object_metadata, counts, stored):
+    def store_repository(self, item, options, documents, object_metadata, counts, stored):
         """Mirror and archive one repository; no artifact when it turns out equal to ``stored`` (its metadata)."""
-        workspace = tempfile.mkdtemp(prefix="github-", dir=self.module.tmpdir)
+        repo = item.data
+        workspace = tempfile.mkdtemp(prefix="github-", dir=self.module.module.tmpdir)
         try:
             mirror = self.mirror(repo["clone_url"], os.path.join(workspace, "repo.git"))
             refs, refs_digest = self.local_refs(mirror)
@@ -698,7 +613,7 @@ class GitHubBackup:
                 try:
                     sources.append((self.mirror(wiki_url(repo), os.path.join(workspace, "wiki.git")), "wiki.git"))
                     wiki_digest = self.local_refs(sources[-1][0])[1]
-                except RepositoryFailed:
+                except CommandFailed:
                     pass  # has_wiki is true for every repository whose wiki is enabled, even if it has no page yet
             object_metadata.update(refs_digest=refs_digest, refs_count=str(len(refs)), wiki_refs_digest=wiki_digest)
             if stored and all(stored.get(k) == object_metadata[k]
@@ -714,9 +629,7 @@ class GitHubBackup:
             if options["release_assets"]:
                 counts["release_assets"] = self.download_assets(documents, os.path.join(meta_dir, "assets"))
             sources.append((meta_dir, "metadata"))
-            artifact = self.writer.store(self.params["job"], repo["name"], "tar", tar_stream(sources),
-                                         metadata=object_metadata, when=self.now)
-            return artifact, len(refs)
+            return self.store(item, "tar", tar_stream(sources), object_metadata), len(refs)
         finally:
             shutil.rmtree(workspace, ignore_errors=True)
 
@@ -731,68 +644,11 @@ class GitHubBackup:
         return target
 
     def mirror(self, url, path):
-        self.run_git(["clone", "--mirror", "--quiet", "--", url, path], "git clone --mirror", url)
+        self.run_git(["clone", "--mirror", "--quiet", "--", url, path], "git clone --mirror", url,
+                     before_retry=lambda: shutil.rmtree(path, ignore_errors=True))
         return path
 
     # -- the run -------------------------------------------------------------------------------
-    def run(self):
-        started = time.monotonic()
-        try:
-            discovered = self.discover()
-        except GitHubError as exc:
-            self.module.fail_json(msg="cannot list the repositories of %s: %s" % (self.owner, scrub(exc, self.token)))
-        selected = select_repositories(discovered, self.include, self.exclude, self.params["skip_forks"],
-                                       self.params["skip_archived"], self.params["visibility"])
-        cleaned = []
-        try:
-            self.backend.check_root(create=True, dry_run=self.module.check_mode)
-            self.catalog = Catalog(self.backend, self.params["job"], self.now.date(), read_only=self.module.check_mode)
-            if not self.module.check_mode:
-                cleaned = self.backend.clean_leftovers(job_prefix(self.params["job"]), self.now - LEFTOVER_AGE)
-        except StorageError as exc:
-            self.module.fail_json(msg=str(exc))
-        results, artifacts = [], []
-        if self.module.check_mode:
-            for repo in selected:
-                stored = self.catalog.newest(sanitize_name(repo["name"]))
-                skip = self.params["skip_existing"] and stored is not None and stored.today
-                status = "failed" if repo.get("_error") else "skipped" if skip else "would_back_up"
-                results.append({"name": repo["name"], "status": status, "key": None,
-                                "size": None, "sha256": None, "refs": None, "metadata": {}, "error": repo.get("_error")})
-        else:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.params["parallel"])) as pool:
-                futures = [pool.submit(self.backup_one, repo) for repo in selected]
-                for future in futures:
-                    result, artifact = future.result()
-                    results.append(result)
-                    if artifact is not None:
-                        artifacts.append(artifact.to_dict())
-        totals = {"selected": len(results), "api_requests": self.client.requests,
-                  "api_not_modified": self.client.not_modified, "seconds": round(time.monotonic() - started, 3),
-                  "bytes": sum(r["size"] for r in results if r["status"] == "backed_up")}
-        for status in ("backed_up", "carried", "unchanged", "skipped", "failed", "would_back_up"):
-            totals[status] = sum(1 for r in results if r["status"] == status)
-        changed = totals["backed_up"] + totals["carried"] > 0 or (self.module.check_mode and totals["would_back_up"] > 0)
-        failed = [r for r in results if r["status"] == "failed"]
-        source = {"type": "github", "name": self.owner, "api_url": self.params["api_url"]}
-        output = dict(changed=changed, job=self.params["job"], entries=results, repositories=results,
-                      artifacts=artifacts, totals=totals, source=source, cleaned=cleaned)
-        if self.warnings:
-            output["warnings"] = list(self.warnings)
-        if failed and self.params["fail_on_error"]:
-            self.module.fail_json(msg="%d of %d repositories failed: %s" % (
-                len(failed), len(results), "; ".join("%s: %s" % (r["name"], r["error"]) for r in failed)), **output)
-        self.module.exit_json(**output)
-
-    def backup_one(self, repo):
-        try:
-            stored = self.catalog.newest(sanitize_name(repo["name"]))
-        except (StorageError, LayoutError) as exc:
-            return dict(name=repo["name"], status="failed", key=None, size=None, sha256=None, refs=None, metadata={},
-                        error=scrub(exc, self.token)), None
-        return self.backup(repo, stored)
-
-
 def options_digest(options):
     """What the artifact holds by the options: a change (wiki turned on) means a new artifact."""
     return ",".join("%s=%d" % (k, bool(v)) for k, v in sorted(options.items()))
@@ -847,39 +703,33 @@ def _loads(text):
 
 
 def main():
-    argument_spec = common_argument_spec(job_default="github")
-    argument_spec.update(
-        organization=dict(type="str"),
-        user=dict(type="str"),
-        repositories=dict(type="list", elements="raw", default=[]),
-        include=dict(type="list", elements="str", default=[]),
-        exclude=dict(type="list", elements="str", default=[]),
-        skip_forks=dict(type="bool", default=False),
-        skip_archived=dict(type="bool", default=False),
-        visibility=dict(type="str", choices=["all", "public", "private"], default="all"),
-        token=dict(type="str", no_log=True, fallback=(env_fallback, ["GITHUB_TOKEN"])),
-        api_url=dict(type="str", default="https://api.github.com"),
-        validate_certs=dict(type="bool", default=True),
-        wiki=dict(type="bool", default=True),
-        issues=dict(type="bool", default=True),
-        pulls=dict(type="bool", default=True),
-        releases=dict(type="bool", default=True),
-        release_assets=dict(type="bool", default=False),
-        labels=dict(type="bool", default=True),
-        milestones=dict(type="bool", default=True),
-        lfs=dict(type="bool", default=False),
-        parallel=dict(type="int", default=4),
-        skip_existing=dict(type="bool", default=False),
-        skip_unchanged=dict(type="bool", default=True),
-        fail_on_error=dict(type="bool", default=True),
-    )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
+    module = BackupModule(
+        argument_spec=dict(
+            organization=dict(type="str"),
+            user=dict(type="str"),
+            repositories=dict(type="list", elements="raw", default=[]),
+            include=dict(type="list", elements="str", default=[]),
+            exclude=dict(type="list", elements="str", default=[]),
+            skip_forks=dict(type="bool", default=False),
+            skip_archived=dict(type="bool", default=False),
+            visibility=dict(type="str", choices=["all", "public", "private"], default="all"),
+            token=dict(type="str", no_log=True, fallback=(env_fallback, ["GITHUB_TOKEN"])),
+            api_url=dict(type="str", default="https://api.github.com"),
+            validate_certs=dict(type="bool", default=True),
+            wiki=dict(type="bool", default=True),
+            issues=dict(type="bool", default=True),
+            pulls=dict(type="bool", default=True),
+            releases=dict(type="bool", default=True),
+            release_assets=dict(type="bool", default=False),
+            labels=dict(type="bool", default=True),
+            milestones=dict(type="bool", default=True),
+            lfs=dict(type="bool", default=False),
+        ),
+        job_default="github", packing=True,
         mutually_exclusive=[("organization", "user")],
         required_one_of=[("organization", "user")],
-        supports_check_mode=True,
     )
-    GitHubBackup(module).run()
+    module.run(lambda m: ServiceRunner(m, GitHubBackup(m)).run())
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import os
 import pytest
 
 from ansible_collections.corebackup.backup.plugins.module_utils import _manifest as m
+from ansible_collections.corebackup.backup.plugins.module_utils import _schema as sch
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend
 from ansible_collections.corebackup.backup.tests.conftest import make_s3_backend
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_module
@@ -74,7 +75,7 @@ def test_runs_accumulate_and_verified_names_every_bad_artifact(store):
     assert not any(SECRET.encode() in data for data in stored.values())
     assert SECRET not in json.dumps(first.result) + json.dumps(second.result)
     manifest = json.loads(stored["%s/%s/manifest.json" % (JOB, date)])
-    assert m.schema_errors(manifest) == []
+    assert sch.schema_errors(manifest) == []
     assert [run["run_id"] for run in manifest["runs"]] == ["awx-41", second.result["run"]["run_id"]]
     sums = stored["%s/%s/SHA256SUMS" % (JOB, date)].decode()
     assert sorted(sums.splitlines()) == sorted("%s  %s" % (a["sha256"], a["key"].rsplit("/", 1)[1]) for a in artifacts)
@@ -318,21 +319,25 @@ def test_a_run_that_lacks_an_artifact_it_reports_is_never_a_success(store):
     backend, storage = store
     date = "2026-11-21"
     stored = put_artifact(backend, date, "alpha", b"alpha" * 100)
-    result = {"changed": True, "source": {"type": "files", "name": "host"}, "totals": {"seconds": 1},
-              "entries": [{"name": "alpha", "status": "backed_up", "key": stored["key"]},
-                          {"name": "beta", "status": "carried", "key": "%s/%s/beta_20261121T020000Z.bin" % (JOB, date)}],
-              "artifacts": [stored]}
+    entry = {"size": None, "sha256": None, "error": None}
+    result = {"changed": True, "job": JOB, "status": "success", "source": {"type": "files", "name": "host"},
+              "totals": {"seconds": 1}, "artifacts": [stored],
+              "entries": [dict(entry, name="alpha", status="backed_up", key=stored["key"]),
+                          dict(entry, name="beta", status="carried", key="%s/%s/beta_20261121T020000Z.bin" % (JOB, date))]}
     run = module("backup_manifest", storage, job=JOB, result=result)
     assert not run.failed, run.result.get("msg")
     assert run.result["set_status"] == "partial"
     assert any(e.startswith("beta: reported carried, but the run holds no artifact of it") for e in run.result["run"]["errors"])
     ghost = dict(stored, key="%s/%s/gamma_20261121T020000Z.bin" % (JOB, date))
-    result = dict(result, entries=[{"name": "gamma", "status": "unchanged", "key": ghost["key"]}], artifacts=[ghost])
-    run = module("backup_manifest", storage, job=JOB, result=result)
+    result = dict(result, entries=[dict(entry, name="gamma", status="unchanged", key=ghost["key"])], artifacts=[ghost])
+    run = module("backup_manifest", storage, result=result)  # the job from the result
     assert run.result["set_status"] == run.result["run"]["status"] == "failed"  # nothing of it is stored
     assert "%s: not in the backup set" % ghost["key"] in run.result["run"]["errors"]
-    bad = module("backup_manifest", storage, job=JOB, result=dict(result, entries=[{"name": "x", "status": "lost"}]))
-    assert bad.failed and "result.entries[0] must be a dict with a name and a status" in bad.result["msg"]
+    bad = module("backup_manifest", storage, job=JOB, result=dict(result, entries=[dict(entry, name="x", status="lost",
+                                                                                     key=None)]))
+    assert bad.failed and "entries[0].status 'lost' is not one of" in bad.result["msg"]
+    bare = module("backup_manifest", storage, job=JOB, result={"changed": False, "artifacts": []})
+    assert bare.failed and "result is not the registered result of a service module" in bare.result["msg"]
 
 
 def test_verification_reads_bytes_that_sets_share_once(tmp_path):

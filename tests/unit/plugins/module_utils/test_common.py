@@ -41,6 +41,7 @@ def test_doc_fragments_match_the_argument_spec():
     docs = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
     _compare(common_argument_spec(packing=False), docs, "")
     docs.update(yaml.safe_load(ModuleDocFragment.PACKING)["options"])
+    docs.update(yaml.safe_load(ModuleDocFragment.SERVICE)["options"])
     _compare(common_argument_spec(), docs, "")
 
 

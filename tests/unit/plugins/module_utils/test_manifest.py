@@ -18,6 +18,9 @@ import jsonschema
 import pytest
 
 from ansible_collections.corebackup.backup.plugins.module_utils import _manifest as m
+from ansible_collections.corebackup.backup.plugins.module_utils import _schema as sch
+from ansible_collections.corebackup.backup.plugins.module_utils import _sets as sets
+from ansible_collections.corebackup.backup.plugins.module_utils._secrets import scrub
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,24 +46,24 @@ def store_artifact(backend, name, data):
 @pytest.mark.parametrize("version", [1, 2])
 def test_shipped_schema_files_are_the_ones_the_module_validates_with(version):
     with open(SCHEMA_FILE % version, encoding="utf-8") as handle:
-        assert json.load(handle) == m.SCHEMAS[version]
-    jsonschema.Draft202012Validator.check_schema(m.SCHEMAS[version])
-    assert m.SCHEMA is m.SCHEMAS[m.SCHEMA_VERSION] and m.SCHEMA_VERSION == 2
+        assert json.load(handle) == sch.SCHEMAS[version]
+    jsonschema.Draft202012Validator.check_schema(sch.SCHEMAS[version])
+    assert sch.SCHEMA is sch.SCHEMAS[sch.SCHEMA_VERSION] and sch.SCHEMA_VERSION == 2
 
 
 def test_a_version_1_manifest_is_read_and_rewritten_as_version_2(tmp_path):
     backend = FilesystemBackend(str(tmp_path))
     old = dict(_valid_manifest(), schema_version=1)
-    assert m.schema_errors(old, m.SCHEMAS[1]) == [] and m.schema_errors(old) != []
+    assert sch.schema_errors(old, sch.SCHEMAS[1]) == [] and sch.schema_errors(old) != []
     backend.write("%s/%s/manifest.json" % (JOB, DATE), [json.dumps(old).encode()])
-    manifest, problems = m.read_manifest(backend, m.load_set(backend, JOB, DATE))
+    manifest, problems = m.read_manifest(backend, sets.load_set(backend, JOB, DATE))
     assert problems == [] and [r["run_id"] for r in manifest["runs"]] == ["r1"]
     entry = {"name": "tool", "status": "carried", "key": "nightly/2026-11-22/tool_20261122T040000Z.bin"}
     m.record_run(backend, JOB, DATE, dict(make_run("r2", finished="2026-11-22T04:00:00Z"), entries=[entry]))
     rewritten = json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, DATE)))
-    assert rewritten["schema_version"] == 2 and m.schema_errors(rewritten) == []
+    assert rewritten["schema_version"] == 2 and sch.schema_errors(rewritten) == []
     assert [r["run_id"] for r in rewritten["runs"]] == ["r1", "r2"] and rewritten["runs"][1]["entries"] == [entry]
-    jsonschema.validate(rewritten, m.SCHEMA)
+    jsonschema.validate(rewritten, sch.SCHEMA)
 
 
 def _valid_manifest():
@@ -94,13 +97,13 @@ BREAKAGES = [
 @pytest.mark.parametrize("what, breakage", BREAKAGES, ids=[b[0] for b in BREAKAGES])
 def test_built_in_validator_agrees_with_jsonschema(what, breakage):
     valid = _valid_manifest()
-    assert m.schema_errors(valid) == []
-    jsonschema.validate(valid, m.SCHEMA)
+    assert sch.schema_errors(valid) == []
+    jsonschema.validate(valid, sch.SCHEMA)
     broken = copy.deepcopy(valid)
     breakage(broken)
-    assert m.schema_errors(broken), what
+    assert sch.schema_errors(broken), what
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(broken, m.SCHEMA)
+        jsonschema.validate(broken, sch.SCHEMA)
 
 
 @pytest.mark.parametrize("text, secret", [
@@ -117,7 +120,7 @@ def test_built_in_validator_agrees_with_jsonschema(what, breakage):
     ("clone https://user:pa/ss@host/x failed", "pa/ss"),
 ])
 def test_scrub_removes_secrets_and_keeps_the_message(text, secret):
-    scrubbed = m.scrub(text, ["pLainWord"])
+    scrubbed = scrub(text, ["pLainWord"])
     assert secret not in scrubbed
     assert "********" in scrubbed and scrubbed.split()[-1] == text.split()[-1]  # the rest of the message stays
 
@@ -126,9 +129,9 @@ def test_run_key_round_trips_and_carries_the_status():
     run = make_run(run_id="awx-1234", status="partial", source=("github", "my.org"))
     key = m.run_key(DATE, JOB, run)
     assert key.startswith("nightly/2026-11-22/runs/20261122T030000Z_awx-1234_github-my-org-")
-    parsed = m.parse_run_key(key[len("nightly/2026-11-22/"):])
+    parsed = sets.parse_run_key(key[len("nightly/2026-11-22/"):])
     assert parsed["status"] == "partial" and parsed["run_id"] == "awx-1234"
-    assert m.parse_run_key("runs/notes.txt") is None
+    assert sets.parse_run_key("runs/notes.txt") is None
 
 
 @pytest.mark.parametrize("runs, expected", [
@@ -140,7 +143,7 @@ def test_run_key_round_trips_and_carries_the_status():
 def test_newest_run_of_each_source_decides_the_set_status(runs, expected):
     records = [{"source": source, "status": status, "run_id": "r%d" % hour,
                 "finished": "2026-11-22T0%d:00:00Z" % hour} for source, status, hour in runs]
-    assert m.set_status(records) == expected
+    assert sets.set_status(records) == expected
 
 
 def test_runs_accumulate_and_sha256sums_checks_out_with_sha256sum(tmp_path):
@@ -150,7 +153,7 @@ def test_runs_accumulate_and_sha256sums_checks_out_with_sha256sum(tmp_path):
     m.record_run(backend, JOB, DATE, make_run("r1", artifacts=[first]))
     m.record_run(backend, JOB, DATE, make_run("r2", finished="2026-11-22T04:00:00Z", source=("mongodb", "db"),
                                               status="failed", artifacts=[second]))
-    backup_set = m.load_set(backend, JOB, DATE)
+    backup_set = sets.load_set(backend, JOB, DATE)
     manifest, problems = m.read_manifest(backend, backup_set)
     assert problems == []
     assert [r["run_id"] for r in manifest["runs"]] == ["r1", "r2"]
@@ -168,7 +171,7 @@ def test_run_missing_from_manifest_json_is_merged_on_read(tmp_path):
     m.record_run(backend, JOB, DATE, make_run("r1"))
     late = make_run("r2", finished="2026-11-22T05:00:00Z")
     backend.write(m.run_key(DATE, JOB, late), [json.dumps(late).encode()])
-    manifest, _problems = m.read_manifest(backend, m.load_set(backend, JOB, DATE))
+    manifest, _problems = m.read_manifest(backend, sets.load_set(backend, JOB, DATE))
     assert [r["run_id"] for r in manifest["runs"]] == ["r1", "r2"]
 
 
@@ -176,13 +179,13 @@ def test_unreadable_manifest_json_is_rebuilt_from_run_records_and_reported(tmp_p
     backend = FilesystemBackend(str(tmp_path))
     m.record_run(backend, JOB, DATE, make_run("r1"))
     backend.write("%s/%s/manifest.json" % (JOB, DATE), [b"{not json"])
-    manifest, problems = m.read_manifest(backend, m.load_set(backend, JOB, DATE))
+    manifest, problems = m.read_manifest(backend, sets.load_set(backend, JOB, DATE))
     assert [r["run_id"] for r in manifest["runs"]] == ["r1"]
     assert any("not valid JSON" in p for p in problems)
     for obj in backend.list("%s/%s/runs/" % (JOB, DATE)):
         backend.write(obj.key, [b"[]"])
     with pytest.raises(m.ManifestError, match="has no readable manifest"):
-        m.read_manifest(backend, m.load_set(backend, JOB, DATE))
+        m.read_manifest(backend, sets.load_set(backend, JOB, DATE))
 
 
 def test_run_that_breaks_the_schema_is_refused_and_nothing_is_written(tmp_path):
@@ -255,7 +258,7 @@ def test_concurrent_updates_of_the_manifest_are_serialised_by_the_lock(tmp_path)
     for process in processes:
         process.join(60)
         assert process.exitcode == 0
-    manifest, _problems = m.read_manifest(backend, m.load_set(backend, JOB, DATE))
+    manifest, _problems = m.read_manifest(backend, sets.load_set(backend, JOB, DATE))
     assert sorted(manifest["verification"]) == keys
 
 

@@ -11,11 +11,12 @@ import base64
 import pytest
 
 from ansible_collections.corebackup.backup.plugins.module_utils._github import parse_link_header
+from ansible_collections.corebackup.backup.plugins.module_utils._secrets import scrub
 from ansible_collections.corebackup.backup.plugins.modules.github_backup import (
     GitHubBackup,
+    basic_auth,
     canonical_json,
     compile_patterns,
-    scrub,
     select_repositories,
 )
 
@@ -76,7 +77,8 @@ def test_bad_repository_items_are_named(item, message):
 def test_scrub_hides_the_token_and_its_basic_auth_form():
     token = "ghp_" + "A" * 36
     basic = base64.b64encode(("x-access-token:" + token).encode()).decode()
-    text = scrub("fatal: header Authorization: Basic %s for %s" % (basic, token), token)
+    assert basic_auth(token) == basic
+    text = scrub("fatal: header Authorization: Basic %s for %s" % (basic, token), [token, basic_auth(token)])
     assert token not in text and basic not in text
 
 

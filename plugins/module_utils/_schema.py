@@ -1,0 +1,182 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur any time.
+
+"""The manifest's JSON Schema, every version still read, and a validator for the subset it uses.
+
+``SCHEMAS[n]`` equals ``schemas/manifest-v<n>.schema.json`` (a unit test keeps them equal); the
+``jsonschema`` library is not needed on the backup host.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import typing as t
+
+SCHEMA_VERSION = 2
+SCHEMA_ID = "https://github.com/corebackup/backup/schemas/manifest-v%d.json"
+STATUSES = ("success", "partial", "failed")
+
+_SHA256 = "^[0-9a-f]{64}$"
+_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+
+ARTIFACT_SCHEMA = {
+    "type": "object",
+    "required": ["key", "size", "sha256"],
+    "properties": {
+        "key": {"type": "string", "minLength": 1},
+        "size": {"type": "integer", "minimum": 0},
+        "sha256": {"type": "string", "pattern": _SHA256},
+        "compression": {"type": ["string", "null"]},
+        "encryption": {"type": ["object", "null"]},
+        "created": {"type": "string"},
+        "metadata": _STRING_MAP,
+        "carried_from": {"type": "string", "minLength": 1},
+    },
+    "additionalProperties": False,
+}
+
+# Every item of a run with what happened to it; an item that is present in the set (backed up,
+# carried, unchanged or skipped) names its artifact, which the run's artifacts hold.
+ITEM_STATUSES = ("backed_up", "carried", "unchanged", "skipped", "failed")
+PRESENT_STATUSES = ("backed_up", "carried", "unchanged", "skipped")
+ENTRY_SCHEMA = {
+    "type": "object",
+    "required": ["name", "status", "key"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "status": {"enum": list(ITEM_STATUSES)},
+        "key": {"type": ["string", "null"]},
+        "error": {"type": ["string", "null"]},
+    },
+    "additionalProperties": False,
+}
+
+RUN_SCHEMA = {
+    "type": "object",
+    "required": ["run_id", "started", "finished", "duration", "status", "source", "artifacts", "counts", "warnings",
+                 "errors", "tools"],
+    "properties": {
+        "run_id": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$"},
+        "started": {"type": "string", "pattern": _TIME},
+        "finished": {"type": "string", "pattern": _TIME},
+        "duration": {"type": "number", "minimum": 0},
+        "status": {"enum": list(STATUSES)},
+        "source": {
+            "type": "object",
+            "required": ["type", "name"],
+            "properties": {"type": {"type": "string", "minLength": 1}, "name": {"type": "string", "minLength": 1}},
+        },
+        "artifacts": {"type": "array", "items": ARTIFACT_SCHEMA},
+        "entries": {"type": "array", "items": ENTRY_SCHEMA},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+        "errors": {"type": "array", "items": {"type": "string"}},
+        "tools": _STRING_MAP,
+    },
+    "additionalProperties": False,
+}
+
+VERIFICATION_SCHEMA = {
+    "type": "object",
+    "required": ["verified_at", "status"],
+    "properties": {
+        "verified_at": {"type": "string", "pattern": _TIME},
+        "status": {"enum": ["ok", "missing", "truncated", "corrupted"]},
+    },
+    "additionalProperties": False,
+}
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": SCHEMA_ID % SCHEMA_VERSION,
+    "title": "corebackup.backup manifest of one backup set",
+    "type": "object",
+    "required": ["schema_version", "job", "set_date", "status", "runs", "verified_at", "verification"],
+    "properties": {
+        "schema_version": {"const": SCHEMA_VERSION},
+        "job": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"},
+        "set_date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+        "status": {"enum": list(STATUSES)},
+        "runs": {"type": "array", "items": RUN_SCHEMA, "minItems": 1},
+        "verified_at": {"type": ["string", "null"], "pattern": _TIME},
+        "verification": {"type": "object", "additionalProperties": VERIFICATION_SCHEMA},
+    },
+    "additionalProperties": False,
+}
+
+
+def _schema_v1() -> dict:
+    """Version 1, still read: no item entries, no carried artifacts."""
+    schema = copy.deepcopy(SCHEMA)
+    schema["$id"] = SCHEMA_ID % 1
+    schema["properties"]["schema_version"] = {"const": 1}
+    run = schema["properties"]["runs"]["items"]
+    del run["properties"]["entries"]
+    del run["properties"]["artifacts"]["items"]["properties"]["carried_from"]
+    return schema
+
+
+SCHEMAS = {SCHEMA_VERSION: SCHEMA, 1: _schema_v1()}
+RUN_SCHEMA_V1 = SCHEMAS[1]["properties"]["runs"]["items"]
+
+
+_TYPES = {
+    "object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
+    "integer": int, "number": (int, float),
+}
+
+
+def _is_type(value: t.Any, name: str) -> bool:
+    if name in ("integer", "number") and isinstance(value, bool):
+        return False
+    return isinstance(value, _TYPES[name])
+
+
+def schema_for(document: t.Any) -> dict:
+    """The schema of the version a manifest says it has (the current one if it says nothing known)."""
+    version = document.get("schema_version") if isinstance(document, dict) else None
+    return SCHEMAS.get(version, SCHEMA) if isinstance(version, int) and not isinstance(version, bool) else SCHEMA
+
+
+def schema_errors(document: t.Any, schema: dict | None = None, path: str = "$") -> list[str]:
+    """Where ``document`` breaks ``schema``, as readable messages (empty when it is valid)."""
+    schema = SCHEMA if schema is None else schema
+    errors: list[str] = []
+    if "const" in schema and document != schema["const"]:
+        errors.append("%s must be %r" % (path, schema["const"]))
+    if "enum" in schema and document not in schema["enum"]:
+        errors.append("%s must be one of %s, got %r" % (path, ", ".join(map(str, schema["enum"])), document))
+    if "type" in schema:
+        names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if not any(_is_type(document, name) for name in names):
+            return errors + ["%s must be of type %s, got %s" % (path, " or ".join(names), type(document).__name__)]
+    if isinstance(document, str):
+        if len(document) < schema.get("minLength", 0):
+            errors.append("%s must not be empty" % path)
+        if "pattern" in schema and not re.search(schema["pattern"], document):
+            errors.append("%s %r does not match %s" % (path, document, schema["pattern"]))
+    if _is_type(document, "number") and "minimum" in schema and document < schema["minimum"]:
+        errors.append("%s must be at least %s" % (path, schema["minimum"]))
+    if isinstance(document, list):
+        if len(document) < schema.get("minItems", 0):
+            errors.append("%s must have at least %d item(s)" % (path, schema["minItems"]))
+        for index, item in enumerate(document):
+            errors.extend(schema_errors(item, schema.get("items", {}), "%s[%d]" % (path, index)))
+    if isinstance(document, dict):
+        properties = schema.get("properties", {})
+        for name in schema.get("required", []):
+            if name not in document:
+                errors.append("%s.%s is required" % (path, name))
+        for name, value in document.items():
+            if name in properties:
+                errors.extend(schema_errors(value, properties[name], "%s.%s" % (path, name)))
+            elif schema.get("additionalProperties") is False:
+                errors.append("%s.%s is not allowed" % (path, name))
+            elif isinstance(schema.get("additionalProperties"), dict):
+                errors.extend(schema_errors(value, schema["additionalProperties"], "%s.%s" % (path, name)))
+    return errors

@@ -1,0 +1,238 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur any time.
+
+"""The service runner: what every service module does the same way.
+
+A service module backs up the items of one source, one artifact per item (the repositories of an
+organization, host paths, databases, Docker volumes). It describes its source with a
+:class:`Service`: ``discover()`` the items, tell whether an item is ``unchanged()`` since the
+artifact recorded for it, and ``produce()`` a new artifact. :class:`ServiceRunner` does the rest:
+
+1. check the store and list the job's artifacts once (:class:`Catalog`), clean what killed runs left;
+2. for each item, with at most ``parallel`` at once: its newest recorded artifact, then the pure
+   :func:`decide` (``skip_existing``, ``skip_unchanged`` by the service's comparison, same packing),
+   then back it up, carry its artifact into today's set, or leave it; check mode makes the same
+   decision and stops there, so its ``changed`` is what the real run would report;
+3. totals, the run's status, and ``fail_on_error`` after all items.
+
+The result contract, the same for every service module (``backup_manifest`` reads only this):
+
+- ``job``: the job; ``source``: what was backed up, at least ``type`` and ``name``;
+- ``status``: ``success`` (no item failed), ``partial`` (some failed, some are in the set),
+  ``failed`` (none is);
+- ``entries``: one per item: ``name``, ``status`` (``backed_up``, ``carried``, ``unchanged``,
+  ``skipped``, ``failed``; in check mode ``would_back_up`` or ``would_carry``), ``key`` (its artifact
+  in today's set), ``size``, ``sha256``, ``error``, ``carried_from`` when carried, and the service's
+  own fields; the same list also under the service's own name (``repositories``, ``paths``, ...);
+- ``artifacts``: every artifact today's set holds for the items, in the shared Artifact form;
+- ``totals``: counts by status, ``selected``, ``bytes`` (new bytes stored), ``seconds``, and the
+  service's own counters; ``cleaned``: leftovers of killed runs that were removed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+import traceback
+import typing as t
+from dataclasses import dataclass
+
+from ansible_collections.corebackup.backup.plugins.module_utils._catalog import (
+    BACKUP,
+    CARRY,
+    LEFTOVER_AGE,
+    PRESENT,
+    SKIP,
+    Catalog,
+    carry,
+    decide,
+)
+from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import job_prefix, sanitize_name
+from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import Artifact
+from ansible_collections.corebackup.backup.plugins.module_utils._schema import ITEM_STATUSES, PRESENT_STATUSES, STATUSES
+
+CHECK_MODE_STATUSES = ("would_back_up", "would_carry")
+ENTRY_KEYS = ("name", "status", "key", "size", "sha256", "error")
+
+
+@dataclass
+class Item:
+    """One thing to back up; ``data`` is whatever the service needs for it."""
+
+    name: str
+    data: t.Any = None
+    error: str | None = None  # discovery already failed for it
+    artifact_name: str | None = None  # the name in artifact keys, if not the item's own name
+
+    @property
+    def key_name(self) -> str:
+        return sanitize_name(self.artifact_name or self.name)
+
+
+class Service:
+    """The hooks a service module implements; everything else is the runner's."""
+
+    source_type = ""
+    item_kind = "items"  # the result's own name for its entries, and the word in messages
+    item_errors: tuple = ()  # exceptions (besides BackupError and OSError) that fail one item
+    entry_fields: dict = {}  # the service's own fields of an entry, with their values before any work
+
+    def __init__(self, module: t.Any):
+        self.module = module
+        self.params = module.params
+
+    def discover(self) -> list[Item]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def source(self) -> dict:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def unchanged(self, item: Item, recorded: dict, entry: dict) -> bool:
+        """Does the source still hold what the artifact whose object metadata is ``recorded`` holds?"""
+        return False
+
+    def produce(self, item: Item, recorded: dict, entry: dict) -> Artifact | None:  # pragma: no cover
+        """A new artifact of ``item``; None only when ``recorded`` is given and the item, read again,
+        turns out equal to what it describes."""
+        raise NotImplementedError
+
+    def finish(self, entry: dict, artifact: Artifact) -> None:
+        """Fill the service's own fields of an entry from its artifact (carried or unchanged)."""
+
+    def totals(self) -> dict:
+        return {}
+
+    def store(self, item: Item, base_ext: str, chunks: t.Iterable[bytes], metadata: dict) -> Artifact:
+        """Store a new artifact of ``item`` in today's set."""
+        return self.module.writer.store(self.module.job, item.key_name, base_ext, chunks, metadata=metadata,
+                                        when=self.module.now)
+
+
+def run_status(entries: t.Iterable[dict]) -> str:
+    """success when no item failed; partial when some failed and some are in the set; failed otherwise."""
+    statuses = [entry["status"] for entry in entries]
+    if "failed" not in statuses:
+        return "success"
+    return "partial" if any(status in PRESENT_STATUSES for status in statuses) else "failed"
+
+
+def contract_errors(result: dict) -> list[str]:
+    """Where a registered result breaks the service result contract (empty when it keeps it)."""
+    problems = []
+    for name, kind in (("job", str), ("source", dict), ("status", str), ("entries", list), ("artifacts", list),
+                       ("totals", dict)):
+        if not isinstance(result.get(name), kind):
+            problems.append("%s is missing or not a %s" % (name, kind.__name__))
+    if problems:
+        return problems
+    if result["status"] not in STATUSES:
+        problems.append("status must be one of %s" % ", ".join(STATUSES))
+    if not result["source"].get("type") or not result["source"].get("name"):
+        problems.append("source needs a type and a name")
+    for index, entry in enumerate(result["entries"]):
+        if not isinstance(entry, dict) or any(key not in entry for key in ENTRY_KEYS):
+            problems.append("entries[%d] needs %s" % (index, ", ".join(ENTRY_KEYS)))
+        elif entry["status"] not in ITEM_STATUSES + CHECK_MODE_STATUSES:
+            problems.append("entries[%d].status %r is not one of %s" % (index, entry["status"], ", ".join(ITEM_STATUSES)))
+    return problems
+
+
+class ServiceRunner:
+    """Runs one service module: discovery, the decision per item, artifacts, totals, the outcome."""
+
+    def __init__(self, module: t.Any, service: Service):
+        self.module = module
+        self.service = service
+        self.catalog: Catalog | None = None
+        self.writer: t.Any = None
+
+    def run(self) -> None:
+        module, service = self.module, self.service
+        started = time.monotonic()
+        job = module.job
+        items = service.discover()
+        self.writer = module.writer  # bad compression or recipients fail the module, not each item
+        module.backend.check_root(create=True, dry_run=module.check_mode)
+        self.catalog = Catalog(module.backend, job, module.now.date(), read_only=module.check_mode)
+        cleaned = [] if module.check_mode else module.backend.clean_leftovers(job_prefix(job), module.now - LEFTOVER_AGE)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.module.params["parallel"])) as pool:
+            done = list(pool.map(self.process, items))
+        entries = [entry for entry, _artifact in done]
+        artifacts = [artifact.to_dict() for _entry, artifact in done if artifact is not None]
+        totals = dict(selected=len(entries), bytes=sum(e["size"] for e in entries if e["status"] == "backed_up"),
+                      seconds=round(time.monotonic() - started, 3), **service.totals())
+        for status in ITEM_STATUSES + CHECK_MODE_STATUSES:
+            totals[status] = sum(1 for entry in entries if entry["status"] == status)
+        changed = totals["backed_up"] + totals["carried"] + totals["would_back_up"] + totals["would_carry"] > 0
+        output = dict(changed=changed, job=job, source=service.source(), status=run_status(entries), entries=entries,
+                      artifacts=artifacts, totals=totals, cleaned=cleaned, **{service.item_kind: entries})
+        failed = [entry for entry in entries if entry["status"] == "failed"]
+        if failed and module.params["fail_on_error"]:
+            module.fail("%d of %d %s failed: %s" % (len(failed), len(entries), service.item_kind, "; ".join(
+                "%s: %s" % (entry["name"], entry["error"]) for entry in failed)), **output)
+        module.exit(**output)
+
+    def process(self, item: Item) -> tuple[dict, Artifact | None]:
+        """The decision for one item, then what it asks for; a failure fails this item only."""
+        module, params = self.module, self.module.params
+        entry = dict({"name": item.name, "status": "failed", "key": None, "size": None, "sha256": None, "error": None},
+                     **{k: (dict(v) if isinstance(v, dict) else v) for k, v in self.service.entry_fields.items()})
+        try:
+            if item.error:
+                raise BackupError(item.error)
+            stored = self.catalog.newest(item.key_name)
+            same_packing = stored is not None and self.writer.same_packing(stored.artifact.to_dict())
+            recorded = stored.artifact.metadata if same_packing and params["skip_unchanged"] else {}
+            unchanged = None
+            if recorded and not (params["skip_existing"] and stored.today):
+                unchanged = self.service.unchanged(item, recorded, entry)
+            action = decide(today=bool(stored and stored.today), previous=stored is not None, same_packing=same_packing,
+                            unchanged=unchanged, skip_existing=params["skip_existing"],
+                            skip_unchanged=params["skip_unchanged"])
+            if module.check_mode:
+                entry["status"] = {BACKUP: "would_back_up", CARRY: "would_carry", PRESENT: "unchanged", SKIP: "skipped"}[action]
+                return entry, None
+            artifact = self.act(item, entry, action, stored, recorded)
+        except (BackupError, OSError) + self.service.item_errors as exc:
+            entry["error"] = module.scrub(exc)
+            return entry, None
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            entry["error"] = module.scrub("unexpected error: %s\n%s" % (exc, traceback.format_exc()))
+            return entry, None
+        if stored is not None and artifact is stored.artifact:
+            entry["status"] = "skipped" if action == SKIP else "unchanged"
+        else:
+            entry["status"] = "carried" if artifact.carried_from else "backed_up"
+        entry.update(key=artifact.key, size=artifact.size, sha256=artifact.sha256)
+        if artifact.carried_from:
+            entry["carried_from"] = artifact.carried_from
+        self.service.finish(entry, artifact)
+        return entry, artifact
+
+    def act(self, item: Item, entry: dict, action: str, stored: t.Any, recorded: dict) -> Artifact:
+        artifact = None
+        if action in (PRESENT, SKIP):
+            artifact = stored.artifact
+        elif action == CARRY:
+            artifact = self.carry(stored.artifact)
+        if artifact is None:  # backed up from the source, also when the store could not carry
+            artifact = self.service.produce(item, recorded if action == BACKUP else {}, entry)
+        if artifact is None:  # read again, and equal to the recorded artifact after all
+            artifact = stored.artifact if stored.today else (
+                self.carry(stored.artifact) or self.service.produce(item, {}, entry))
+        if artifact is None:
+            raise BackupError("%s produced no artifact" % item.name)
+        return artifact
+
+    def carry(self, previous: Artifact) -> Artifact | None:
+        """``previous`` carried into today's set; None (and a warning) when the store cannot carry it."""
+        try:
+            return carry(self.module.backend, previous, self.module.job, self.module.now)
+        except BackupError as exc:
+            self.module.warn("could not carry %s into today's set (%s); backed up from the source instead"
+                             % (previous.key, exc))
+            return None
