@@ -161,7 +161,6 @@ class GitHubClient:
         self._transport = _Transport(validate_certs, timeout)
         self.requests = 0
         self.not_modified = 0
-        self.rate_limit_remaining: int | None = None
 
     def _headers(self, etag: str | None, accept: str) -> dict:
         headers = {"Accept": accept, "User-Agent": USER_AGENT, "X-GitHub-Api-Version": API_VERSION}
@@ -199,7 +198,6 @@ class GitHubClient:
             with self._lock:
                 self.not_modified += 1
             return Response(304, None, headers, headers.get("etag") or etag)
-        self._note_rate_limit(headers)
         content_type = headers.get("content-type", "")
         data: t.Any = body
         if "json" in content_type:
@@ -210,11 +208,6 @@ class GitHubClient:
         if status >= 400:
             raise self._error(status, data, headers, display)
         return Response(status, data, headers, headers.get("etag"))
-
-    def _note_rate_limit(self, headers: dict) -> None:
-        remaining = headers.get("x-ratelimit-remaining")
-        if remaining is not None and remaining.isdigit():
-            self.rate_limit_remaining = int(remaining)
 
     def _error(self, status: int, body: t.Any, headers: dict, display: str) -> GitHubError:
         if isinstance(body, bytes):

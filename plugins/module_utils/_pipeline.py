@@ -21,6 +21,7 @@ line: age takes public keys only.
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import json
 import os
 import queue
@@ -210,35 +211,151 @@ def threaded(chunks: t.Iterable[bytes], name: str = "stage") -> t.Iterator[bytes
 # Producers
 # --------------------------------------------------------------------------------------------
 
-def tar_stream(sources: str | t.Sequence[tuple[str, str]], chunk_size: int = CHUNK_SIZE) -> t.Iterator[bytes]:
+@dataclass(frozen=True)
+class TreeEntry:
+    """One entry of a walked tree: its path, its name relative to the tree's root, and its stat."""
+
+    path: str
+    relative: str
+    stat: os.stat_result
+
+
+def walk_tree(path: str, exclude: t.Sequence[str] = (), one_file_system: bool = False,
+              follow_symlinks: bool = False) -> t.Iterator[TreeEntry]:
+    """The entries of a tree in sorted order, the root first, as :func:`tar_stream` archives them.
+
+    ``exclude``: glob patterns matched against an entry's path relative to the root and against its
+    name (``*.log``, ``cache/*``, ``.git``); an excluded directory is not entered. With
+    ``one_file_system``, directories on other file systems are archived empty, like ``tar
+    --one-file-system``. Symbolic links are stored as links unless ``follow_symlinks``.
+    """
+    stat = os.stat if follow_symlinks else os.lstat
+    try:
+        root = stat(path)
+    except OSError as exc:
+        raise PipelineError("cannot archive %s: %s" % (path, exc.strerror or exc)) from None
+    todo = [(path, "", root)]
+    entered = set()  # directories, so that a followed link back up is not entered again
+    while todo:
+        current, relative, info = todo.pop()
+        yield TreeEntry(current, relative, info)
+        if not stat_is_dir(info) or (info.st_dev, info.st_ino) in entered:
+            continue
+        entered.add((info.st_dev, info.st_ino))
+        if one_file_system and info.st_dev != root.st_dev:
+            continue
+        try:
+            names = sorted(os.listdir(current))
+        except OSError as exc:
+            raise PipelineError("cannot read the directory %s: %s" % (current, exc.strerror or exc)) from None
+        children = []
+        for name in names:
+            child_relative = name if not relative else relative + "/" + name
+            if any(fnmatch.fnmatchcase(child_relative, p) or fnmatch.fnmatchcase(name, p) for p in exclude):
+                continue
+            child = os.path.join(current, name)
+            try:
+                children.append((child, child_relative, stat(child)))
+            except FileNotFoundError:
+                continue  # gone since the listing
+            except OSError as exc:
+                raise PipelineError("cannot archive %s: %s" % (child, exc.strerror or exc)) from None
+        todo.extend(reversed(children))
+
+
+def stat_is_dir(info: os.stat_result) -> bool:
+    return (info.st_mode & 0o170000) == 0o040000
+
+
+class _ExactReader:
+    """Exactly ``size`` bytes of a file that may change while it is read, as GNU tar stores them:
+    padded with zeros when it shrank, cut at ``size`` when it grew; ``warn`` names the file."""
+
+    def __init__(self, handle: t.BinaryIO, size: int, path: str, warn: t.Callable[[str], None]):
+        self._handle = handle
+        self._left = size
+        self._path = path
+        self._warn = warn
+        self._padded = False
+
+    def read(self, size: int = -1) -> bytes:
+        size = self._left if size < 0 else min(size, self._left)
+        data = self._handle.read(size) if not self._padded else b""
+        if len(data) < size:
+            if not self._padded:
+                self._warn("%s shrank while it was read: padded with zeros to the size it had" % self._path)
+                self._padded = True
+            data += b"\0" * (size - len(data))
+        self._left -= size
+        return data
+
+    def finish(self) -> None:
+        """After the member: was there more than its size (a file that grew, or one that says it is empty)?"""
+        if not self._padded and self._handle.read(1):
+            self._warn("%s grew while it was read: archived at the size it had" % self._path)
+
+
+def tar_stream(sources: str | t.Sequence[tuple[str, str]], chunk_size: int = CHUNK_SIZE, exclude: t.Sequence[str] = (),
+               one_file_system: bool = False, follow_symlinks: bool = False,
+               warn: t.Callable[[str], None] | None = None) -> t.Iterator[bytes]:
     """A POSIX (pax) tar of directory trees, produced in a background thread.
 
-    ``sources`` is a path (stored under its base name) or a list of ``(path, arcname)`` pairs.
-    Entries are added in sorted order; symbolic links are stored as links, never followed;
-    sockets are skipped.
+    ``sources`` is a path (stored under its base name) or a list of ``(path, arcname)`` pairs. The
+    trees are walked by :func:`walk_tree`. Modes, numeric owners (and names), times, symbolic links,
+    hard links, empty directories and names that are not UTF-8 are kept; sockets are skipped. A file
+    that changes while it is read stays consistent with its header (padded or cut) and ``warn`` is
+    told; a file that cannot be read fails the stream.
     """
     if isinstance(sources, str):
         sources = [(sources, os.path.basename(os.path.normpath(sources)))]
     for path, _arcname in sources:
         if not os.path.lexists(path):
             raise PipelineError("cannot archive %s: no such file or directory" % path)
+    warn = warn or (lambda _message: None)
 
     def fill(sink: _ChunkSink) -> None:
-        with tarfile.TarFile(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT, copybufsize=chunk_size) as archive:
+        with tarfile.TarFile(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT, copybufsize=chunk_size,
+                             dereference=follow_symlinks) as archive:
             for path, arcname in sources:
-                archive.add(path, arcname=arcname, recursive=True)
+                for entry in walk_tree(path, exclude, one_file_system, follow_symlinks):
+                    _add(archive, entry, arcname + ("/" + entry.relative if entry.relative else ""), warn)
 
     return run_in_thread(fill, chunk_size=chunk_size, name="tar")
 
 
+def _add(archive: tarfile.TarFile, entry: TreeEntry, arcname: str, warn: t.Callable[[str], None]) -> None:
+    try:
+        info = archive.gettarinfo(entry.path, arcname)
+    except FileNotFoundError:
+        return  # gone since it was listed
+    if info is None:
+        return  # a socket
+    if not info.isreg():
+        archive.addfile(info)
+        return
+    try:
+        with open(entry.path, "rb") as handle:
+            reader = _ExactReader(handle, info.size, entry.path, warn)
+            archive.addfile(info, reader)
+            reader.finish()
+            after = os.fstat(handle.fileno())
+    except OSError as exc:
+        raise PipelineError("cannot read %s: %s" % (entry.path, exc.strerror or exc)) from None
+    if after.st_mtime_ns != entry.stat.st_mtime_ns and after.st_size == info.size:
+        warn("%s changed while it was read: the archived copy may mix old and new bytes" % entry.path)
+
+
 def command_stream(argv: t.Sequence[str], env: dict | None = None, cwd: str | None = None,
                    chunk_size: int = CHUNK_SIZE) -> t.Iterator[bytes]:
-    """The stdout of a command (no shell); fails with the tail of its stderr if it exits non-zero."""
+    """The stdout of a command (no shell); fails with the tail of its stderr if it exits non-zero.
+
+    ``env`` is added to this process's environment (a child given one variable keeps ``PATH``).
+    """
     with tempfile.TemporaryFile() as stderr:
         try:
             # pylint: disable-next=consider-using-with
             process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
-                                       env=env, cwd=cwd)
+                                       env=dict(os.environ, **env) if env else None, cwd=cwd)
         except OSError as exc:
             raise PipelineError("cannot run %s: %s" % (argv[0], exc)) from exc
         try:

@@ -182,6 +182,31 @@ def test_second_run_with_nothing_changed_stores_nothing(github, first_run):
     assert by_name(first)["tracker"]["key"] == results["tracker"]["key"]
 
 
+def test_check_mode_on_an_unchanged_store_reports_no_change(github, first_run):
+    store = first_run[0]
+    before = files_below(store)
+    run = backup(github, {"type": "filesystem", "path": store}, check=True, exclude=["^dmca-repo$"])
+    assert not run.failed, run.result.get("msg")
+    assert {r["status"] for r in run.result["repositories"]} == {"unchanged"}
+    assert not run.changed  # the real run would change nothing either
+    assert files_below(store) == before
+
+
+def test_git_is_retried_on_a_transient_error_only(github, tmp_path):
+    standin = github[0]
+    standin.reset_log()
+    standin.inject(r"^/git/%s/service-06\.git/info/refs" % ORG, 502, count=1, kind="git")
+    run = backup(github, {"type": "filesystem", "path": str(tmp_path / "a")}, include=["^service-06$"], wiki=False)
+    assert by_name(run)["service-06"]["status"] == "backed_up", run.result
+    assert standin.count(kind="git", path_regex=r"service-06\.git/info/refs") == 2
+    standin.reset_log()
+    standin.inject(r"^/git/%s/service-07\.git/info/refs" % ORG, 404, count=3, kind="git")
+    run = backup(github, {"type": "filesystem", "path": str(tmp_path / "b")}, include=["^service-07$"], wiki=False)
+    standin.clear_injections()
+    assert by_name(run)["service-07"]["status"] == "failed" and "git clone --mirror failed" in by_name(run)["service-07"]["error"]
+    assert standin.count(kind="git", path_regex=r"service-07\.git/info/refs") == 1  # not found is not retried
+
+
 def test_third_run_backs_up_exactly_what_changed(github, first_run):
     store = first_run[0]
     standin = github[0]

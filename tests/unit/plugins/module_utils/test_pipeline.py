@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
 import sys
+import tarfile
 import threading
 
 import pytest
@@ -22,6 +24,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import
     command_stream,
     decompress,
     tar_stream,
+    walk_tree,
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
 from ansible_collections.corebackup.backup.tests.conftest import files_below
@@ -207,3 +210,44 @@ def test_bad_compression_settings_are_named(fs_backend, compression, level, mess
 def test_missing_source_is_named(tmp_path):
     with pytest.raises(PipelineError, match="no such file"):
         tar_stream(str(tmp_path / "nope"))
+
+
+@pytest.mark.parametrize("change", ["shrink", "grow"])
+def test_a_file_that_changes_while_it_is_read_stays_consistent_with_its_header(tmp_path, change):
+    size = 48 * 1024 * 1024
+    path = tmp_path / "live.bin"
+    path.write_bytes(b"a" * size)
+    warnings = []
+    stream = tar_stream([(str(path), "live.bin")], warn=warnings.append)
+    chunks = [next(stream)]  # the reader is now well into the file, a few chunks ahead at most
+    with open(path, "r+b") as handle:
+        if change == "shrink":
+            handle.truncate(2 * 1024 * 1024)
+        else:
+            handle.seek(0, os.SEEK_END)
+            handle.write(b"b" * 1000)
+    chunks.extend(stream)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
+        member = archive.getmember("live.bin")
+        data = archive.extractfile(member).read()
+    assert member.size == len(data) == size
+    if change == "shrink":
+        assert data[:2 * 1024 * 1024] == b"a" * (2 * 1024 * 1024) and data.endswith(b"\0" * 1024)
+        assert warnings == ["%s shrank while it was read: padded with zeros to the size it had" % path]
+    else:
+        assert data == b"a" * size
+        assert warnings == ["%s grew while it was read: archived at the size it had" % path]
+
+
+def test_followed_links_that_loop_are_entered_once(tmp_path):
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "sub" / "f").write_bytes(b"f")
+    os.symlink("..", str(tmp_path / "tree" / "sub" / "up"))
+    entries = [e.relative for e in walk_tree(str(tmp_path / "tree"), follow_symlinks=True)]
+    assert entries == ["", "sub", "sub/f", "sub/up"]
+    assert [e.relative for e in walk_tree(str(tmp_path / "tree"), exclude=["f"])] == ["", "sub", "sub/up"]
+
+
+def test_a_command_given_one_variable_keeps_the_environment(tmp_path):
+    out = b"".join(command_stream(["sh", "-c", 'echo "$EXTRA:$PATH"'], env={"EXTRA": "x"}))
+    assert out.decode().strip() == "x:" + os.environ["PATH"]
