@@ -407,10 +407,10 @@ class Manifests:
             runs = [{"source": p["source"], "finished": p["finished"], "run_id": p["run_id"], "status": p["status"]}
                     for p in backup_set.runs] + [run]
             self.module.exit(changed=True, run=run, set_status=set_status(runs),
-                                  manifest_key=prefix + MANIFEST, run_key=run_key(set_date, job, run))
+                             manifest_key=prefix + MANIFEST, run_key=run_key(set_date, job, run))
         key, manifest = record_run(self.backend, job, set_date, run)
         self.module.exit(changed=True, run=run, set_status=manifest["status"], manifest_key=prefix + MANIFEST,
-                              run_key=key)
+                         run_key=key)
 
     def set_date_of(self, job, run):
         """The set the run's artifacts are in (a run that crossed midnight wrote them into the day it started)."""
@@ -441,7 +441,7 @@ class Manifests:
             manifest, _problems = read_manifest(self.backend, load_set(self.backend, job, set_date))
         recorded = [r for r in manifest["runs"] if r["run_id"] == run["run_id"] and r["source"] == run["source"]]
         self.module.exit(changed=not complete, run=recorded[0] if recorded else run, set_status=manifest["status"],
-                              manifest_key=prefix + MANIFEST, run_key=parsed["key"])
+                         manifest_key=prefix + MANIFEST, run_key=parsed["key"])
 
     # -- query ---------------------------------------------------------------------------------
     def describe(self, backup_set, manifest, problems):

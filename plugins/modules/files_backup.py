@@ -102,7 +102,7 @@ job:
   returned: always
   type: str
 source:
-  description: What was backed up, C({type: files, name: <host>}).
+  description: What was backed up, the C(type) V(files) and the host's C(name).
   returned: always
   type: dict
 status:
@@ -131,6 +131,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._errors import B
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import tar_stream, walk_tree
 from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceRunner
+
 
 class FilesBackup(Service):
     source_type = "files"

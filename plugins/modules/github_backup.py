@@ -237,6 +237,10 @@ artifacts:
       encryption:
       created: "2024-05-01T02:00:07Z"
       metadata: {repository: my-org/ansible}
+status:
+  description: V(success), V(partial) (some repositories failed, the others are in the set) or V(failed).
+  returned: always
+  type: str
 source:
   description: What was backed up, in the form M(corebackup.backup.backup_manifest) records.
   returned: always
@@ -371,7 +375,7 @@ class GitHubBackup(Service):
             unknown = set(item) - {"name"} - set(TOGGLES)
             if unknown:
                 raise OptionError("repositories: %s: unknown keys %s (allowed: name, %s)"
-                                 % (item["name"], ", ".join(sorted(unknown)), ", ".join(TOGGLES)))
+                                  % (item["name"], ", ".join(sorted(unknown)), ", ".join(TOGGLES)))
             explicit[item["name"]] = item
         return explicit
 
@@ -648,7 +652,7 @@ class GitHubBackup(Service):
                      before_retry=lambda: shutil.rmtree(path, ignore_errors=True))
         return path
 
-    # -- the run -------------------------------------------------------------------------------
+
 def options_digest(options):
     """What the artifact holds by the options: a change (wiki turned on) means a new artifact."""
     return ",".join("%s=%d" % (k, bool(v)) for k, v in sorted(options.items()))
