@@ -139,6 +139,8 @@ class FilesBackup(Service):
     entry_fields = {"warnings": []}
 
     def discover(self):
+        if not self.params["paths"]:
+            raise OptionError("paths is empty: name at least one path to back up")
         items, names = [], set()
         for raw in self.params["paths"]:
             spec = {"path": raw} if isinstance(raw, str) else raw

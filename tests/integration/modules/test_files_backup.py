@@ -174,3 +174,5 @@ def test_two_paths_that_would_share_an_artifact_name_are_refused(tmp_path):
     (tmp_path / "b" / "x").mkdir(parents=True)
     run = files([str(tmp_path / "a" / "x"), str(tmp_path / "b" / "x")], {"type": "filesystem", "path": str(tmp_path / "s")})
     assert run.failed and "two paths would share the artifact name 'x'; give one a name" in run.result["msg"]
+    empty = files([], {"type": "filesystem", "path": str(tmp_path / "s")})
+    assert empty.failed and empty.result["msg"] == "paths is empty: name at least one path to back up"
