@@ -6,8 +6,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import subprocess
+import tempfile
+import typing as t
 import uuid
 
 import pytest
@@ -16,7 +20,12 @@ from ansible_collections.corebackup.backup.plugins.module_utils._retry import Re
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend, S3Backend
 from ansible_collections.corebackup.backup.tests.testbed.github_standin import GitHubStandIn
 from ansible_collections.corebackup.backup.tests.testbed.s3_proxy import S3Proxy
-from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS, moto_s3
+from ansible_collections.corebackup.backup.tests.testbed.services import (
+    S3_TEST_CREDENTIALS,
+    build_busybox_image,
+    dockerd,
+    moto_s3,
+)
 
 
 def files_below(root) -> list[str]:
@@ -84,3 +93,30 @@ def age_identity(tmp_path_factory):
     recipient = result.stderr.strip().split()[-1]
     os.chmod(path, 0o600)
     return path, recipient
+
+
+@dataclasses.dataclass
+class DockerEngine:
+    url: str  # the docker_host of the modules
+    client: t.Any  # docker.DockerClient
+    image: str  # a tiny local image with busybox
+
+
+@pytest.fixture(scope="session")
+def docker_engine(service_log_dir):
+    """A Docker engine of this test session (dockerd from Debian's docker.io), stopped at the end."""
+    import docker  # pylint: disable=import-outside-toplevel
+    root = tempfile.mkdtemp(prefix="cbdocker-", dir="/tmp")  # a short path: unix sockets have a length limit
+    try:
+        with dockerd(root, service_log_dir) as engine:
+            client = docker.DockerClient(base_url="unix://" + engine.socket, version="auto")
+            try:
+                yield DockerEngine("unix://" + engine.socket, client, build_busybox_image(client))
+            finally:
+                for container in client.containers.list(all=True):
+                    container.remove(force=True)
+                client.volumes.prune()
+                client.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import fnmatch
+import hashlib
 import json
 import os
 import queue
@@ -343,6 +344,95 @@ def _add(archive: tarfile.TarFile, entry: TreeEntry, arcname: str, warn: t.Calla
         raise PipelineError("cannot read %s: %s" % (entry.path, exc.strerror or exc)) from None
     if after.st_mtime_ns != entry.stat.st_mtime_ns and after.st_size == info.size:
         warn("%s changed while it was read: the archived copy may mix old and new bytes" % entry.path)
+
+
+class TreeStats:
+    """What :func:`tar_filter` saw: regular files, bytes, and a digest of the tree (names, types, modes,
+    owners, times, link targets and every file's sha256), equal for equal trees."""
+
+    def __init__(self):
+        self.files = 0
+        self.bytes = 0
+        self._digest = hashlib.sha256()
+
+    def add(self, member: tarfile.TarInfo, content_sha256: str) -> None:
+        self._digest.update(repr((member.name, member.type, member.mode, member.uid, member.gid, int(member.mtime),
+                                  member.size, member.linkname, content_sha256)).encode("utf-8", "surrogateescape"))
+        if member.isreg():
+            self.files += 1
+            self.bytes += member.size
+
+    @property
+    def digest(self) -> str:
+        return self._digest.hexdigest()
+
+
+class _ChunkReader:
+    """A file-like ``read(n)`` over an iterator of byte chunks."""
+
+    def __init__(self, chunks: t.Iterable[bytes]):
+        self._chunks = iter(chunks)
+        self._chunk = b""
+        self._position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        parts = []
+        while size != 0:
+            if self._position >= len(self._chunk):
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    break
+                self._chunk, self._position = chunk, 0
+                continue
+            part = self._chunk[self._position:] if size < 0 else self._chunk[self._position:self._position + size]
+            self._position += len(part)
+            size -= len(part) if size > 0 else 0
+            parts.append(part)
+        return b"".join(parts)
+
+
+class _HashingReader:
+    def __init__(self, handle: t.BinaryIO):
+        self._handle = handle
+        self.sha256 = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self.sha256.update(data)
+        return data
+
+
+def tar_filter(chunks: t.Iterable[bytes], exclude: t.Sequence[str] = (), strip: int = 0,
+               stats: TreeStats | None = None, chunk_size: int = CHUNK_SIZE) -> t.Iterator[bytes]:
+    """Re-archive a tar stream member by member, in a background thread, with bounded memory.
+
+    ``strip`` leading name components are replaced by ``.`` (``vol/a/b`` -> ``./a/b``, as ``tar -C dir
+    -cf - .`` names them); members matching ``exclude`` (see :func:`walk_tree`) are left out, with
+    what is below an excluded directory; ``stats`` learns what passed.
+    """
+    stats = stats if stats is not None else TreeStats()
+
+    def fill(sink: _ChunkSink) -> None:
+        with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as source, \
+                tarfile.TarFile(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT, copybufsize=chunk_size) as target:
+            skipped: list[str] = []
+            for member in source:
+                parts = member.name.split("/")[strip:]
+                relative = "/".join(p for p in parts if p not in ("", "."))
+                if relative and (any(relative.startswith(s + "/") for s in skipped) or any(
+                        fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(parts[-1], p) for p in exclude)):
+                    skipped.append(relative)
+                    continue
+                member.name = "./" + relative if relative else "."
+                member.pax_headers.pop("path", None)  # the old name would win over the new one
+                if member.islnk():
+                    member.linkname = "./" + "/".join(member.linkname.split("/")[strip:])
+                    member.pax_headers.pop("linkpath", None)
+                reader = _HashingReader(source.extractfile(member)) if member.isreg() else None
+                target.addfile(member, reader)
+                stats.add(member, reader.sha256.hexdigest() if reader else "")
+
+    return run_in_thread(fill, chunk_size=chunk_size, name="tar-filter")
 
 
 def command_stream(argv: t.Sequence[str], env: dict | None = None, cwd: str | None = None,

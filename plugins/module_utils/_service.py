@@ -100,10 +100,17 @@ class Service:
         turns out equal to what it describes."""
         raise NotImplementedError
 
+    def plan(self, item: Item, entry: dict) -> t.Any:
+        """In check mode, fill the service's own fields of an entry with what a real run would do."""
+
     def finish(self, entry: dict, artifact: Artifact) -> None:
         """Fill the service's own fields of an entry from its artifact (carried or unchanged)."""
 
     def totals(self) -> dict:
+        return {}
+
+    def result(self) -> dict:
+        """Top-level keys of the service's own in the result."""
         return {}
 
     def store(self, item: Item, base_ext: str, chunks: t.Iterable[bytes], metadata: dict) -> Artifact:
@@ -169,7 +176,8 @@ class ServiceRunner:
             totals[status] = sum(1 for entry in entries if entry["status"] == status)
         changed = totals["backed_up"] + totals["carried"] + totals["would_back_up"] + totals["would_carry"] > 0
         output = dict(changed=changed, job=job, source=service.source(), status=run_status(entries), entries=entries,
-                      artifacts=artifacts, totals=totals, cleaned=cleaned, **{service.item_kind: entries})
+                      artifacts=artifacts, totals=totals, cleaned=cleaned, **{service.item_kind: entries},
+                      **service.result())
         failed = [entry for entry in entries if entry["status"] == "failed"]
         if failed and module.params["fail_on_error"]:
             module.fail("%d of %d %s failed: %s" % (len(failed), len(entries), service.item_kind, "; ".join(
@@ -194,6 +202,7 @@ class ServiceRunner:
                             unchanged=unchanged, skip_existing=params["skip_existing"],
                             skip_unchanged=params["skip_unchanged"])
             if module.check_mode:
+                self.service.plan(item, entry)
                 entry["status"] = {BACKUP: "would_back_up", CARRY: "would_carry", PRESENT: "unchanged", SKIP: "skipped"}[action]
                 return entry, None
             artifact = self.act(item, entry, action, stored, recorded)

@@ -3,10 +3,14 @@
 # only when one is missing. Needs root on a Debian-like machine.
 set -euo pipefail
 need=()
-for cmd_pkg in git:git tar:tar gzip:gzip zstd:zstd age:age age-keygen:age sha256sum:coreutils shellcheck:shellcheck git-lfs:git-lfs; do
+for cmd_pkg in git:git tar:tar gzip:gzip zstd:zstd age:age age-keygen:age sha256sum:coreutils shellcheck:shellcheck git-lfs:git-lfs dockerd:docker.io; do
   cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
+# The Docker tests import a static busybox into an image (a dynamically linked one would not run there).
+if command -v dpkg >/dev/null 2>&1 && ! dpkg -s busybox-static >/dev/null 2>&1; then
+  need+=(busybox-static)
+fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -151,7 +151,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         finally:
             upstream.close()
 
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle  # noqa: N815
+    def _safely(self) -> None:
+        try:
+            self._handle()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away (a killed module)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _safely  # noqa: N815
 
 
 class _Server(http.server.ThreadingHTTPServer):

@@ -117,3 +117,52 @@ def moto_s3(log_dir: str) -> Service:
 
 
 S3_TEST_CREDENTIALS = {"access_key": "corebackup-test", "secret_key": "corebackup-test-secret", "region": "us-east-1"}
+
+
+def unix_http_ready(socket_path: str, path: str = "/_ping") -> t.Callable[[], bool]:
+    """Readiness of an HTTP API on a unix socket (the Docker engine answers OK to /_ping)."""
+    def probe() -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(2)
+                sock.connect(socket_path)
+                sock.sendall(("GET %s HTTP/1.0\r\nHost: docker\r\n\r\n" % path).encode())
+                return b" 200 " in sock.recv(64)
+        except OSError:
+            return False
+    return probe
+
+
+def dockerd(root: str, log_dir: str) -> Service:
+    """A Docker engine of our own (Debian's docker.io): its own data root, exec root and socket, no
+    bridge, no iptables (containers run with --network none). Needs root."""
+    os.makedirs(root, exist_ok=True)
+    sock = os.path.join(root, "docker.sock")
+    argv = ["dockerd", "--data-root", os.path.join(root, "data"), "--exec-root", os.path.join(root, "exec"),
+            "--pidfile", os.path.join(root, "docker.pid"), "-H", "unix://" + sock, "--bridge=none",
+            "--iptables=false", "--ip-masq=false", "--ip6tables=false", "--storage-driver=vfs"]
+    service = Service("dockerd", argv, 0, unix_http_ready(sock), log_dir, start_timeout=90)
+    service.socket = sock  # type: ignore[attr-defined]
+    return service
+
+
+def build_busybox_image(client: t.Any, tag: str = "corebackup-test:busybox") -> str:
+    """A tiny local image (no registry is reachable): Debian's busybox-static imported as a root file system."""
+    import io  # pylint: disable=import-outside-toplevel
+    import tarfile  # pylint: disable=import-outside-toplevel
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as rootfs:
+        for folder in ("bin", "tmp"):
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            rootfs.addfile(info)
+        rootfs.add(os.path.realpath("/bin/busybox"), "bin/busybox")
+        for applet in ("sh", "sleep", "ls", "cat", "touch", "mkdir", "ln", "chmod", "chown", "printf", "dd", "tar",
+                       "find", "stat", "sha256sum", "echo", "rm", "head", "true", "sync"):
+            info = tarfile.TarInfo("bin/" + applet)
+            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
+            rootfs.addfile(info)
+    repository, _sep, version = tag.partition(":")
+    client.api.import_image_from_data(data.getvalue(), repository=repository, tag=version or "latest",
+                                      changes=['CMD ["/bin/sh"]'])
+    return tag
