@@ -119,4 +119,3 @@ def docker_engine(service_log_dir):
                 client.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
