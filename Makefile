@@ -63,6 +63,7 @@ bench: setup tree
 	cd $(COLL) && status=0; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_pipeline.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_github.py --results $(CURDIR)/bench/results || status=1; \
+	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_volume.py --results $(CURDIR)/bench/results || status=1; \
 	exit $$status
 
 clean:
