@@ -7,6 +7,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= $(CURDIR)/.venv
 BIN := $(VENV)/bin
+SECANTUS_VENV ?= $(CURDIR)/.venv-secantus
 BUILD := $(CURDIR)/.build
 COLLECTIONS := $(BUILD)/collections
 COLL := $(COLLECTIONS)/ansible_collections/corebackup/backup
@@ -15,6 +16,7 @@ PYTEST_PATHS ?= tests/unit tests/integration
 export PYTHONDONTWRITEBYTECODE := 1
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
+export SECANTUS_PYTHON := $(SECANTUS_VENV)/bin/python
 
 .PHONY: test demo setup system-deps tree sanity pytest lint changelog-lint bench clean
 
@@ -25,7 +27,7 @@ demo: setup tree
 	cd $(COLL) && PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m ansible_collections.corebackup.backup.tests.testbed.demo \
 		$(CURDIR) $(CURDIR)/.demo
 
-setup: system-deps $(VENV)/.installed $(HOME)/.ansible/test/cache/get_pip_24_2.py
+setup: system-deps $(VENV)/.installed $(SECANTUS_VENV)/.installed $(HOME)/.ansible/test/cache/get_pip_24_2.py
 
 system-deps:
 	@bash tests/testbed/install-system-deps.sh
@@ -33,6 +35,12 @@ system-deps:
 $(VENV)/.installed: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+# The MongoDB-compatible server of the tests, in a venv of its own.
+$(SECANTUS_VENV)/.installed: tests/requirements-secantus.txt
+	$(PYTHON) -m venv $(SECANTUS_VENV)
+	$(SECANTUS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements-secantus.txt
 	touch $@
 
 # ansible-test bootstraps its sanity venvs with a get-pip script it would download from a host

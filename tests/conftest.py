@@ -25,6 +25,7 @@ from ansible_collections.corebackup.backup.tests.testbed.services import (
     build_busybox_image,
     dockerd,
     moto_s3,
+    secantus,
 )
 
 
@@ -119,3 +120,17 @@ def docker_engine(service_log_dir):
                 client.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mongo_server(service_log_dir):
+    """A MongoDB-compatible server of this test session (SecantusDB): its URI."""
+    import pymongo  # pylint: disable=import-outside-toplevel
+    python = os.environ.get("SECANTUS_PYTHON") or os.path.join(os.getcwd(), ".venv-secantus", "bin", "python")
+    with secantus(python, service_log_dir) as server:
+        uri = "mongodb://127.0.0.1:%d/?directConnection=true" % server.port
+        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=60000)
+        client.admin.command("ping")
+        client.close()
+        yield uri
+

@@ -173,6 +173,6 @@ def carry(backend: t.Any, previous: Artifact, job: str, when: datetime.datetime)
             previous.key, previous.size, previous.sha256))
     artifact = Artifact(key=key, size=previous.size, sha256=previous.sha256, compression=previous.compression,
                         encryption=previous.encryption, created=iso(when), metadata=dict(previous.metadata),
-                        carried_from=previous.key)
+                        carried_from=previous.key, contents=previous.contents)
     artifact.record_checksum(backend)
     return artifact

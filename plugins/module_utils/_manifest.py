@@ -84,6 +84,8 @@ def normalize_artifact(record: t.Any, index: int) -> dict:
     }
     if record.get("carried_from"):
         artifact["carried_from"] = str(record["carried_from"])
+    if isinstance(record.get("contents"), dict) and record["contents"]:
+        artifact["contents"] = record["contents"]
     try:
         artifact["size"] = int(artifact["size"])
     except (TypeError, ValueError):

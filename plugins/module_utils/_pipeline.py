@@ -73,6 +73,7 @@ class Artifact:
     created: str = ""
     metadata: dict = field(default_factory=dict)
     carried_from: str | None = None  # the key of an older artifact whose bytes this one holds
+    contents: dict | None = None  # what the service found inside while writing it (counts, digests)
 
     def to_dict(self) -> dict:
         record = {
@@ -82,6 +83,8 @@ class Artifact:
         }
         if self.carried_from:
             record["carried_from"] = self.carried_from
+        if self.contents:
+            record["contents"] = dict(self.contents)
         return record
 
     @classmethod
@@ -89,7 +92,7 @@ class Artifact:
         return cls(key=record["key"], size=int(record["size"]), sha256=record["sha256"],
                    compression=record.get("compression") or "none", encryption=record.get("encryption") or None,
                    created=record.get("created") or "", metadata=dict(record.get("metadata") or {}),
-                   carried_from=record.get("carried_from") or None)
+                   carried_from=record.get("carried_from") or None, contents=record.get("contents") or None)
 
     def record_checksum(self, backend: t.Any) -> None:
         """Write the artifact's checksum record beside it, once it is completely stored."""
@@ -654,8 +657,12 @@ class ArtifactWriter:
             stream = age_encrypt(stream, self.recipients, self.age_path)
         return iter(stream)
 
-    def write(self, key: str, chunks: t.Iterable[bytes], metadata: dict | None = None) -> Artifact:
-        """Store ``chunks`` under ``key``; never overwrites an existing artifact."""
+    def write(self, key: str, chunks: t.Iterable[bytes], metadata: dict | None = None,
+              contents: t.Callable[[], dict] | None = None) -> Artifact:
+        """Store ``chunks`` under ``key``; never overwrites an existing artifact.
+
+        ``contents`` is asked, once the stream is stored, what the producer found inside it.
+        """
         digest = StreamDigest()
         stream = digest.wrap(self.transform(chunks))
         try:
@@ -667,6 +674,7 @@ class ArtifactWriter:
         artifact = Artifact(
             key=key, size=digest.size, sha256=digest.sha256, compression=self.compression,
             encryption=self.encryption, created=iso(utc_now()), metadata=dict(metadata or {}),
+            contents=contents() if contents is not None else None,
         )
         artifact.record_checksum(self.backend)
         return artifact
@@ -680,7 +688,8 @@ class ArtifactWriter:
         return record.get("compression") == self.compression and recipients == sorted(self.recipients)
 
     def store(self, job: str, name: str, base_ext: str, chunks: t.Iterable[bytes], metadata: dict | None = None,
-              when: datetime.datetime | None = None, set_date: datetime.date | None = None) -> Artifact:
+              when: datetime.datetime | None = None, set_date: datetime.date | None = None,
+              contents: t.Callable[[], dict] | None = None) -> Artifact:
         """Store a new artifact of ``name`` in the layout (``<job>/<date>/<name>_<ts>.<ext>``)."""
         key = ArtifactKey.build(job, name, self.extension(base_ext), when=when, set_date=set_date).key
-        return self.write(key, chunks, metadata=metadata)
+        return self.write(key, chunks, metadata=metadata, contents=contents)

@@ -36,6 +36,7 @@ ARTIFACT_SCHEMA = {
         "created": {"type": "string"},
         "metadata": _STRING_MAP,
         "carried_from": {"type": "string", "minLength": 1},
+        "contents": {"type": "object"},
     },
     "additionalProperties": False,
 }
@@ -118,6 +119,7 @@ def _schema_v1() -> dict:
     run = schema["properties"]["runs"]["items"]
     del run["properties"]["entries"]
     del run["properties"]["artifacts"]["items"]["properties"]["carried_from"]
+    del run["properties"]["artifacts"]["items"]["properties"]["contents"]
     return schema
 
 

@@ -113,10 +113,11 @@ class Service:
         """Top-level keys of the service's own in the result."""
         return {}
 
-    def store(self, item: Item, base_ext: str, chunks: t.Iterable[bytes], metadata: dict) -> Artifact:
-        """Store a new artifact of ``item`` in today's set."""
+    def store(self, item: Item, base_ext: str, chunks: t.Iterable[bytes], metadata: dict,
+              contents: t.Callable[[], dict] | None = None) -> Artifact:
+        """Store a new artifact of ``item`` in today's set; ``contents`` says what was inside, once stored."""
         return self.module.writer.store(self.module.job, item.key_name, base_ext, chunks, metadata=metadata,
-                                        when=self.module.now)
+                                        when=self.module.now, contents=contents)
 
 
 def run_status(entries: t.Iterable[dict]) -> str:

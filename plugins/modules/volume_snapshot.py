@@ -406,7 +406,8 @@ class VolumeSnapshot(Service):
             stream, _stat = self.client.api.get_archive(helper.id, target, chunk_size=1 << 20)
             stats = TreeStats()
             artifact = self.store(item, "tar", tar_filter(stream, self.params["exclude"], strip=1, stats=stats),
-                                  {"volume": item.name, "engine": self.params["docker_host"]})
+                                  {"volume": item.name, "engine": self.params["docker_host"]},
+                                  contents=lambda: {"files": stats.files, "bytes": stats.bytes, "tree_digest": stats.digest})
             entry.update(files=stats.files, tree_digest=stats.digest)
             return artifact
         finally:

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 
-SKIP_DIRS = {".git", ".venv", ".build", ".cache", ".demo", "__pycache__", ".pytest_cache", ".hypothesis", "output"}
+SKIP_DIRS = {".git", ".venv", ".venv-secantus", ".build", ".cache", ".demo", "__pycache__", ".pytest_cache", ".hypothesis", "output"}
 
 
 def source_files(root: str) -> list[str]:

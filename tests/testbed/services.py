@@ -166,3 +166,20 @@ def build_busybox_image(client: t.Any, tag: str = "corebackup-test:busybox") -> 
     client.api.import_image_from_data(data.getvalue(), repository=repository, tag=version or "latest",
                                       changes=['CMD ["/bin/sh"]'])
     return tag
+
+
+def secantus(python: str, log_dir: str, storage_path: str = ":memory:", auth: bool = False) -> Service:
+    """SecantusDB (a MongoDB-compatible server on WiredTiger) on 127.0.0.1: a single-node replica set with an
+    oplog. It runs from its own venv (``python``), since it pulls numpy."""
+    port = free_port()
+    argv = [python, "-m", "secantus", "--host", LOOPBACK, "--port", str(port), "--storage-path", storage_path]
+    if auth:
+        argv.append("--auth")
+
+    def ready() -> bool:
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=1):
+                return True
+        except OSError:
+            return False
+    return Service("secantus", argv, port, ready, log_dir, start_timeout=120)
