@@ -133,4 +133,3 @@ def mongo_server(service_log_dir):
         client.admin.command("ping")
         client.close()
         yield uri
-

@@ -131,8 +131,8 @@ RETURN = r"""
 entries:
   description:
     - One entry per artifact (a database, or the run), in the form every service module returns; C(databases)
-      is the same list. Besides C(key), C(size) and C(sha256): C(collections) ({namespace: {documents, bytes,
-      type}}), C(documents) and C(bytes) (BSON bytes dumped).
+      is the same list. Besides C(key), C(size) and C(sha256), C(collections) (by namespace, its C(documents)
+      and C(bytes), or its C(type) V(view)), C(documents) and C(bytes) (BSON bytes dumped).
   returned: always
   type: list
   elements: dict
@@ -141,6 +141,10 @@ databases:
   returned: always
   type: list
   elements: dict
+status:
+  description: V(success), V(partial) (some databases failed, the others are in the set) or V(failed).
+  returned: always
+  type: str
 strategy:
   description: The strategy used.
   returned: always
@@ -166,10 +170,6 @@ source:
   description: What was backed up, the C(type) V(mongodb) and the hosts as C(name) (no credentials).
   returned: always
   type: dict
-status:
-  description: V(success), V(partial) (some databases failed) or V(failed).
-  returned: always
-  type: str
 totals:
   description: Counts by status, C(bytes) stored and C(seconds).
   returned: always
@@ -200,7 +200,6 @@ try:
     import pymongo
     import pymongo.errors
     import pymongo.uri_parser
-    from bson.timestamp import Timestamp
     HAS_PYMONGO = True
     PYMONGO_IMP_ERR = None
 except ImportError as _imp_exc:  # pragma: no cover - depends on the host
