@@ -33,13 +33,15 @@ from ansible_collections.corebackup.backup.bench.bench_pipeline import MB, gener
 from ansible_collections.corebackup.backup.tests.testbed.services import build_busybox_image, dockerd
 
 
-# The module's own process, which prints its peak RSS (KiB) on stderr when it exits.
+# The module's own process, which prints its peak RSS (KiB) on stderr when it exits. VmHWM, not
+# ru_maxrss: the latter keeps the high-water mark of the process that forked it across exec.
 MODULE_WITH_RSS = """
-import resource, runpy, sys
+import runpy, sys
 try:
     runpy.run_module("ansible_collections.corebackup.backup.plugins.modules.volume_snapshot", run_name="__main__")
 finally:
-    sys.stderr.write("%d\\n" % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    with open("/proc/self/status") as status:
+        sys.stderr.write([line.split()[1] for line in status if line.startswith("VmHWM:")][0] + "\\n")
 """
 
 

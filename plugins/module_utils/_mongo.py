@@ -111,9 +111,14 @@ def _namespace_header(db: str, collection: str, eof: bool, crc: int) -> bytes:
     return bson.encode(SON([("db", db), ("collection", collection), ("EOF", eof), ("CRC", Int64(signed))]))
 
 
+def segment_parts(db: str, collection: str, documents: bytes) -> tuple[bytes, bytes, bytes]:
+    """One namespace segment in its three parts (so that a large batch is never copied): a header, the
+    raw documents, the terminator."""
+    return _namespace_header(db, collection, False, 0), documents, TERMINATOR
+
+
 def segment(db: str, collection: str, documents: bytes) -> bytes:
-    """One namespace segment: a header, the raw documents, the terminator."""
-    return _namespace_header(db, collection, False, 0) + documents + TERMINATOR
+    return b"".join(segment_parts(db, collection, documents))
 
 
 def eof(db: str, collection: str, crc: int) -> bytes:

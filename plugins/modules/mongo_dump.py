@@ -209,6 +209,7 @@ except ImportError as _imp_exc:  # pragma: no cover - depends on the host
 SKIPPED_DATABASES = ("admin", "local", "config")
 USERS_AND_ROLES = ("system.users", "system.roles", "system.version")
 TOOL_VERSION = "corebackup.backup " + COLLECTION_VERSION
+BATCH = 1000  # documents per batch read: about a megabyte of ordinary documents (the server caps a batch at 16 MB)
 
 
 class MongoDump(Service):
@@ -382,7 +383,7 @@ class MongoDump(Service):
         oplog_start = self.oplog_time() if self.params["oplog"] else None
         sink.write(archive.header(self.server_version, self.params["parallel_collections"], TOOL_VERSION))
         sink.write(archive.prelude((db, info["name"], metadata, info.get("type", "")) for db, info, _q, metadata in plan))
-        segments = queue.Queue(maxsize=max(1, self.params["parallel_collections"]))
+        segments = queue.Queue(maxsize=1)  # memory: a batch per reader, and one waiting
         todo = queue.Queue()
         for entry in plan:
             todo.put(entry)
@@ -399,7 +400,8 @@ class MongoDump(Service):
             elif isinstance(part, BaseException):
                 raise part
             else:
-                sink.write(part)
+                for piece in part:
+                    sink.write(piece)
         if oplog_start is not None:
             self.write_oplog(sink, oplog_start, counts)
 
@@ -412,13 +414,13 @@ class MongoDump(Service):
                     break
                 name, crc, documents, size = info["name"], None, 0, 0
                 if info.get("type") != "view":
-                    cursor = self.client[database][name].find_raw_batches(query, session=session)
+                    cursor = self.client[database][name].find_raw_batches(query, session=session, batch_size=BATCH)
                     for batch in cursor:
                         crc = archive.crc64(batch, crc)
                         documents += archive.count_documents(batch)
                         size += len(batch)
-                        segments.put(archive.segment(database, name, batch))
-                segments.put(archive.eof(database, name, crc if crc is not None else 0))
+                        segments.put(archive.segment_parts(database, name, batch))
+                segments.put([archive.eof(database, name, crc if crc is not None else 0)])
                 counts["%s.%s" % (database, name)] = {"documents": documents, "bytes": size} if info.get(
                     "type") != "view" else {"type": "view"}
             segments.put(None)
@@ -436,10 +438,11 @@ class MongoDump(Service):
         end = self.oplog_time()
         crc, entries = None, 0
         oplog = self.client.local["oplog.rs"]
-        for batch in oplog.find_raw_batches({"ts": {"$gte": start, "$lte": end}}):
+        for batch in oplog.find_raw_batches({"ts": {"$gte": start, "$lte": end}}, batch_size=BATCH):
             crc = archive.crc64(batch, crc)
             entries += archive.count_documents(batch)
-            sink.write(archive.segment(archive.OPLOG_NAMESPACE[0], archive.OPLOG_NAMESPACE[1], batch))
+            for piece in archive.segment_parts(archive.OPLOG_NAMESPACE[0], archive.OPLOG_NAMESPACE[1], batch):
+                sink.write(piece)
         if oplog.find_one({"ts": start}) is None:
             raise BackupError("the oplog rolled over during the dump: entries of the dump were lost; make the oplog "
                               "larger or the dump faster")
