@@ -131,6 +131,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._errors import B
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import tar_stream, walk_tree
 from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceRunner
+from ansible_collections.corebackup.backup.plugins.module_utils._specs import FILES
 
 
 class FilesBackup(Service):
@@ -216,12 +217,7 @@ def sqlite_copy(path, target):
 
 
 def main():
-    module = BackupModule(argument_spec=dict(
-        paths=dict(type="list", elements="raw", required=True),
-        exclude=dict(type="list", elements="str", default=[]),
-        one_file_system=dict(type="bool", default=False),
-        follow_symlinks=dict(type="bool", default=False),
-    ), job_default="files", packing=True)
+    module = BackupModule(packing=True, **FILES)
     module.run(lambda m: ServiceRunner(m, FilesBackup(m)).run())
 
 

@@ -263,14 +263,13 @@ import shutil
 import tempfile
 import urllib.parse
 
-from ansible.module_utils.basic import env_fallback
-
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, CommandFailed, OptionError
 from ansible_collections.corebackup.backup.plugins.module_utils._github import GitHubClient, GitHubError, parse_link_header
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, sanitize_name
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import tar_stream
 from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceRunner
+from ansible_collections.corebackup.backup.plugins.module_utils._specs import GITHUB
 
 TOGGLES = ("wiki", "issues", "pulls", "releases", "release_assets", "lfs")
 # The exports whose first page tells whether anything changed: sorted by update time where the API allows.
@@ -707,32 +706,7 @@ def _loads(text):
 
 
 def main():
-    module = BackupModule(
-        argument_spec=dict(
-            organization=dict(type="str"),
-            user=dict(type="str"),
-            repositories=dict(type="list", elements="raw", default=[]),
-            include=dict(type="list", elements="str", default=[]),
-            exclude=dict(type="list", elements="str", default=[]),
-            skip_forks=dict(type="bool", default=False),
-            skip_archived=dict(type="bool", default=False),
-            visibility=dict(type="str", choices=["all", "public", "private"], default="all"),
-            token=dict(type="str", no_log=True, fallback=(env_fallback, ["GITHUB_TOKEN"])),
-            api_url=dict(type="str", default="https://api.github.com"),
-            validate_certs=dict(type="bool", default=True),
-            wiki=dict(type="bool", default=True),
-            issues=dict(type="bool", default=True),
-            pulls=dict(type="bool", default=True),
-            releases=dict(type="bool", default=True),
-            release_assets=dict(type="bool", default=False),
-            labels=dict(type="bool", default=True),
-            milestones=dict(type="bool", default=True),
-            lfs=dict(type="bool", default=False),
-        ),
-        job_default="github", packing=True,
-        mutually_exclusive=[("organization", "user")],
-        required_one_of=[("organization", "user")],
-    )
+    module = BackupModule(packing=True, **GITHUB)
     module.run(lambda m: ServiceRunner(m, GitHubBackup(m)).run())
 
 

@@ -186,14 +186,13 @@ import queue
 import shutil
 import threading
 
-from ansible.module_utils.basic import env_fallback
-
 from ansible_collections.corebackup.backup.plugins.module_utils import _mongo as archive
 from ansible_collections.corebackup.backup.plugins.module_utils._common import COLLECTION_VERSION
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import command_stream, run_in_thread
 from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceRunner
+from ansible_collections.corebackup.backup.plugins.module_utils._specs import MONGODB
 
 try:
     import bson.json_util
@@ -469,21 +468,7 @@ class MongoDump(Service):
 
 
 def main():
-    module = BackupModule(argument_spec=dict(
-        uri=dict(type="str", required=True, no_log=True, fallback=(env_fallback, ["MONGO_URI"])),
-        tls=dict(type="bool", default=False),
-        tls_ca_file=dict(type="path"),
-        tls_certificate_key_file=dict(type="path", no_log=False),
-        read_preference=dict(type="str", default="secondaryPreferred",
-                             choices=["primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest"]),
-        databases=dict(type="list", elements="raw", default=[]),
-        exclude_databases=dict(type="list", elements="str", default=[]),
-        strategy=dict(type="str", choices=["pymongo", "mongodump"], default="pymongo"),
-        oplog=dict(type="bool", default=False),
-        split=dict(type="str", choices=["database", "run"], default="database"),
-        include_users_and_roles=dict(type="bool", default=False),
-        parallel_collections=dict(type="int", default=2),
-    ), job_default="mongodb", packing=True)
+    module = BackupModule(packing=True, **MONGODB)
     module.run(lambda m: ServiceRunner(m, MongoDump(m)).run())
 
 

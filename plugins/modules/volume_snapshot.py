@@ -177,13 +177,12 @@ import threading
 import time
 import uuid
 
-from ansible.module_utils.basic import env_fallback
-
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, job_prefix
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import TreeStats, tar_filter
 from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceRunner
+from ansible_collections.corebackup.backup.plugins.module_utils._specs import VOLUMES
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
 
 try:
@@ -430,22 +429,7 @@ class VolumeSnapshot(Service):
 
 
 def main():
-    module = BackupModule(argument_spec=dict(
-        volumes=dict(type="list", elements="str", default=[]),
-        volume_labels=dict(type="list", elements="str", default=[]),
-        containers=dict(type="list", elements="str", default=[]),
-        quiesce=dict(type="str", choices=["none", "pause", "stop"], default="none"),
-        stop_timeout=dict(type="int", default=30),
-        helper_image=dict(type="str"),
-        exclude=dict(type="list", elements="str", default=[]),
-        docker_host=dict(type="str", default="unix:///var/run/docker.sock", fallback=(env_fallback, ["DOCKER_HOST"])),
-        tls=dict(type="bool", default=False, fallback=(env_fallback, ["DOCKER_TLS"])),
-        validate_certs=dict(type="bool", default=False, fallback=(env_fallback, ["DOCKER_TLS_VERIFY"])),
-        ca_path=dict(type="path"),
-        client_cert=dict(type="path"),
-        client_key=dict(type="path", no_log=False),
-        api_version=dict(type="str", default="auto"),
-    ), job_default="volumes", packing=True)
+    module = BackupModule(packing=True, **VOLUMES)
     module.run(lambda m: ServiceRunner(m, VolumeSnapshot(m)).run())
 
 
