@@ -47,8 +47,9 @@ class BackupModule:
     """An ``AnsibleModule`` with the collection's shared options, objects and error handling."""
 
     def __init__(self, argument_spec: dict | None = None, job_default: str | None = None, packing: bool = False,
-                 **kwargs: t.Any):
-        spec = common_argument_spec(job_default, packing=packing)
+                 storage: bool = True, **kwargs: t.Any):
+        """``storage=False`` for a module that does not touch a store (no job, storage or retries options)."""
+        spec = common_argument_spec(job_default, packing=packing) if storage else {}
         spec.update(argument_spec or {})
         self.module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **kwargs)
         self.params = self.module.params

@@ -135,3 +135,40 @@ class RunningModule:
 def run_module(collections_path: str, module: str, args: dict, check: bool = False, env: dict | None = None,
                verbosity: int = 0, timeout: float = 900, diff: bool = False) -> TaskRun:
     return RunningModule(collections_path, module, args, check=check, env=env, verbosity=verbosity, diff=diff).wait(timeout)
+
+
+@dataclass
+class PlayRun:
+    stdout: str
+    stderr: str
+    log: str
+    returncode: int
+
+    def all_text(self) -> str:
+        return "\n".join((self.stdout, self.stderr, self.log))
+
+
+def run_playbook(collections_path: str, playbook: str, inventory: str, extra_vars: dict | None = None,
+                 check: bool = False, env: dict | None = None, timeout: float = 900, args: tuple = ()) -> PlayRun:
+    """ansible-playbook as a user runs it, with everything it printed and logged."""
+    with tempfile.TemporaryDirectory(prefix="corebackup-playbook-") as workdir:
+        log_path = os.path.join(workdir, "ansible.log")
+        run_env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+        run_env.update({"ANSIBLE_COLLECTIONS_PATH": collections_path, "ANSIBLE_LOG_PATH": log_path,
+                        "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+                        "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_HOME": os.path.join(workdir, "home")})
+        run_env.update(env or {})
+        argv = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, playbook] + list(args)
+        if extra_vars:
+            extra = os.path.join(workdir, "extra.json")
+            with open(extra, "w", encoding="utf-8") as handle:
+                json.dump(extra_vars, handle)
+            argv += ["-e", "@" + extra]
+        if check:
+            argv.append("--check")
+        proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, timeout=timeout, check=False)
+        log = ""
+        if os.path.exists(log_path):
+            with open(log_path, encoding="utf-8", errors="replace") as handle:
+                log = handle.read()
+    return PlayRun(proc.stdout, proc.stderr, log, proc.returncode)

@@ -1,0 +1,27 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.corebackup.backup.plugins.module_utils._plan import plan_jobs
+
+
+class ActionModule(ActionBase):
+    """Checks a whole job list on the controller and says which jobs run; see the module's documentation."""
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("storages", "jobs", "only", "defaults"))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = self._task.args
+        planned, skipped, problems = plan_jobs(args.get("storages") or {}, args.get("jobs") or [], args.get("only"),
+                                               args.get("defaults") or {})
+        result.update(changed=False, jobs=planned, skipped=skipped, problems=problems)
+        if problems:
+            result.update(failed=True, msg="the job list has %d problem(s); no job was run: %s" % (
+                len(problems), "; ".join(problems)))
+        return result

@@ -1,0 +1,76 @@
+#!/usr/bin/python
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: backup_plan
+short_description: Check a declarative list of backup jobs as a whole before any of them runs
+version_added: 0.1.0
+description:
+  - Runs on the controller (an action plugin). Finds every problem of every job at once, so that a typo in
+    the third job does not surface after two jobs have run, and says which jobs run.
+  - Checks each storage's options, each job's name (unique, a valid job name), service, storage (defined in
+    O(storages)), retention policy, and options against the argument spec of the module that will run it.
+  - Returns no option values, so no secret passes through it.
+author:
+  - corebackup.backup contributors (@corebackup)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  storages:
+    description: Storage name to the C(storage) options every module takes.
+    type: dict
+    required: true
+  jobs:
+    description:
+      - The jobs, each with C(name), C(service) (V(github), V(files), V(docker_volume) or V(mongodb)),
+        C(storage) (a name in O(storages)), and optionally C(enabled), C(retention) (the options of
+        M(corebackup.backup.backup_retention); rules it does not name are off), C(options) (the options of the
+        service module) and C(verify).
+    type: list
+    elements: dict
+    required: true
+  only:
+    description: Run only these jobs, a list or a comma-separated string.
+    type: raw
+  defaults:
+    description: Options every service module gets unless a job's C(options) say otherwise (compression, encryption).
+    type: dict
+"""
+
+EXAMPLES = r"""
+- name: Check the jobs
+  corebackup.backup.backup_plan:
+    storages: "{{ backup_storages }}"
+    jobs: "{{ backup_jobs }}"
+    only: "{{ backup_only }}"
+  register: plan
+"""
+
+RETURN = r"""
+jobs:
+  description: The jobs that run, with C(name), C(service), C(module), C(storage), C(retention) and C(verify).
+  returned: always
+  type: list
+  elements: dict
+skipped:
+  description: The jobs left out, with C(name) and C(reason).
+  returned: always
+  type: list
+  elements: dict
+problems:
+  description: Every problem found; the task fails when there is one.
+  returned: always
+  type: list
+  elements: str
+"""

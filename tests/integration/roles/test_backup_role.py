@@ -1,0 +1,162 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""playbooks/backup.yml (the backup role) as users run it: an inventory with jobs, ansible-playbook."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import threading
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from ansible_collections.corebackup.backup.tests.conftest import files_below
+from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
+from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_playbook
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(ROOT)))
+PLAYBOOK = os.path.join(ROOT, "playbooks", "backup.yml")
+BAD_TOKEN = "ghp_badbadbadbadbadbadbadbadbadbadbadbad1"
+
+
+class Receiver(http.server.ThreadingHTTPServer):
+    """A local HTTP endpoint that keeps what was posted to it (a Slack webhook, a JSON webhook)."""
+
+    def __init__(self):
+        self.posts = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.posts.append((self.path, json.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.server_address[1]
+
+
+@pytest.fixture(scope="module")
+def org(github_standin, tmp_path_factory):
+    token = github_standin.add_token(login="role-bot")
+    github_fixtures.build_many(github_standin, "roleorg", str(tmp_path_factory.mktemp("roleorg")), count=3, seed=4,
+                               metadata=False)
+    return github_standin, token
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.shutdown()
+
+
+def inventory(tmp_path, jobs, **variables):
+    """An inventory folder as a user writes one: hosts, and group_vars for backup_hosts."""
+    folder = tmp_path / "inventory"
+    (folder / "group_vars" / "backup_hosts").mkdir(parents=True)
+    (folder / "hosts.yml").write_text(yaml.safe_dump({"backup_hosts": {"hosts": {"localhost": {
+        "ansible_connection": "local"}}}}))
+    settings = {"backup_storages": {"local": {"type": "filesystem", "path": str(tmp_path / "store")}},
+                "backup_jobs": jobs}
+    settings.update(variables)
+    (folder / "group_vars" / "backup_hosts" / "main.yml").write_text(yaml.safe_dump(settings))
+    return str(folder)
+
+
+def sample(tmp_path, name):
+    path = tmp_path / name
+    path.mkdir()
+    (path / "file.txt").write_text("content of %s\n" % name)
+    return str(path)
+
+
+def jobs_of(tmp_path, org):
+    standin, token = org
+    return [
+        {"name": "etc", "service": "files", "storage": "local", "retention": {"keep_daily": 7},
+         "options": {"paths": [sample(tmp_path, "etc")]}, "verify": True},
+        {"name": "code", "service": "github", "storage": "local", "retention": {"keep_days": 30},
+         "options": {"organization": "roleorg", "token": BAD_TOKEN, "api_url": standin.api_url,
+                     "retries": {"attempts": 1}}},
+        {"name": "srv", "service": "files", "storage": "local", "options": {"paths": [sample(tmp_path, "srv")]}},
+        {"name": "old", "service": "files", "storage": "local", "enabled": False, "options": {"paths": ["/nonexistent"]}},
+        {"name": "good-code", "service": "github", "storage": "local",
+         "options": {"organization": "roleorg", "token": token, "api_url": standin.api_url}},
+    ]
+
+
+def manifest_status(tmp_path, job):
+    [date] = os.listdir(str(tmp_path / "store" / job))
+    with open(str(tmp_path / "store" / job / date / "manifest.json"), encoding="utf-8") as handle:
+        return json.load(handle)["status"]
+
+
+def test_a_failing_job_does_not_stop_the_others_and_fails_the_play(tmp_path, org, receiver):
+    metrics = tmp_path / "corebackup.prom"
+    inv = inventory(tmp_path, jobs_of(tmp_path, org), backup_notify_slack_webhook=receiver.url + "/slack",
+                    backup_notify_webhook=receiver.url + "/hook", backup_metrics_textfile=str(metrics),
+                    backup_secrets=[BAD_TOKEN])
+    run = run_playbook(COLLECTIONS, PLAYBOOK, inv)
+    assert run.returncode != 0  # cron, systemd and AWX see that a job failed
+    assert "1 job(s) failed: code" in run.all_text()
+    assert {job: manifest_status(tmp_path, job) for job in ("etc", "code", "srv", "good-code")} == {
+        "etc": "success", "code": "failed", "srv": "success", "good-code": "success"}
+    assert not os.path.exists(str(tmp_path / "store" / "old"))  # disabled
+    posts = dict(((path, body.get("job") or body["text"].split(":")[0]), body) for path, body in receiver.posts)
+    assert set(posts) == {("/slack", "code"), ("/hook", "code")}  # notify_on: failure
+    assert "Bad credentials" in posts[("/slack", "code")]["text"] and posts[("/hook", "code")]["status"] == "failed"
+    assert BAD_TOKEN not in json.dumps(receiver.posts) + run.all_text()
+    assert org[1] not in json.dumps(receiver.posts) + run.all_text()
+    families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
+    status = {(s.labels["job"], s.labels["status"]): s.value for s in families["corebackup_job_status"].samples}
+    assert status[("code", "failed")] == 1 and status[("etc", "success")] == 1 and status[("etc", "failed")] == 0
+    assert {s.labels["job"] for s in families["corebackup_job_last_success_timestamp_seconds"].samples} == {
+        "etc", "srv", "good-code"}
+    assert families["corebackup_config_error"].samples[0].value == 0
+
+
+def test_only_and_check_mode(tmp_path, org):
+    inv = inventory(tmp_path, jobs_of(tmp_path, org))
+    dry = run_playbook(COLLECTIONS, PLAYBOOK, inv, check=True, extra_vars={"backup_only": "etc,srv"})
+    assert dry.returncode == 0, dry.stdout[-3000:]
+    assert not os.path.exists(str(tmp_path / "store")) or files_below(str(tmp_path / "store")) == []
+    assert "etc: success" in dry.stdout and "code: not run" in dry.stdout
+    only = run_playbook(COLLECTIONS, PLAYBOOK, inv, extra_vars={"backup_only": "etc,srv"})
+    assert only.returncode == 0, only.stdout[-3000:]
+    assert sorted(os.listdir(str(tmp_path / "store"))) == ["etc", "srv"]
+    again = run_playbook(COLLECTIONS, PLAYBOOK, inv, extra_vars={"backup_only": ["etc"]})
+    assert again.returncode == 0 and "etc: success, 1 artifact(s)" in again.stdout
+
+
+def test_a_configuration_error_is_refused_before_any_job_runs(tmp_path, org):
+    jobs = jobs_of(tmp_path, org)
+    jobs[2]["storage"] = "nowhere"
+    jobs[4]["options"]["organisation"] = "typo"
+    jobs.append(dict(jobs[0]))
+    metrics = tmp_path / "corebackup.prom"
+    run = run_playbook(COLLECTIONS, PLAYBOOK, inventory(tmp_path, jobs, backup_metrics_textfile=str(metrics)))
+    assert run.returncode != 0
+    text = run.all_text()
+    assert "job srv: storage 'nowhere' is not defined in storages (local)" in text
+    assert "job good-code: options: " in text and "organisation" in text
+    assert "job etc: the name is used by an earlier job too" in text
+    assert not os.path.exists(str(tmp_path / "store"))  # no job ran
+    families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
+    assert families["corebackup_config_error"].samples[0].value == 1
