@@ -2,31 +2,44 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""`make demo`: the real backup job (playbooks/demo.yml through ansible-playbook) against local stand-ins.
+"""`make demo`: playbooks/backup.yml, then playbooks/verify.yml, against inventories/demo and local stand-ins.
 
-Starts the GitHub stand-in (an organization built the same way every time) and a moto S3 server on
-127.0.0.1, makes once an age key pair and a sample tree with a live SQLite database under the demo's
-folder, runs the playbook, then checks today's sets with ``sha256sum -c`` and prints where they are
-and how to restore them. The backups live in ``<demo>/backups`` and are kept; the S3 copy lives in
-the moto server and is gone when the demo ends. Nothing the demo writes (its backups, its key) is
-inside what it backs up.
+Starts on 127.0.0.1 the GitHub stand-in (an organization built the same way every time, on the port of
+the last run), an S3 endpoint (moto), a MongoDB-compatible server (SecantusDB) with a sample database,
+and a Docker engine with a container and its volume when one can be started (it needs root). Makes once
+an age key pair and a sample tree under the demo's folder. The secrets of the inventory are in its
+vault (demo password). Prints what was backed up, where, and how to restore it, and stops everything
+it started: the filesystem backups stay in <demo>/backups, the S3 and MongoDB data go with their servers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 
+from ansible_collections.corebackup.backup.plugins.module_utils._catalog import Catalog
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import utc_now
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import backend_from_params
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
 from ansible_collections.corebackup.backup.tests.testbed.github_standin import GitHubStandIn
-from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS, free_port, moto_s3
+from ansible_collections.corebackup.backup.tests.testbed.services import (
+    S3_TEST_CREDENTIALS,
+    build_busybox_image,
+    dockerd,
+    free_port,
+    moto_s3,
+    secantus,
+)
 
 ORG = "demo-org"
+DEMO_TOKEN = "ghp_demodemodemodemodemodemodemodemodemo1"  # the same as in inventories/demo's vault
 
 
 def sample_tree(root: str) -> None:
@@ -60,6 +73,70 @@ def demo_port(workdir: str) -> int:
     return port
 
 
+@contextlib.contextmanager
+def docker_engine(workdir: str):
+    """A Docker engine with a running container 'demo-app' and its volume, or None where none can start."""
+    if os.geteuid() != 0 or shutil.which("dockerd") is None:
+        yield None
+        return
+    import docker  # pylint: disable=import-outside-toplevel
+    root = tempfile.mkdtemp(prefix="cbdemo-docker-", dir="/tmp")
+    try:
+        with dockerd(root, os.path.join(workdir, "logs")) as engine:
+            client = docker.DockerClient(base_url="unix://" + engine.socket, version="auto")
+            image = build_busybox_image(client)
+            client.volumes.create("demo-data")
+            client.containers.run(image, ["sh", "-c", "printf 'hello\\n' > /data/greeting"], network_mode="none",
+                                  volumes={"demo-data": {"bind": "/data", "mode": "rw"}}, remove=True)
+            client.containers.run(image, ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"], name="demo-app",
+                                  detach=True, network_mode="none", volumes={"demo-data": {"bind": "/data", "mode": "rw"}})
+            try:
+                yield "unix://" + engine.socket
+            finally:
+                for container in client.containers.list(all=True):
+                    container.remove(force=True)
+                client.volumes.prune()
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        print("demo: no Docker engine could be started here (%s): the volume job is left out" % exc)
+        yield None
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def mongo_sample(uri: str) -> None:
+    import pymongo  # pylint: disable=import-outside-toplevel
+    client = pymongo.MongoClient(uri)
+    client.shop.orders.insert_many([{"n": n, "item": "item %d" % n} for n in range(1000)])
+    client.shop.orders.create_index("n", unique=True)
+    client.close()
+
+
+def playbook(source: str, collections: str, name: str, extra: str) -> int:
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_LOCALHOST_WARNING="0",
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
+            os.path.join(source, "inventories", "demo"), os.path.join(source, "playbooks", name),
+            "--vault-password-file", os.path.join(source, "inventories", "demo", "vault-password.txt"), "-e", "@" + extra]
+    return subprocess.run(argv, env=env, check=False).returncode
+
+
+def table(stores: dict) -> None:
+    print("\n%-14s %-8s %-12s %9s %12s  %s" % ("job", "storage", "set", "artifacts", "bytes", "where"))
+    today = utc_now().date()
+    for label, (storage, where) in stores.items():
+        backend = backend_from_params(storage)
+        jobs = sorted({key.split("/")[0] for key in (obj.key for obj in backend.list("")) if "/" in key})
+        for job in jobs:
+            catalog = Catalog(backend, job, today, read_only=True)
+            if not catalog.sets:
+                continue
+            newest = max(catalog.sets)
+            artifacts = [o for o in catalog.sets[newest].objects if "/checksums/" not in o.key and "/runs/" not in o.key
+                         and not o.key.endswith(("manifest.json", "SHA256SUMS"))]
+            print("%-14s %-8s %-12s %9d %12d  %s" % (job, label, newest, len(artifacts), sum(o.size for o in artifacts),
+                                                     where % (job, newest)))
+
+
 def main() -> int:
     source = os.path.abspath(sys.argv[1])
     workdir = os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else ".demo")
@@ -69,46 +146,36 @@ def main() -> int:
     if not os.path.exists(identity):
         subprocess.run(["age-keygen", "-o", identity], check=True, capture_output=True)
     recipient = subprocess.run(["age-keygen", "-y", identity], check=True, capture_output=True, text=True).stdout.strip()
-    sample = os.path.join(workdir, "sample")
-    sample_tree(sample)
-    store = os.path.join(workdir, "backups")
-    os.makedirs(store, exist_ok=True)
+    sample_tree(os.path.join(workdir, "sample"))
+    os.makedirs(os.path.join(workdir, "backups"), exist_ok=True)
     github_dir = os.path.join(workdir, "github")
-    with GitHubStandIn(github_dir, port=demo_port(workdir)) as github, moto_s3(os.path.join(workdir, "logs")) as s3:
-        token = github.add_token(login="demo")
+    python = os.environ.get("SECANTUS_PYTHON") or os.path.join(source, ".venv-secantus", "bin", "python")
+    logs = os.path.join(workdir, "logs")
+    with GitHubStandIn(github_dir, port=demo_port(workdir)) as github, moto_s3(logs) as s3, \
+            secantus(python, logs) as mongo, docker_engine(workdir) as docker_host:
+        github.add_token(token=DEMO_TOKEN, login="demo")
         github_fixtures.build_organization(github, ORG, github_dir, count=20, seed="demo")
-        endpoint = "http://127.0.0.1:%d" % s3.port
-        s3_storage = dict(type="s3", bucket="demo-backups", prefix="corebackup/", endpoint_url=endpoint,
+        s3_endpoint = "http://127.0.0.1:%d" % s3.port
+        s3_storage = dict(type="s3", bucket="demo-backups", prefix="corebackup/", endpoint_url=s3_endpoint,
                           **S3_TEST_CREDENTIALS)
         backend_from_params(s3_storage).client.create_bucket(Bucket="demo-backups")
-        variables = {"demo_github_org": ORG, "demo_github_api": github.api_url, "demo_github_token": token,
-                     "demo_storage": {"type": "filesystem", "path": store}, "demo_s3_storage": s3_storage,
-                     "demo_sample": sample, "demo_recipient": recipient}
-        extra = os.path.join(workdir, "vars.json")
-        with open(os.open(extra, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+        mongo_uri = "mongodb://127.0.0.1:%d/?directConnection=true" % mongo.port
+        mongo_sample(mongo_uri)
+        variables = {"demo_dir": workdir, "demo_github_api": github.api_url, "demo_s3_endpoint": s3_endpoint,
+                     "demo_mongo_uri": mongo_uri, "demo_docker_host": docker_host or "", "demo_recipient": recipient}
+        extra = os.path.join(workdir, "demo-vars.json")
+        with open(extra, "w", encoding="utf-8") as handle:
             json.dump(variables, handle)
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_LOCALHOST_WARNING="0",
-                   ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_PYTHON_INTERPRETER=sys.executable)
-        play = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
-                               os.path.join(source, "playbooks", "demo.yml"), "-e", "@" + extra], env=env, check=False)
-        os.unlink(extra)
-        if play.returncode:
-            return play.returncode
-    print("\nBackup sets (filesystem store %s):" % store)
-    status = 0
-    for job in sorted(os.listdir(store)):
-        newest = max(d for d in os.listdir(os.path.join(store, job)) if d[:1].isdigit())
-        set_dir = os.path.join(store, job, newest)
-        check = subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=set_dir, capture_output=True, text=True,
-                               check=False)
-        artifacts = len(open(os.path.join(set_dir, "SHA256SUMS"), encoding="utf-8").read().splitlines())
-        print("  %s  %d artifacts, sha256sum -c SHA256SUMS: %s" % (set_dir, artifacts,
-                                                                   "OK" if check.returncode == 0 else "FAILED"))
-        status |= check.returncode
-    print("S3 copy of demo-files: s3://demo-backups/corebackup/ on the demo's moto server, gone now that it stopped.")
-    print("\nRestore an artifact with the standard tools (the private key is %s):" % identity)
+        status = playbook(source, collections, "backup.yml", extra) or playbook(source, collections, "verify.yml", extra)
+        if status == 0:
+            table({"local": ({"type": "filesystem", "path": os.path.join(workdir, "backups")},
+                             os.path.join(workdir, "backups", "%s", "%s")),
+                   "offsite": (s3_storage, "s3://demo-backups/corebackup/%s/%s (in the demo's S3 server)")})
+    print("\nThe demo's servers are stopped: the S3 and MongoDB data are gone, the filesystem backups stay.")
+    print("Restore an artifact with the standard tools (the private key is %s):" % identity)
     print("  cd <set folder> && sha256sum -c SHA256SUMS")
     print("  age -d -i %s <artifact>.tar.gz.age | tar -xz" % identity)
+    print("  age -d -i %s <database>.archive.gz.age | mongorestore --archive --gzip" % identity)
     return status
 
 
