@@ -18,9 +18,9 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 export SECANTUS_PYTHON := $(SECANTUS_VENV)/bin/python
 
-.PHONY: test demo setup system-deps tree sanity pytest lint changelog-lint bench clean
+.PHONY: test demo setup system-deps tree sanity pytest molecule lint changelog-lint bench clean
 
-test: setup tree sanity pytest lint changelog-lint
+test: setup tree sanity pytest molecule lint changelog-lint
 	@echo "make test: all checks passed"
 
 demo: setup tree
@@ -60,6 +60,10 @@ sanity: tree
 pytest: tree
 	cd $(COLL) && PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m pytest -p no:cacheprovider \
 		--import-mode=importlib --timeout 600 -o console_output_style=classic $(PYTEST_PATHS) $(PYTEST_ARGS)
+
+# The backup role converged twice on this machine (extensions/molecule/default): idempotence and verify.
+molecule: tree
+	cd $(COLL) && MOLECULE_PYTHON=$(BIN)/python $(BIN)/molecule test
 
 lint: tree
 	cd $(COLL) && $(BIN)/ansible-lint --offline --profile production

@@ -53,8 +53,8 @@ def _service_spec(service: str) -> tuple[str, dict, dict]:
     module, spec = SERVICES[service]
     argument_spec = common_argument_spec(spec.get("job_default"), packing=True)
     argument_spec.update(copy.deepcopy(spec["argument_spec"]))
-    constraints = {k: v for k, v in spec.items() if k in ("mutually_exclusive", "required_one_of", "required_together",
-                                                            "required_if", "required_by")}
+    keys = ("mutually_exclusive", "required_one_of", "required_together", "required_if", "required_by")
+    constraints = {k: v for k, v in spec.items() if k in keys}
     return module, argument_spec, constraints
 
 

@@ -111,8 +111,8 @@ def render(jobs, config_error, previous):
             if value is not None:
                 samples[metric].append('%s_job_%s{job="%s"} %s' % (PREFIX, metric, name, repr(float(value))))
         for candidate in STATUSES:
-            samples["status"].append('%s_job_status{job="%s",status="%s"} %d' % (PREFIX, name, candidate,
-                                                                                   candidate == status))
+            sample = '%s_job_status{job="%s",status="%s"} %d' % (PREFIX, name, candidate, candidate == status)
+            samples["status"].append(sample)
     for metric, text in GAUGES + (("status", "1 for the status of the job's latest run."),):
         if samples[metric]:
             lines += ["# HELP %s_job_%s %s" % (PREFIX, metric, text), "# TYPE %s_job_%s gauge" % (PREFIX, metric)]

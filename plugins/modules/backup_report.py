@@ -13,7 +13,7 @@ description:
   - Takes the sets that M(corebackup.backup.backup_manifest) O(corebackup.backup.backup_manifest#module:state=query)
     lists, and returns a table of jobs (sets, size, newest set, age of the newest good set) and writes an HTML
     page with a chart per job of set size over time, one point per set coloured by its status.
-  - The page is self-contained (inline SVG and CSS): it fetches nothing from the network.
+  - The page is self-contained (inline SVG and CSS); it fetches nothing from the network.
 author:
   - corebackup.backup contributors (@corebackup)
 extends_documentation_fragment:
@@ -63,7 +63,6 @@ lines:
   elements: str
 """
 
-import datetime
 import html
 import os
 import tempfile
@@ -73,7 +72,9 @@ from ansible_collections.corebackup.backup.plugins.module_utils._layout import p
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 
 COLOURS = {"success": "#2e7d32", "partial": "#ef6c00", "failed": "#c62828", "unreadable": "#6d4c41"}
-WIDTH, HEIGHT, PAD = 640, 180, 40
+WIDTH = 640
+HEIGHT = 180
+PAD = 40
 
 
 def summarise(sets, today):
@@ -133,9 +134,8 @@ def run(module):
     jobs = summarise(module.params["sets"], now.date())
     lines = ["%-30s %5s %14s  %-10s  %s" % ("job", "sets", "bytes", "newest", "newest good (age)")]
     for job in jobs:
-        lines.append("%-30s %5d %14d  %-10s  %s" % (job["job"], job["sets"], job["bytes"], job["newest"],
-                                                   "%s (%d d)" % (job["newest_good"], job["newest_good_age_days"])
-                                                   if job["newest_good"] else "none"))
+        good = "%s (%d d)" % (job["newest_good"], job["newest_good_age_days"]) if job["newest_good"] else "none"
+        lines.append("%-30s %5d %14d  %-10s  %s" % (job["job"], job["sets"], job["bytes"], job["newest"], good))
     changed = False
     dest = module.params["dest"]
     if dest:

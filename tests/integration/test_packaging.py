@@ -100,8 +100,38 @@ def test_ansible_doc_lists_every_module_without_errors(installed):
         assert doc.returncode == 0 and "ERROR" not in doc.stderr, doc.stderr
 
 
-def test_action_group_lists_every_module():
+def storage_modules(path):
+    """The modules that take the shared storage options (their documentation extends corebackup.backup.common)."""
+    found = []
+    for name in modules_in(path):
+        with open(os.path.join(path, "plugins", "modules", name + ".py"), encoding="utf-8") as handle:
+            if "  - corebackup.backup.common\n" in handle.read():
+                found.append(name)
+    return found
+
+
+def test_action_group_lists_every_module_that_takes_the_storage_options():
     with open(os.path.join(COLLECTION_ROOT, "meta", "runtime.yml"), encoding="utf-8") as handle:
         runtime = yaml.safe_load(handle)
     assert runtime["requires_ansible"] == ">=2.16.0"
-    assert sorted(runtime["action_groups"]["backup"]) == modules_in(COLLECTION_ROOT)
+    group = sorted(runtime["action_groups"]["backup"])
+    assert group == storage_modules(COLLECTION_ROOT)
+    assert {"files_backup", "github_backup", "mongo_dump", "volume_snapshot", "backup_manifest"} <= set(group)
+
+
+def test_the_installed_collection_runs_the_backup_playbook_by_its_name(installed, tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "file").write_text("data\n")
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"backup_hosts": {"hosts": {"localhost": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+    settings = {"backup_storages": {"local": {"type": "filesystem", "path": str(tmp_path / "store")}},
+                "backup_jobs": [{"name": "installed", "service": "files", "storage": "local",
+                                 "retention": {"keep_days": 7}, "options": {"paths": [str(source)]}}]}
+    (tmp_path / "vars.json").write_text(json.dumps(settings))
+    play = run([os.path.join(BIN, "ansible-playbook"), "-i", str(inventory), "corebackup.backup.backup",
+                "-e", "@" + str(tmp_path / "vars.json")], env=clean_env(installed[1]), cwd=str(tmp_path))
+    assert play.returncode == 0, play.stdout[-3000:] + play.stderr[-3000:]
+    assert "installed: success, 1 artifact(s)" in play.stdout
+    assert os.listdir(str(tmp_path / "store" / "installed"))

@@ -1,0 +1,57 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The preflight of a job list: every problem at once, and which jobs run."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.corebackup.backup.plugins.module_utils._plan import plan_jobs, retention_args, selected_names
+
+STORAGES = {"local": {"type": "filesystem", "path": "/mnt/backups"}}
+
+
+def job(name, service="files", **extra):
+    options = {"files": {"paths": ["/etc"]}, "github": {"organization": "o"}, "mongodb": {"uri": "mongodb://h/"},
+               "docker_volume": {"volumes": ["v"]}}.get(service, {})
+    return dict({"name": name, "service": service, "storage": "local", "options": options}, **extra)
+
+
+def test_a_good_list_runs_what_is_enabled_and_named():
+    jobs = [job("a"), job("b", "github"), job("c", "mongodb", enabled=False), job("d", "docker_volume")]
+    planned, skipped, problems = plan_jobs(STORAGES, jobs, "a, d")
+    assert problems == []
+    assert [(j["name"], j["module"]) for j in planned] == [("a", "files_backup"), ("d", "volume_snapshot")]
+    assert skipped == [{"name": "b", "reason": "not in only"}, {"name": "c", "reason": "disabled"}]
+
+
+def test_every_problem_is_found_at_once():
+    jobs = [job("a"), job("a"), job("b", "ftp"), job("c", storage="nowhere"), job("d", retention={"keep_days": 0}),
+            job("e", options={"paths": ["/x"], "paht": 1}), job("f", "github", options={}), "not a job",
+            job("../g"), job("h", colour="red")]
+    _planned, _skipped, problems = plan_jobs(STORAGES, jobs, ["zz"])
+    text = "\n".join(problems)
+    for expected in ("job a: the name is used by an earlier job too", "job b: service must be one of",
+                     "job c: storage 'nowhere' is not defined in storages (local)", "job d: retention: the retention policy is empty",
+                     "job e: options: paht. Supported parameters include: compression", "job f: options: one of the following is required: "
+                     "organization, user", "job 8 is not a dictionary", "job '../g' is not a valid job name",
+                     "job h: unknown keys colour", "only names jobs that do not exist: zz"):
+        assert expected in text, expected
+
+
+def test_retention_as_written_turns_off_the_rules_it_does_not_name():
+    assert retention_args({"keep_daily": 7, "keep_weekly": 4}) == {
+        "keep_days": 0, "keep_last": 0, "keep_daily": 7, "keep_weekly": 4, "keep_monthly": 0, "keep_yearly": 0}
+    assert retention_args({"keep_days": 3, "min_keep": 2})["min_keep"] == 2
+
+
+@pytest.mark.parametrize("only, names", [(None, []), ("", []), ("a,b", ["a", "b"]), (" a , ", ["a"]), (["a"], ["a"])])
+def test_only_is_a_list_or_a_comma_separated_string(only, names):
+    assert selected_names(only) == names
+
+
+def test_a_storage_with_bad_options_is_named():
+    _planned, _skipped, problems = plan_jobs({"s3": {"type": "s3"}}, [], None)
+    assert problems and problems[0].startswith("storage s3:") and "bucket" in problems[0]
