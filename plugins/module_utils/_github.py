@@ -12,8 +12,11 @@ GitHub's own message only.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import json
+import os
 import re
 import ssl
 import threading
@@ -56,6 +59,69 @@ class Response:
     @property
     def not_modified(self) -> bool:
         return self.status == 304
+
+
+def basic_auth(token: str) -> str:
+    """The value of the Basic authorization header git sends: a secret as much as the token."""
+    return base64.b64encode(("x-access-token:" + token).encode()).decode()
+
+
+def server_of(url: str) -> str:
+    """``scheme://host[:port]/`` of a clone URL: the prefix git matches ``http.<url>.*`` settings against."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise GitHubError(0, "clone URL %r is not an http(s) URL" % url, url)
+    return "%s://%s/" % (parts.scheme, parts.netloc.rpartition("@")[2])
+
+
+def git_env(url: str, token: str | None, validate_certs: bool = True) -> dict:
+    """Credentials for git through the environment, never the URL or the command line.
+
+    The header is scoped to the scheme, host and port of ``url``, so git and git-lfs send the token
+    to the GitHub server only, never to a host an LFS batch answer points downloads or uploads at.
+    """
+    entries = []
+    if token:
+        entries.append(("http.%s.extraHeader" % server_of(url), "Authorization: Basic " + basic_auth(token)))
+    if not validate_certs:
+        entries.append(("http.sslVerify", "false"))
+    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": "", "GIT_CONFIG_COUNT": str(len(entries)),
+           "LC_ALL": "C"}
+    for index, (key, value) in enumerate(entries):
+        env["GIT_CONFIG_KEY_%d" % index] = key
+        env["GIT_CONFIG_VALUE_%d" % index] = value
+    return env
+
+
+def refs_digest(listing):
+    """Refs and their digest from ``git ls-remote`` or ``git for-each-ref`` output (same format).
+
+    HEAD and the peeled ``^{}`` lines of annotated tags, which only ls-remote prints, are left out.
+    """
+    lines = sorted(line for line in listing.splitlines()
+                   if line.strip() and not line.endswith(("\tHEAD", "^{}")))
+    return lines, hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def local_refs(mirror: str) -> tuple[list, str]:
+    """The refs of a fresh mirror, read from its files (one process less per repository)."""
+    refs = {}
+    packed = os.path.join(mirror, "packed-refs")
+    if os.path.exists(packed):
+        with open(packed, encoding="utf-8") as handle:
+            for line in handle:
+                if line[:1] not in ("#", "^") and " " in line:
+                    sha, name = line.rstrip("\n").split(" ", 1)
+                    refs[name] = sha
+    refs_root = os.path.join(mirror, "refs")
+    for dirpath, _dirnames, filenames in os.walk(refs_root):
+        for filename in filenames:
+            path = os.path.join(dirpath, filename)
+            with open(path, encoding="utf-8") as handle:
+                content = handle.read().strip()
+            if not content.startswith("ref:"):
+                refs["refs/" + os.path.relpath(path, refs_root).replace(os.sep, "/")] = content
+    return refs_digest("".join("%s\t%s\n" % (sha, name) for name, sha in refs.items()))
 
 
 def parse_link_header(value: str | None) -> dict:
@@ -121,7 +187,7 @@ class _Transport:
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         raise OSError("too many redirects")
 
-    def _get_once(self, url: str, headers: dict) -> tuple[int, dict, bytes]:
+    def _get_once(self, url: str, headers: dict, method: str = "GET", body: bytes | None = None) -> tuple[int, dict, bytes]:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise OSError("unsupported URL scheme in %s" % parts.scheme)
@@ -129,7 +195,7 @@ class _Transport:
             conn = self._connection(parts.scheme, parts.netloc, fresh=attempt == 2)
             target = url if getattr(conn, "absolute_urls", False) else (parts.path or "/") + ("?" + parts.query if parts.query else "")
             try:
-                conn.request("GET", target, headers=headers)
+                conn.request(method, target, body=body, headers=headers)
                 response = conn.getresponse()
                 body = response.read()
             except (http.client.RemoteDisconnected, http.client.BadStatusLine, BrokenPipeError, ConnectionResetError):
@@ -230,6 +296,22 @@ class GitHubClient:
         if status >= 500:
             return TransientGitHubError(status, message, display)
         return GitHubError(status, message, display)
+
+    def post(self, path: str, document: dict) -> Response:
+        """POST a JSON document (not retried: a write is not repeated blindly)."""
+        url = self.url_for(path)
+        with self._lock:
+            self.requests += 1
+        headers = dict(self._headers(None, "application/vnd.github+json"), **{"Content-Type": "application/json"})
+        try:
+            status, response_headers, body = self._transport._get_once(  # pylint: disable=protected-access
+                url, headers, method="POST", body=json.dumps(document).encode())
+        except (OSError, http.client.HTTPException) as exc:
+            raise GitHubError(0, "cannot connect: %s" % exc, self._display(url)) from None
+        data = json.loads(body.decode("utf-8")) if body and "json" in response_headers.get("content-type", "") else body
+        if status >= 400:
+            raise self._error(status, data, response_headers, self._display(url))
+        return Response(status, data, response_headers)
 
     def paginate(self, path: str, params: dict | None = None) -> t.Iterator[t.Any]:
         """Every item of a list endpoint, following ``Link: rel="next"``."""

@@ -135,3 +135,53 @@ def count_documents(raw: bytes) -> int:
     if position != len(raw):
         raise ValueError("a raw batch does not end on a document boundary")
     return count
+
+
+def read_archive(reader: t.Any) -> t.Iterator[tuple]:
+    """Events of an archive read from ``reader`` (a ``read(n)`` object), in order, never holding more than a
+    document: ("header", dict), ("collection", db, name, metadata JSON, type), ("document", db, name, raw
+    BSON), ("eof", db, name, CRC the archive gives, CRC of the documents read). Raises ValueError on a
+    malformed archive."""
+    def document() -> bytes | None:
+        head = reader.read(4)
+        if len(head) < 4:
+            raise ValueError("the archive ends in the middle of a document")
+        (size,) = struct.unpack("<i", head)
+        if size == -1:
+            return None
+        if size < 5:
+            raise ValueError("a malformed document length %d" % size)
+        body = reader.read(size - 4)
+        if len(body) != size - 4:
+            raise ValueError("the archive ends in the middle of a document")
+        return head + body
+
+    if reader.read(4) != MAGIC:
+        raise ValueError("not a mongodump archive (its magic number is missing)")
+    yield ("header", bson.decode(document()))
+    while True:
+        raw = document()
+        if raw is None:
+            break
+        entry = bson.decode(raw)
+        yield ("collection", entry["db"], entry["collection"], entry.get("metadata") or "{}", entry.get("type") or "")
+    crcs: dict = {}
+    while True:
+        head = reader.read(4)
+        if not head:
+            return
+        (size,) = struct.unpack("<i", head)
+        body = reader.read(size - 4)
+        header_doc = bson.decode(head + body)
+        key = (header_doc["db"], header_doc["collection"])
+        if header_doc["EOF"]:
+            if document() is not None:
+                raise ValueError("no terminator after the end of %s.%s" % key)
+            yield ("eof", key[0], key[1], header_doc["CRC"] & 0xFFFFFFFFFFFFFFFF, crcs.get(key, 0))
+            continue
+        while True:
+            raw = document()
+            if raw is None:
+                break
+            crcs[key] = crc64(raw, crcs.get(key))
+            yield ("document", key[0], key[1], raw)

@@ -281,6 +281,7 @@ class _ExactReader:
         self._path = path
         self._warn = warn
         self._padded = False
+        self.sha256 = hashlib.sha256()  # of what the archive holds
 
     def read(self, size: int = -1) -> bytes:
         size = self._left if size < 0 else min(size, self._left)
@@ -291,6 +292,7 @@ class _ExactReader:
                 self._padded = True
             data += b"\0" * (size - len(data))
         self._left -= size
+        self.sha256.update(data)
         return data
 
     def finish(self) -> None:
@@ -301,14 +303,14 @@ class _ExactReader:
 
 def tar_stream(sources: str | t.Sequence[tuple[str, str]], chunk_size: int = CHUNK_SIZE, exclude: t.Sequence[str] = (),
                one_file_system: bool = False, follow_symlinks: bool = False,
-               warn: t.Callable[[str], None] | None = None) -> t.Iterator[bytes]:
+               warn: t.Callable[[str], None] | None = None, stats: "TreeStats | None" = None) -> t.Iterator[bytes]:
     """A POSIX (pax) tar of directory trees, produced in a background thread.
 
     ``sources`` is a path (stored under its base name) or a list of ``(path, arcname)`` pairs. The
     trees are walked by :func:`walk_tree`. Modes, numeric owners (and names), times, symbolic links,
     hard links, empty directories and names that are not UTF-8 are kept; sockets are skipped. A file
     that changes while it is read stays consistent with its header (padded or cut) and ``warn`` is
-    told; a file that cannot be read fails the stream.
+    told; a file that cannot be read fails the stream. ``stats`` learns what was archived.
     """
     if isinstance(sources, str):
         sources = [(sources, os.path.basename(os.path.normpath(sources)))]
@@ -322,12 +324,13 @@ def tar_stream(sources: str | t.Sequence[tuple[str, str]], chunk_size: int = CHU
                              dereference=follow_symlinks) as archive:
             for path, arcname in sources:
                 for entry in walk_tree(path, exclude, one_file_system, follow_symlinks):
-                    _add(archive, entry, arcname + ("/" + entry.relative if entry.relative else ""), warn)
+                    _add(archive, entry, arcname + ("/" + entry.relative if entry.relative else ""), warn, stats)
 
     return run_in_thread(fill, chunk_size=chunk_size, name="tar")
 
 
-def _add(archive: tarfile.TarFile, entry: TreeEntry, arcname: str, warn: t.Callable[[str], None]) -> None:
+def _add(archive: tarfile.TarFile, entry: TreeEntry, arcname: str, warn: t.Callable[[str], None],
+         stats: "TreeStats | None") -> None:
     try:
         info = archive.gettarinfo(entry.path, arcname)
     except FileNotFoundError:
@@ -336,6 +339,8 @@ def _add(archive: tarfile.TarFile, entry: TreeEntry, arcname: str, warn: t.Calla
         return  # a socket
     if not info.isreg():
         archive.addfile(info)
+        if stats is not None:
+            stats.add(info, "")
         return
     try:
         with open(entry.path, "rb") as handle:
@@ -343,6 +348,8 @@ def _add(archive: tarfile.TarFile, entry: TreeEntry, arcname: str, warn: t.Calla
             archive.addfile(info, reader)
             reader.finish()
             after = os.fstat(handle.fileno())
+        if stats is not None:
+            stats.add(info, reader.sha256.hexdigest())
     except OSError as exc:
         raise PipelineError("cannot read %s: %s" % (entry.path, exc.strerror or exc)) from None
     if after.st_mtime_ns != entry.stat.st_mtime_ns and after.st_size == info.size:
@@ -356,11 +363,15 @@ class TreeStats:
     def __init__(self):
         self.files = 0
         self.bytes = 0
+        self.entries = 0
         self._digest = hashlib.sha256()
 
     def add(self, member: tarfile.TarInfo, content_sha256: str) -> None:
-        self._digest.update(repr((member.name, member.type, member.mode, member.uid, member.gid, int(member.mtime),
+        # The time of a volume's root ("."): the archive API cannot set it back, so it is not part of the tree.
+        mtime = None if member.name in (".", "./") else int(member.mtime)
+        self._digest.update(repr((member.name, member.type, member.mode, member.uid, member.gid, mtime,
                                   member.size, member.linkname, content_sha256)).encode("utf-8", "surrogateescape"))
+        self.entries += 1
         if member.isreg():
             self.files += 1
             self.bytes += member.size
@@ -370,7 +381,7 @@ class TreeStats:
         return self._digest.hexdigest()
 
 
-class _ChunkReader:
+class ChunkReader:
     """A file-like ``read(n)`` over an iterator of byte chunks."""
 
     def __init__(self, chunks: t.Iterable[bytes]):
@@ -416,7 +427,7 @@ def tar_filter(chunks: t.Iterable[bytes], exclude: t.Sequence[str] = (), strip: 
     stats = stats if stats is not None else TreeStats()
 
     def fill(sink: _ChunkSink) -> None:
-        with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as source, \
+        with tarfile.open(fileobj=ChunkReader(chunks), mode="r|") as source, \
                 tarfile.TarFile(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT, copybufsize=chunk_size) as target:
             skipped: list[str] = []
             for member in source:

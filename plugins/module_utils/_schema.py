@@ -24,6 +24,24 @@ _SHA256 = "^[0-9a-f]{64}$"
 _TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 
+DRILL_SCHEMA = {
+    "type": "object",
+    "required": ["when", "duration", "result", "items"],
+    "properties": {
+        "when": {"type": "string", "pattern": _TIME},
+        "duration": {"type": "number", "minimum": 0},
+        "result": {"enum": ["ok", "failed"]},
+        "items": {"type": "array", "items": {
+            "type": "object",
+            "required": ["name", "key", "status"],
+            "properties": {"name": {"type": "string"}, "key": {"type": "string"},
+                           "status": {"enum": ["ok", "mismatch", "failed"]}, "detail": {"type": "string"}},
+            "additionalProperties": False,
+        }},
+    },
+    "additionalProperties": False,
+}
+
 ARTIFACT_SCHEMA = {
     "type": "object",
     "required": ["key", "size", "sha256"],
@@ -106,6 +124,7 @@ SCHEMA = {
         "runs": {"type": "array", "items": RUN_SCHEMA, "minItems": 1},
         "verified_at": {"type": ["string", "null"], "pattern": _TIME},
         "verification": {"type": "object", "additionalProperties": VERIFICATION_SCHEMA},
+        "restore_drills": {"type": "array", "items": DRILL_SCHEMA},
     },
     "additionalProperties": False,
 }
@@ -120,6 +139,7 @@ def _schema_v1() -> dict:
     del run["properties"]["entries"]
     del run["properties"]["artifacts"]["items"]["properties"]["carried_from"]
     del run["properties"]["artifacts"]["items"]["properties"]["contents"]
+    del schema["properties"]["restore_drills"]
     return schema
 
 

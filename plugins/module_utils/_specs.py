@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.corebackup.backup.plugins.module_utils._docker import CONNECTION_SPEC
+
 GITHUB = dict(
     argument_spec=dict(
         organization=dict(type="str"),
@@ -59,13 +61,7 @@ VOLUMES = dict(
         stop_timeout=dict(type="int", default=30),
         helper_image=dict(type="str"),
         exclude=dict(type="list", elements="str", default=[]),
-        docker_host=dict(type="str", default="unix:///var/run/docker.sock", fallback=(env_fallback, ["DOCKER_HOST"])),
-        tls=dict(type="bool", default=False, fallback=(env_fallback, ["DOCKER_TLS"])),
-        validate_certs=dict(type="bool", default=False, fallback=(env_fallback, ["DOCKER_TLS_VERIFY"])),
-        ca_path=dict(type="path"),
-        client_cert=dict(type="path"),
-        client_key=dict(type="path", no_log=False),
-        api_version=dict(type="str", default="auto"),
+        **CONNECTION_SPEC,
     ),
     job_default="volumes",
 )

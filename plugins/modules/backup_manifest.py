@@ -454,6 +454,7 @@ class Manifests:
                      for run in manifest["runs"]] if manifest else [],
             "artifacts": artifacts, "artifact_bytes": sum(a["size"] for a in artifacts),
             "verified_at": manifest["verified_at"] if manifest else None, "problems": problems,
+            "last_drill": (manifest.get("restore_drills") or [None])[-1] if manifest else None,
         }
 
     def load(self, backup_set):
@@ -506,7 +507,7 @@ class Manifests:
         if not self.module.check_mode:
             for (job, date), outcomes in by_set.items():
                 published[(job, date)] = update_manifest(self.backend, job, date,
-                                                         lambda m, o=outcomes: self._stamp(m, o, stamp))
+                                                         lambda m, o=outcomes: self._stamp(m, o, stamp, sample is None))
         sets = [self.describe(backup_set, published.get((backup_set.job, backup_set.date), manifest), problems)
                 for backup_set, manifest, problems in described]
         output = dict(changed=changed, verified=results, bad=bad, sets=sets)
@@ -515,14 +516,15 @@ class Manifests:
         self.module.exit(**output)
 
     @staticmethod
-    def _stamp(manifest, outcomes, stamp):
+    def _stamp(manifest, outcomes, stamp, whole):
+        """Per-artifact results always; the set's verified_at only when this run read all of it and all was ok
+        (a sample keeps per-artifact results only), and cleared when anything was bad."""
         for outcome in outcomes:
             manifest["verification"][outcome["key"]] = {"verified_at": stamp, "status": outcome["status"]}
-        entries = [manifest["verification"].get(key) for key in artifacts_of(manifest)]
-        if entries and all(entry and entry["status"] == "ok" for entry in entries):
-            manifest["verified_at"] = min(entry["verified_at"] for entry in entries)
-        else:
+        if any(outcome["status"] != "ok" for outcome in outcomes):
             manifest["verified_at"] = None
+        elif whole and {o["key"] for o in outcomes} >= set(artifacts_of(manifest)):
+            manifest["verified_at"] = stamp
 
     def run(self):
         if self.params["set_date"]:

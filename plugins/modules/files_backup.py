@@ -129,7 +129,7 @@ import urllib.parse
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
-from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import tar_stream, walk_tree
+from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import TreeStats, tar_stream, walk_tree
 from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceRunner
 from ansible_collections.corebackup.backup.plugins.module_utils._specs import FILES
 
@@ -191,12 +191,18 @@ class FilesBackup(Service):
             entry["warnings"].append(message)
             self.module.warn("%s: %s" % (item.name, message))
 
+        stats = TreeStats()
+
+        def contents():
+            return {"files": stats.files, "bytes": stats.bytes, "tree_digest": stats.digest}
+
         if not spec.get("sqlite"):
-            return self.store(item, "tar", tar_stream([(spec["path"], arcname)], warn=warn, **self.tree(spec)), metadata)
+            stream = tar_stream([(spec["path"], arcname)], warn=warn, stats=stats, **self.tree(spec))
+            return self.store(item, "tar", stream, metadata, contents=contents)
         with tempfile.TemporaryDirectory(dir=self.module.module.tmpdir) as workspace:
             copy = os.path.join(workspace, arcname)
             sqlite_copy(spec["path"], copy)
-            return self.store(item, "tar", tar_stream([(copy, arcname)], warn=warn), metadata)
+            return self.store(item, "tar", tar_stream([(copy, arcname)], warn=warn, stats=stats), metadata, contents=contents)
 
 
 def sqlite_copy(path, target):

@@ -254,17 +254,23 @@ totals:
            api_requests: 250, api_not_modified: 0, seconds: 12.5}
 """
 
-import base64
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
-import urllib.parse
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, CommandFailed, OptionError
-from ansible_collections.corebackup.backup.plugins.module_utils._github import GitHubClient, GitHubError, parse_link_header
+from ansible_collections.corebackup.backup.plugins.module_utils._github import (
+    GitHubClient,
+    GitHubError,
+    basic_auth,
+    git_env,
+    local_refs,
+    parse_link_header,
+    refs_digest,
+)
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, sanitize_name
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import tar_stream
@@ -324,21 +330,8 @@ def select_repositories(repos, include, exclude, skip_forks, skip_archived, visi
     return sorted(selected, key=lambda r: r["name"])
 
 
-def server_of(url):
-    """C(scheme://host[:port]/) of a clone URL: the prefix git matches C(http.<url>.*) settings against."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RepositoryFailed("clone URL %r is not an http(s) URL" % url)
-    return "%s://%s/" % (parts.scheme, parts.netloc.rpartition("@")[2])
-
-
 def canonical_json(data):
     return (json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def basic_auth(token):
-    """The value of the Basic authorization header git sends: a secret as much as the token."""
-    return base64.b64encode(("x-access-token:" + token).encode()).decode()
 
 
 class GitHubBackup(Service):
@@ -413,49 +406,13 @@ class GitHubBackup(Service):
 
     # -- git ---------------------------------------------------------------------------------
     def git_env(self, url):
-        """Credentials for git through the environment, never the URL or the command line.
-
-        The header is scoped to the scheme, host and port of I(url), so git and git-lfs send the
-        token to the GitHub server only, never to a host an LFS batch answer points downloads at.
-        """
-        entries = []
-        if self.token:
-            entries.append(("http.%s.extraHeader" % server_of(url), "Authorization: Basic " + basic_auth(self.token)))
-        if not self.params["validate_certs"]:
-            entries.append(("http.sslVerify", "false"))
-        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": "", "GIT_CONFIG_COUNT": str(len(entries)),
-               "LC_ALL": "C"}
-        for index, (key, value) in enumerate(entries):
-            env["GIT_CONFIG_KEY_%d" % index] = key
-            env["GIT_CONFIG_VALUE_%d" % index] = value
-        return env
+        return git_env(url, self.token, self.params["validate_certs"])
 
     def run_git(self, args, what, url, before_retry=None):
         return self.module.command([self.git] + args, what, env=self.git_env(url), before_retry=before_retry)
 
     def remote_refs(self, url):
         return refs_digest(self.run_git(["ls-remote", "--", url], "git ls-remote", url))
-
-    @staticmethod
-    def local_refs(mirror):
-        """The refs of a fresh mirror, read from its files (one process less per repository)."""
-        refs = {}
-        packed = os.path.join(mirror, "packed-refs")
-        if os.path.exists(packed):
-            with open(packed, encoding="utf-8") as handle:
-                for line in handle:
-                    if line[:1] not in ("#", "^") and " " in line:
-                        sha, name = line.rstrip("\n").split(" ", 1)
-                        refs[name] = sha
-        refs_root = os.path.join(mirror, "refs")
-        for dirpath, _dirnames, filenames in os.walk(refs_root):
-            for filename in filenames:
-                path = os.path.join(dirpath, filename)
-                with open(path, encoding="utf-8") as handle:
-                    content = handle.read().strip()
-                if not content.startswith("ref:"):
-                    refs["refs/" + os.path.relpath(path, refs_root).replace(os.sep, "/")] = content
-        return refs_digest("".join("%s\t%s\n" % (sha, name) for name, sha in refs.items()))
 
     # -- metadata ----------------------------------------------------------------------------
     def export_path(self, repo, export):
@@ -609,16 +566,16 @@ class GitHubBackup(Service):
         workspace = tempfile.mkdtemp(prefix="github-", dir=self.module.module.tmpdir)
         try:
             mirror = self.mirror(repo["clone_url"], os.path.join(workspace, "repo.git"))
-            refs, refs_digest = self.local_refs(mirror)
+            refs, digest = local_refs(mirror)
             sources = [(mirror, "repo.git")]
             wiki_digest = ""
             if options["wiki"] and repo.get("has_wiki"):
                 try:
                     sources.append((self.mirror(wiki_url(repo), os.path.join(workspace, "wiki.git")), "wiki.git"))
-                    wiki_digest = self.local_refs(sources[-1][0])[1]
+                    wiki_digest = local_refs(sources[-1][0])[1]
                 except CommandFailed:
                     pass  # has_wiki is true for every repository whose wiki is enabled, even if it has no page yet
-            object_metadata.update(refs_digest=refs_digest, refs_count=str(len(refs)), wiki_refs_digest=wiki_digest)
+            object_metadata.update(refs_digest=digest, refs_count=str(len(refs)), wiki_refs_digest=wiki_digest)
             if stored and all(stored.get(k) == object_metadata[k]
                               for k in ("refs_digest", "wiki_refs_digest", "metadata_digest", "options")):
                 return None, len(refs)
@@ -632,7 +589,8 @@ class GitHubBackup(Service):
             if options["release_assets"]:
                 counts["release_assets"] = self.download_assets(documents, os.path.join(meta_dir, "assets"))
             sources.append((meta_dir, "metadata"))
-            return self.store(item, "tar", tar_stream(sources), object_metadata), len(refs)
+            facts = {"refs": len(refs), "refs_digest": digest, "wiki_refs_digest": wiki_digest, **counts}
+            return self.store(item, "tar", tar_stream(sources), object_metadata, contents=lambda: facts), len(refs)
         finally:
             shutil.rmtree(workspace, ignore_errors=True)
 
@@ -667,16 +625,6 @@ def export_digest(export, items):
         items = [dict(r, assets=[{k: v for k, v in a.items() if k != "download_count"} for a in r.get("assets", [])])
                  for r in items]
     return hashlib.sha256(canonical_json(items)).hexdigest()[:32]
-
-
-def refs_digest(listing):
-    """Refs and their digest from ``git ls-remote`` or ``git for-each-ref`` output (same format).
-
-    HEAD and the peeled ``^{}`` lines of annotated tags, which only ls-remote prints, are left out.
-    """
-    lines = sorted(line for line in listing.splitlines()
-                   if line.strip() and not line.endswith(("\tHEAD", "^{}")))
-    return lines, hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _int(value):

@@ -172,11 +172,11 @@ cleaned:
 """
 
 import json
-import os
 import threading
 import time
-import uuid
 
+from ansible_collections.corebackup.backup.plugins.module_utils._docker import HELPER_LABEL, connect
+from ansible_collections.corebackup.backup.plugins.module_utils._docker import helper as make_helper
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, job_prefix
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
@@ -186,20 +186,12 @@ from ansible_collections.corebackup.backup.plugins.module_utils._specs import VO
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
 
 try:
-    import docker
     import docker.errors
-    import docker.tls
-    from docker.types import Mount
-    HAS_DOCKER = True
-    DOCKER_IMP_ERR = None
-except ImportError as _imp_exc:  # pragma: no cover - depends on the host
-    HAS_DOCKER = False
-    DOCKER_IMP_ERR = _imp_exc
+except ImportError:  # pragma: no cover - _docker.connect says what is missing
+    pass
 
 LEVELS = {"none": 0, "pause": 1, "stop": 2}
 LABEL = "corebackup.quiesce"
-HELPER_LABEL = "corebackup.helper"
-MOUNT_ROOT = "/corebackup"
 
 
 class Quiescer:
@@ -255,23 +247,8 @@ class VolumeSnapshot(Service):
 
     def __init__(self, module):
         super().__init__(module)
-        if not HAS_DOCKER:
-            raise BackupError("volume_snapshot needs the docker Python library on the backup host: %s" % DOCKER_IMP_ERR)
-        params = self.params
+        self.client = connect(self.params, timeout=max(60, self.params["stop_timeout"] + 30))
         self.item_errors = (docker.errors.DockerException,)
-        tls = None
-        if params["tls"] or params["validate_certs"]:
-            certs = os.environ.get("DOCKER_CERT_PATH") or ""
-            cert = params["client_cert"] or (os.path.join(certs, "cert.pem") if certs else None)
-            key = params["client_key"] or (os.path.join(certs, "key.pem") if certs else None)
-            tls = docker.tls.TLSConfig(client_cert=(cert, key) if cert else None, verify=params["validate_certs"],
-                                       ca_cert=params["ca_path"] or (os.path.join(certs, "ca.pem") if certs else None))
-        try:
-            self.client = docker.DockerClient(base_url=params["docker_host"], version=params["api_version"], tls=tls,
-                                              timeout=max(60, params["stop_timeout"] + 30))
-            self.client.ping()
-        except docker.errors.DockerException as exc:
-            raise BackupError("cannot reach the Docker engine at %s: %s" % (params["docker_host"], exc)) from None
         self.quiescer = Quiescer(self)
         self.reconciled = []
 
@@ -391,11 +368,8 @@ class VolumeSnapshot(Service):
         image = self.params["helper_image"] or (users[0][0].attrs["Config"]["Image"] if users else None)
         if not image:
             raise BackupError("no running container uses %s: set helper_image to a local image" % item.name)
-        target = "%s/%s" % (MOUNT_ROOT, uuid.uuid4().hex[:12])
-        mount = Mount(target, item.data.get("volume") or item.data["bind"], type="volume" if "volume" in item.data
-                      else "bind", read_only=True)
-        helper = self.client.containers.create(image, command=["true"], entrypoint=[], mounts=[mount],
-                                               network_mode="none", labels={HELPER_LABEL: self.module.job})
+        helper, target = make_helper(self.client, image, item.data.get("volume") or item.data["bind"],
+                                     kind="volume" if "volume" in item.data else "bind", label=self.module.job)
         quiesced = []
         try:
             for record, (container, _rw) in zip(entry["containers"], users):

@@ -9,14 +9,26 @@ URL layout (``base_url`` is ``http://127.0.0.1:PORT``):
 * REST API: ``api_url`` = ``{base_url}/api`` (``{base_url}/api/v3`` is accepted as an alias, like GitHub
   Enterprise Server). Paths below it are GitHub's: ``/api/orgs/acme/repos``, ``/api/repos/acme/tool/issues``.
 * git: ``{base_url}/git/{owner}/{repo}.git`` and the wiki ``{base_url}/git/{owner}/{repo}.wiki.git`` (the ``.git``
-  suffix is optional). Answered by ``git-http-backend`` run as a CGI; read-only (no ``git-receive-pack``).
+  suffix is optional). Answered by ``git-http-backend`` run as a CGI. Fetches follow the read rules of the API;
+  pushes (``git-receive-pack``) need a token that may write the repository (member of the organization, or the
+  owning user): 401 without one, 403 ``Permission to o/r.git denied to login.`` for a reader, 404 for a private
+  repository the token may not see, 403 for an archived repository. Like GitHub, updates of ``refs/pull/*`` are
+  refused per ref (``! [remote rejected] ... (deny updating a hidden ref)``, git's ``receive.hideRefs``) while
+  the other refs of the push are accepted. A push to a wiki that does not exist yet answers 404 (GitHub creates
+  wikis from the web page only; :meth:`FakeGitHub.create_wiki` stands in for that). After a push to a repository
+  its size, emptiness and ``pushed_at`` are refreshed (a wiki push does not move ``pushed_at``).
 * web: ``{base_url}/{owner}/{repo}`` is the ``html_url``; only ``/{owner}/{repo}/releases/download/{tag}/{name}``
   (``browser_download_url``) answers, with a 302 to a signed ``{base_url}/_downloads/...`` URL, which is also
   where ``GET /api/repos/{o}/{r}/releases/assets/{id}`` with ``Accept: application/octet-stream`` redirects.
-* Git LFS: the Batch API at ``{git_url}/info/lfs/objects/batch`` (download only; same authentication as git), whose
-  download actions point at signed ``{base_url}/_lfs/{owner}/{repo}/{oid}?expires=...&sig=...`` URLs that need no
-  Authorization header; ``{git_url}/info/lfs/locks`` lists no locks. Objects are added with
+* Git LFS: the Batch API at ``{git_url}/info/lfs/objects/batch`` (same authentication as git), whose download
+  actions point at signed ``{base_url}/_lfs/{owner}/{repo}/{oid}?expires=...&sig=...`` URLs that need no
+  Authorization header. ``operation: upload`` needs write access (like a push) and answers an ``upload`` action
+  (a signed URL of the same shape, taking ``PUT`` with the object's bytes, checked against oid and size) for each
+  object the repository does not have yet, none for those it has. ``{git_url}/info/lfs/locks`` lists no locks,
+  ``POST {git_url}/info/lfs/locks/verify`` answers writers that there are none. Objects are also added with
   :meth:`FakeGitHub.add_lfs_object`; these requests are logged with kind ``lfs``.
+* Creating repositories: ``POST /api/orgs/{org}/repos`` (a member's token) and ``POST /api/user/repos`` answer 201
+  with the repository (an empty bare git repository, default branch ``main``), 422 when the name is taken.
 
 The data lives in a :class:`FakeGitHub` model (owners, repositories, issues, pull requests, releases, ...);
 branches, tags and commits are read from the bare repositories on disk. Behaviour copied from GitHub:
@@ -410,6 +422,10 @@ class FakeGitHub:
     def can_read(self, token: Token | None, repo: Repo) -> bool:
         return not repo.private or self.is_member(token, repo.owner)
 
+    def can_write(self, token: Token | None, repo: Repo) -> bool:
+        """Push access: a member of the organization, or the user who owns the repository."""
+        return self.is_member(token, repo.owner)
+
     # repositories ----------------------------------------------------------------------------------
 
     def repo(self, owner: str, name: str) -> Repo | None:
@@ -457,6 +473,17 @@ class FakeGitHub:
             repo.size = _dir_size_kb(os.path.join(repo.git_dir, "objects"))
             repo.pushed_at = pushed_at or utc_iso()
             repo.updated_at = max(repo.updated_at, repo.pushed_at)
+
+    def create_wiki(self, repo: Repo) -> str:
+        """Make the wiki of ``repo`` exist (what saving its first page on GitHub's web page does): an empty bare git
+        repository with default branch ``master``, which pushes are accepted into from now on (unless ``repo.has_wiki`` is
+        False: a disabled wiki answers 404 whether it exists or not). Returns its directory."""
+        with self.lock:
+            if not repo.wiki_exists:
+                os.makedirs(os.path.dirname(repo.wiki_dir), exist_ok=True)
+                subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch", "master", repo.wiki_dir], check=True,
+                               capture_output=True, env=git_env())
+            return repo.wiki_dir
 
     def add_label(self, repo: Repo, name: str, color: str = "ededed", description: str | None = None, default: bool = False) -> Label:
         with self.lock:
@@ -616,12 +643,25 @@ class _Reply:
     etag: bool = True
 
 
+@dataclasses.dataclass
+class _GitTarget:
+    """What a ``/git/...`` URL refers to, and whether the request may have it (``status`` 0) or not."""
+    status: int
+    message: str
+    repo: Repo | None = None
+    git_dir: str | None = None
+    suffix: str | None = None  # PATH_INFO below the git directory
+    wiki: bool = False
+    write: bool = False  # a push (git-receive-pack)
+
+
 class _Ctx:
     """One REST request."""
 
     def __init__(self, standin: GitHubStandIn, handler: _Handler, method: str, prefix: str, path: str, query: list[tuple[str, str]],
-                 token: Token | None):
+                 token: Token | None, body: bytes = b""):
         self.standin = standin
+        self.body = body
         self.handler = handler
         self.method = method
         self.prefix = prefix
@@ -765,6 +805,9 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
         self._injections: list[_Injection] = []
         self._secret = secrets.token_bytes(16)
         self._routes: list[tuple[re.Pattern, t.Callable[..., _Reply]]] = [(re.compile(p), f) for p, f in self._route_table()]
+        self._post_routes: list[tuple[re.Pattern, t.Callable[..., _Reply]]] = [
+            (re.compile(r"^/orgs/([^/]+)/repos$"), self._r_create_org_repo), (re.compile(r"^/user/repos$"), self._r_create_user_repo)]
+        self._lfs_pending: dict[tuple[int, str], int] = {}  # (repository id, oid) -> size announced by an upload batch request
 
     # lifecycle -------------------------------------------------------------------------------------
 
@@ -959,7 +1002,7 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
             elif kind == "lfs":
                 status = self._handle_lfs(handler, method, raw_path, token, body)
             elif kind == "rest":
-                status = self._handle_rest(handler, method, raw_path, token)
+                status = self._handle_rest(handler, method, raw_path, token, body)
             else:
                 status = self._handle_web(handler, method, raw_path, token, kind)
         except (BrokenPipeError, ConnectionResetError):
@@ -995,7 +1038,7 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
 
     # REST ------------------------------------------------------------------------------------------
 
-    def _handle_rest(self, handler: _Handler, method: str, raw_path: str, token_value: str | None) -> int:
+    def _handle_rest(self, handler: _Handler, method: str, raw_path: str, token_value: str | None, body: bytes = b"") -> int:
         split = urllib.parse.urlsplit(raw_path)
         path = split.path
         prefix = "/api/v3" if path == "/api/v3" or path.startswith("/api/v3/") else "/api"
@@ -1020,11 +1063,14 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
             headers.append(("X-OAuth-Scopes", token.scopes))
             headers.append(("X-Accepted-OAuth-Scopes", "repo"))
         headers.append(("Cache-Control", "private, max-age=60, s-maxage=60" if token else "public, max-age=60, s-maxage=60"))
-        ctx = _Ctx(self, handler, method, prefix, path, query, token)
+        ctx = _Ctx(self, handler, method, prefix, path, query, token, body)
         try:
-            if method not in ("GET", "HEAD"):
+            if method in ("GET", "HEAD"):
+                reply = self._route(ctx, self._routes)
+            elif method == "POST":
+                reply = self._route(ctx, self._post_routes)
+            else:
                 raise _not_found()
-            reply = self._route(ctx)
         except ApiError as exc:
             reply = _Reply(exc.status, exc.body, exc.headers, etag=False)
         body = reply.raw if reply.raw is not None else (json.dumps(reply.payload, indent=None).encode() if reply.payload is not None else b"")
@@ -1059,8 +1105,9 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
         self._send(handler, method, reply.status, body, headers + bucket.headers())
         return reply.status
 
-    def _route(self, ctx: _Ctx) -> _Reply:
-        for pattern, func in self._routes:
+    @staticmethod
+    def _route(ctx: _Ctx, routes: list[tuple[re.Pattern, t.Callable[..., _Reply]]]) -> _Reply:
+        for pattern, func in routes:
             match = pattern.match(ctx.path)
             if match:
                 return func(ctx, *match.groups())
@@ -1482,6 +1529,71 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
             repos = self._repo_sort(ctx, repos, "created")
             return self._paginate(ctx, repos, lambda r: self._repo_json(ctx, r))
 
+    # routes: creating repositories
+
+    def _r_create_org_repo(self, ctx: _Ctx, login: str) -> _Reply:
+        docs = "https://docs.github.com/rest/repos/repos#create-an-organization-repository"
+        if ctx.token is None:
+            raise ApiError(401, "Requires authentication", docs)
+        with self.github.lock:
+            owner = self._owner_or_404(login)
+            if owner.type != "Organization" or not self.github.is_member(ctx.token, owner):
+                raise _not_found()
+            return self._create_repo(ctx, owner, docs)
+
+    def _r_create_user_repo(self, ctx: _Ctx) -> _Reply:
+        docs = "https://docs.github.com/rest/repos/repos#create-a-repository-for-the-authenticated-user"
+        if ctx.token is None:
+            raise ApiError(401, "Requires authentication", docs)
+        with self.github.lock:
+            owner = self.github.owner(ctx.token.login) or self.github.add_user(ctx.token.login)
+            return self._create_repo(ctx, owner, docs)
+
+    def _create_repo(self, ctx: _Ctx, owner: Owner, docs: str) -> _Reply:
+        """POST .../repos: a new empty repository of ``owner`` (GitHub's checks and error shapes), 201 with its JSON."""
+        try:
+            data = json.loads(ctx.body.decode("utf-8")) if ctx.body.strip() else {}
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        if not isinstance(data, dict):
+            raise ApiError(400, "Problems parsing JSON", docs)
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ApiError(422, "Invalid request.\n\n\"name\" wasn't supplied.", docs)
+        fields: dict[str, t.Any] = {}
+        for key in ("private", "has_issues", "has_wiki", "has_projects", "has_downloads", "has_discussions"):
+            if data.get(key) is not None:
+                if not isinstance(data[key], bool):
+                    raise ApiError(422, "Invalid request.\n\nFor 'properties/%s', %s is not a boolean." % (key, json.dumps(data[key])), docs)
+                fields[key] = data[key]
+        for key in ("description", "homepage"):
+            if data.get(key) is not None:
+                if not isinstance(data[key], str):
+                    raise ApiError(422, "Invalid request.\n\nFor 'properties/%s', %s is not a string." % (key, json.dumps(data[key])), docs)
+                fields[key] = data[key]
+        visibility = data.get("visibility")
+        if visibility is not None:
+            if visibility not in ("public", "private", "internal") or (visibility == "internal" and owner.type != "Organization"):
+                raise ApiError(422, "Invalid request.\n\nFor 'properties/visibility', %s is not a valid value." % json.dumps(visibility), docs)
+            fields["visibility"] = visibility
+            fields["private"] = visibility != "public"
+        elif fields.get("private"):
+            fields["visibility"] = "private"
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip())  # GitHub replaces what a name may not hold
+        error = None
+        if name in (".", "..") or name.lower().endswith(".git"):
+            error = "name is invalid"
+        elif self.github.repo(owner.login, name) is not None:
+            error = "name already exists on this account"
+        if error:
+            raise ApiError(422, "Repository creation failed.", docs, extra={"errors": [
+                {"resource": "Repository", "code": "custom", "field": "name", "message": error}]})
+        git_dir = os.path.join(self.github.root_dir, owner.login, name + ".git")
+        while os.path.exists(git_dir) or os.path.exists(git_dir[:-4] + ".wiki.git"):  # left behind by remove_repo
+            git_dir = os.path.join(self.github.root_dir, owner.login, "%s-%d.git" % (name, self.github.new_id()))
+        repo = self.github.add_repo(owner.login, name, git_dir, owner_type=owner.type, empty=True, **fields)
+        return _Reply(201, self._repo_json(ctx, repo, full=True), [("Location", "%s/repos/%s" % (self.api_url, repo.full_name))], etag=False)
+
     # routes: repositories
 
     def _r_repo(self, ctx: _Ctx, owner: str, name: str) -> _Reply:
@@ -1767,15 +1879,24 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
 
     # Git LFS ---------------------------------------------------------------------------------------
 
-    def _lfs_signature(self, repo: Repo, oid: str, expires: int) -> str:
-        return hmac.new(self._secret, b"lfs:%d:%s:%d" % (repo.id, oid.encode("ascii"), expires), hashlib.sha256).hexdigest()[:32]
+    def _lfs_signature(self, repo: Repo, oid: str, expires: int, operation: str = "download") -> str:
+        """The ``sig`` of a signed LFS URL; download and upload URLs are signed apart (a download URL does not take a PUT)."""
+        scope = b"lfs" if operation == "download" else b"lfs-" + operation.encode("ascii")
+        return hmac.new(self._secret, b"%s:%d:%s:%d" % (scope, repo.id, oid.encode("ascii"), expires), hashlib.sha256).hexdigest()[:32]
 
-    def lfs_download_url(self, repo: Repo, oid: str, expires: int | None = None) -> str:
-        """The signed URL the Batch API hands out for object ``oid`` of ``repo``; it needs no Authorization header."""
+    def _lfs_url(self, repo: Repo, oid: str, expires: int | None, operation: str) -> str:
         expires = int(time.time()) + LFS_EXPIRES_IN if expires is None else expires
         path = "/_lfs/%s/%s/%s" % (urllib.parse.quote(repo.owner.login), urllib.parse.quote(repo.name), oid)
         base = "http://%s:%d" % (self.lfs_host, self.port)
-        return "%s%s?expires=%d&sig=%s" % (base, path, expires, self._lfs_signature(repo, oid, expires))
+        return "%s%s?expires=%d&sig=%s" % (base, path, expires, self._lfs_signature(repo, oid, expires, operation))
+
+    def lfs_download_url(self, repo: Repo, oid: str, expires: int | None = None) -> str:
+        """The signed URL the Batch API hands out for object ``oid`` of ``repo``; it needs no Authorization header."""
+        return self._lfs_url(repo, oid, expires, "download")
+
+    def lfs_upload_url(self, repo: Repo, oid: str, expires: int | None = None) -> str:
+        """The signed URL an upload batch request gets for object ``oid`` of ``repo``: it takes a PUT of the object."""
+        return self._lfs_url(repo, oid, expires, "upload")
 
     def _send_lfs_json(self, handler: _Handler, method: str, status: int, payload: t.Any, headers: list[tuple[str, str]] | None = None) -> int:
         all_headers = [("Content-Type", LFS_MEDIA_TYPE), ("X-GitHub-Request-Id", secrets.token_hex(8).upper())] + (headers or [])
@@ -1790,29 +1911,42 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
     def _handle_lfs(self, handler: _Handler, method: str, raw_path: str, token_value: str | None, body: bytes) -> int:
         split = urllib.parse.urlsplit(raw_path)
         if split.path.startswith("/_lfs/"):
+            if method == "PUT":
+                return self._lfs_upload(handler, method, split, body)
             return self._lfs_download(handler, method, split)
         match = re.match(r"^/git/([^/]+)/([^/]+?)/info/lfs(/.*)$", split.path)
         if not match:
             return self._lfs_error(handler, method, 404, "Not Found")
-        status, message, git_dir, _suffix = self._git_target(raw_path, token_value)
-        owner, name, action = urllib.parse.unquote(match.group(1)), urllib.parse.unquote(match.group(2)), match.group(3)
-        name = name[:-4] if name.endswith(".git") else name
-        repo = self.github.repo(owner, name)
-        if status:
-            return self._lfs_error(handler, method, status, message.strip().rstrip("."))
-        if repo is None or git_dir != repo.git_dir:  # a wiki: no LFS there
+        target = self._git_target(raw_path, token_value)
+        action = match.group(3)
+        if target.status:
+            return self._lfs_error(handler, method, target.status, target.message.strip().rstrip("."))
+        repo = target.repo
+        if repo is None or target.wiki:  # no LFS in wikis
             return self._lfs_error(handler, method, 404, "Repository not found")
+        token = self.github.tokens.get(token_value) if token_value else None
         if action == "/objects/batch" and method == "POST":
-            return self._lfs_batch(handler, method, repo, token_value, body)
+            return self._lfs_batch(handler, method, repo, token, body)
         if action == "/locks" and method in ("GET", "HEAD"):
             return self._send_lfs_json(handler, method, 200, {"locks": [], "next_cursor": ""})
-        if action == "/locks/verify" and method == "POST":
-            if token_value is None:
-                return self._lfs_error(handler, method, 401, "Authentication required")
+        if action == "/locks/verify" and method == "POST":  # git lfs push asks before it uploads
+            denied = self._lfs_write_denied(repo, token)
+            if denied:
+                return self._lfs_error(handler, method, *denied)
             return self._send_lfs_json(handler, method, 200, {"ours": [], "theirs": [], "next_cursor": ""})
         return self._lfs_error(handler, method, 404, "Not Found")
 
-    def _lfs_batch(self, handler: _Handler, method: str, repo: Repo, token_value: str | None, body: bytes) -> int:
+    def _lfs_write_denied(self, repo: Repo, token: Token | None) -> tuple[int, str] | None:
+        """Why ``token`` may not upload to ``repo`` (status, message), None when it may (the rules of a push)."""
+        if token is None:
+            return 401, "Authentication required"
+        if not self.github.can_write(token, repo):
+            return 403, "Write access to repository not granted"
+        if repo.archived:
+            return 403, "This repository was archived so it is read-only"
+        return None
+
+    def _lfs_batch(self, handler: _Handler, method: str, repo: Repo, token: Token | None, body: bytes) -> int:
         try:
             request = json.loads(body.decode("utf-8"))
             operation = request.get("operation")
@@ -1822,10 +1956,10 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
         except (ValueError, UnicodeDecodeError, AttributeError):
             return self._lfs_error(handler, method, 422, "Unprocessable Entity")
         if operation == "upload":
-            if token_value is None:
-                return self._lfs_error(handler, method, 401, "Authentication required")
-            return self._lfs_error(handler, method, 403, "Write access to repository not granted")
-        if operation != "download":
+            denied = self._lfs_write_denied(repo, token)
+            if denied:
+                return self._lfs_error(handler, method, *denied)
+        elif operation != "download":
             return self._lfs_error(handler, method, 422, "Unprocessable Entity")
         expires = int(time.time()) + LFS_EXPIRES_IN
         answers = []
@@ -1837,6 +1971,17 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
             data = stored.get(oid)
             if not LFS_OID.match(oid):
                 answer["error"] = {"code": 422, "message": "Invalid object name"}
+            elif operation == "upload":
+                if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                    answer["error"] = {"code": 422, "message": "Invalid object size"}
+                elif data is None:
+                    with self._state_lock:
+                        self._lfs_pending[(repo.id, oid)] = size
+                    answer.update(authenticated=True, actions={"upload": {
+                        "href": self.lfs_upload_url(repo, oid, expires), "header": {"Content-Type": "application/octet-stream"},
+                        "expires_in": LFS_EXPIRES_IN, "expires_at": utc_iso(expires)}})
+                else:  # an object the repository has gets no actions (the LFS spec: nothing to upload)
+                    answer["authenticated"] = True
             elif data is None:
                 answer["error"] = {"code": 404, "message": "Object does not exist"}
             elif size is not None and size != len(data):
@@ -1847,6 +1992,36 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
                     "expires_in": LFS_EXPIRES_IN, "expires_at": utc_iso(expires)}})
             answers.append(answer)
         return self._send_lfs_json(handler, method, 200, {"transfer": "basic", "objects": answers, "hash_algo": "sha256"})
+
+    def _lfs_upload(self, handler: _Handler, method: str, split: urllib.parse.SplitResult, body: bytes) -> int:
+        """PUT to a signed upload URL: the object's bytes, checked against its oid and the size the batch request announced."""
+        text = [("Content-Type", "text/plain; charset=utf-8")]
+        match = re.match(r"^/_lfs/([^/]+)/([^/]+)/([0-9a-f]{64})$", split.path)
+        params = dict(urllib.parse.parse_qsl(split.query))
+        repo = self.github.repo(urllib.parse.unquote(match.group(1)), urllib.parse.unquote(match.group(2))) if match else None
+        if repo is None or match is None:
+            self._send(handler, method, 404, b"Not Found\n", text)
+            return 404
+        oid = match.group(3)
+        try:
+            expires = int(params.get("expires", ""))
+        except ValueError:
+            expires = 0
+        if expires < time.time() or not hmac.compare_digest(params.get("sig", ""), self._lfs_signature(repo, oid, expires, "upload")):
+            self._send(handler, method, 403, b"Request has expired or its signature does not match\n", text)
+            return 403
+        with self._state_lock:
+            expected = self._lfs_pending.get((repo.id, oid))
+        if hashlib.sha256(body).hexdigest() != oid or (expected is not None and expected != len(body)):
+            message = b"Object size mismatch\n" if hashlib.sha256(body).hexdigest() == oid else b"Object digest mismatch\n"
+            self._send(handler, method, 422, message, text)
+            return 422
+        with self.github.lock:
+            repo.lfs_objects[oid] = bytes(body)
+        with self._state_lock:
+            self._lfs_pending.pop((repo.id, oid), None)
+        self._send(handler, method, 200, b"", text)
+        return 200
 
     def _lfs_download(self, handler: _Handler, method: str, split: urllib.parse.SplitResult) -> int:
         text = [("Content-Type", "text/plain; charset=utf-8")]
@@ -1870,20 +2045,19 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
 
     # git smart HTTP --------------------------------------------------------------------------------
 
-    def _git_target(self, raw_path: str, token_value: str | None) -> tuple[int, str, str | None, str | None]:
-        """(status, message, git_dir, PATH_INFO suffix); status 0 means serve it."""
+    def _git_target(self, raw_path: str, token_value: str | None) -> _GitTarget:
+        """The repository (or wiki) of a git or LFS URL; status 0 means serve it, else the status and message to answer."""
         split = urllib.parse.urlsplit(raw_path)
         match = re.match(r"^/git/([^/]+)/([^/]+?)(/.*)?$", split.path)
         if not match or not match.group(3):
-            return 404, "Not Found\n", None, None
+            return _GitTarget(404, "Not Found\n")
         owner, name, suffix = urllib.parse.unquote(match.group(1)), urllib.parse.unquote(match.group(2)), match.group(3)
-        if "git-receive-pack" in suffix or "service=git-receive-pack" in split.query:
-            return 403, "Write access to repository not granted.\n", None, None
+        write = "git-receive-pack" in suffix or "service=git-receive-pack" in split.query
         token = None
         if token_value is not None:
             token = self.github.tokens.get(token_value)
             if token is None:
-                return 401, "Invalid username or token. Password authentication is not supported for Git operations.\n", None, None
+                return _GitTarget(401, "Invalid username or token. Password authentication is not supported for Git operations.\n")
         if name.endswith(".git"):
             name = name[:-4]
         wiki = False
@@ -1892,35 +2066,48 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
             repo, wiki = self.github.repo(owner, name[:-5]), True
         if repo is None or not self.github.can_read(token, repo):
             if token is None:
-                return 401, "Authentication required.\n", None, None
-            return 404, "Repository not found.\n", None, None
+                return _GitTarget(401, "Authentication required.\n")
+            return _GitTarget(404, "Repository not found.\n")
         if repo.dmca:
-            return 451, "Repository unavailable due to DMCA takedown.\n", None, None
+            return _GitTarget(451, "Repository unavailable due to DMCA takedown.\n")
         if repo.disabled:
-            return 403, "Repository access blocked.\n", None, None
+            return _GitTarget(403, "Repository access blocked.\n")
         if wiki and (not repo.has_wiki or not repo.wiki_exists):
-            return 404, "Repository not found.\n", None, None
-        return 0, "", repo.wiki_dir if wiki else repo.git_dir, suffix
+            return _GitTarget(404, "Repository not found.\n")
+        if write:
+            if token is None:
+                return _GitTarget(401, "Authentication required.\n")
+            if not self.github.can_write(token, repo):
+                return _GitTarget(403, "Permission to %s%s.git denied to %s.\n" % (repo.full_name, ".wiki" if wiki else "", token.login))
+            if repo.archived:
+                return _GitTarget(403, "This repository was archived so it is read-only.\n")
+        return _GitTarget(0, "", repo, repo.wiki_dir if wiki else repo.git_dir, suffix, wiki, write)
 
     def _handle_git(self, handler: _Handler, method: str, raw_path: str, token_value: str | None, body: bytes) -> int:
-        status, message, git_dir, suffix = self._git_target(raw_path, token_value)
-        if status:
+        target = self._git_target(raw_path, token_value)
+        if target.status:
             headers = [("Content-Type", "text/plain; charset=utf-8")]
-            if status == 401:
+            if target.status == 401:
                 headers.append(("WWW-Authenticate", 'Basic realm="GitHub"'))
-            self._send(handler, method, status, message.encode(), headers)
-            return status
-        if git_dir is None or suffix is None:
+            self._send(handler, method, target.status, target.message.encode(), headers)
+            return target.status
+        git_dir, suffix = target.git_dir, target.suffix
+        if git_dir is None or suffix is None or target.repo is None:
             raise RuntimeError("no git directory")
         token = self.github.tokens.get(token_value) if token_value else None
+        # http.receivepack only for a push _git_target allowed; receive.hideRefs makes receive-pack refuse updates of
+        # refs/pull/* one by one with "deny updating a hidden ref" (and leave them out of its advertisement), as GitHub does.
+        config = [("uploadpack.allowFilter", "true"), ("uploadpack.allowAnySHA1InWant", "true"),
+                  ("http.receivepack", "true" if target.write else "false"), ("receive.hideRefs", "refs/pull")]
         env = git_env({
             "GIT_PROJECT_ROOT": os.path.dirname(git_dir), "GIT_HTTP_EXPORT_ALL": "1",
             "PATH_INFO": "/" + os.path.basename(git_dir) + suffix, "QUERY_STRING": urllib.parse.urlsplit(raw_path).query,
             "REQUEST_METHOD": method, "REMOTE_ADDR": handler.client_address[0], "GATEWAY_INTERFACE": "CGI/1.1",
-            "SERVER_PROTOCOL": "HTTP/1.1", "SERVER_NAME": LOOPBACK, "SERVER_PORT": str(self.port),
-            "GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_0": "uploadpack.allowFilter", "GIT_CONFIG_VALUE_0": "true",
-            "GIT_CONFIG_KEY_1": "uploadpack.allowAnySHA1InWant", "GIT_CONFIG_VALUE_1": "true",
+            "SERVER_PROTOCOL": "HTTP/1.1", "SERVER_NAME": LOOPBACK, "SERVER_PORT": str(self.port), "GIT_CONFIG_COUNT": str(len(config)),
         })
+        for index, (key, value) in enumerate(config):
+            env["GIT_CONFIG_KEY_%d" % index] = key
+            env["GIT_CONFIG_VALUE_%d" % index] = value
         if token is not None:
             env["REMOTE_USER"] = token.login
         if handler.headers.get("Content-Type"):
@@ -1950,6 +2137,8 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
                 if errors:
                     self.git_stderr.append(errors)
                     del self.git_stderr[:-50]
+        if target.write and method == "POST" and suffix.endswith("/git-receive-pack") and status == 200 and not target.wiki:
+            self.github.refresh_git(target.repo)  # like GitHub, a wiki push does not move the repository's pushed_at
         return status
 
     @staticmethod

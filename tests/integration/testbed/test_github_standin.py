@@ -20,7 +20,7 @@ import urllib.parse
 import pytest
 
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
-from ansible_collections.corebackup.backup.tests.testbed.github_standin import GitHubStandIn, fingerprint, git_env
+from ansible_collections.corebackup.backup.tests.testbed.github_standin import GitHubStandIn, fingerprint, git_env, lfs_pointer
 
 ORG = "acme"
 
@@ -381,10 +381,10 @@ def run_lfs(*args: str, token: str | None) -> subprocess.CompletedProcess:
 
 
 def lfs_batch(github: GitHubEnv, name: str, objects: list[dict], token: str | None = None, scheme: str = "token",
-              operation: str = "download") -> Reply:
+              operation: str = "download", owner: str = ORG) -> Reply:
     payload = {"operation": operation, "transfers": ["basic"], "objects": objects, "ref": {"name": "refs/heads/main"}, "hash_algo": "sha256"}
     headers = {"Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"}
-    return request(github.standin.git_url(ORG, name) + "/info/lfs/objects/batch", token, method="POST", scheme=scheme,
+    return request(github.standin.git_url(owner, name) + "/info/lfs/objects/batch", token, method="POST", scheme=scheme,
                    body=json.dumps(payload).encode(), headers=headers)
 
 
@@ -471,7 +471,9 @@ def test_lfs_batch_api(github):
     assert lfs_batch(github, "lfs-repo", [unknown], basic, scheme="Basic").json()["objects"][0]["error"]["code"] == 404
     public = lfs_batch(github, "tracker", [unknown])
     assert public.status == 200 and public.json()["objects"][0]["error"]["code"] == 404
-    assert lfs_batch(github, "lfs-repo", [{"oid": oid, "size": size}], github.token, operation="upload").status == 403
+    stored = lfs_batch(github, "lfs-repo", [{"oid": oid, "size": size}], github.token, operation="upload")
+    assert stored.status == 200 and "actions" not in stored.json()["objects"][0]  # it has that one: nothing to upload
+    assert lfs_batch(github, "tracker", [unknown], outsider, operation="upload").status == 403  # may read, not write
     locks = request(github.standin.git_url(ORG, "lfs-repo") + "/info/lfs/locks", github.token, headers={"Accept": "application/vnd.git-lfs+json"})
     assert locks.status == 200 and locks.json()["locks"] == []
     assert request(github.standin.git_url(ORG, "lfs-repo") + "/info/lfs/locks").status == 401
@@ -552,6 +554,282 @@ def test_large_negotiation_gzip_and_chunked(github):
         github_fixtures.push_commit(github.standin, ORG, "branchy")
         assert git(*options, "--git-dir", dest, "fetch", "--quiet", "--prune").returncode == 0
         assert github_fixtures.git_refs(dest) == github_fixtures.git_refs(git_dir)
+
+
+RESTORE_ORG = "restored"
+
+
+@pytest.fixture
+def restore_org(github):
+    """An organization of its own for repositories created through the API, so that acme's listings stay as built."""
+    github.standin.github.add_org(RESTORE_ORG)
+    return RESTORE_ORG
+
+
+def create_repo(github: GitHubEnv, name: str, token: str | None, owner: str | None = RESTORE_ORG, **fields) -> Reply:
+    """POST /orgs/{owner}/repos (owner None: POST /user/repos) as a restore tool sends it."""
+    path = "/orgs/%s/repos" % owner if owner else "/user/repos"
+    return request(github.url(path), token, method="POST", body=json.dumps(dict(fields, name=name)).encode(),
+                   headers={"Content-Type": "application/json"})
+
+
+def restore_source(path: str, pull_refs: bool = False) -> dict[str, str]:
+    """A bare repository as a backup holds it: two branches, a lightweight and an annotated tag, notes, and with
+    ``pull_refs`` the refs/pull/* GitHub adds. Returns its refs."""
+    github_fixtures.init_bare(path)
+    stream = github_fixtures.FastImportStream()
+    when = github_fixtures.BASE_EPOCH
+    root = stream.commit("refs/heads/main", "Initial commit\n", when, {"README.md": "restored\n"})
+    main = stream.commit("refs/heads/main", "Add the app\n", when + 60, {"src/app.py": "print('restored')\n"})
+    stream.commit("refs/heads/develop", "Work in progress\n", when + 120, {"src/wip.py": "pass\n"}, parent=main)
+    stream.lightweight_tag("v0.1", root)
+    stream.annotated_tag("v1.0", main, "Release 1.0\n", when + 180)
+    stream.notes({main: "Reviewed-by: Hubot <hubot@example.com>\n"}, when + 240)
+    if pull_refs:
+        head = stream.commit("refs/pull/1/head", "Proposed change\n", when + 300, {"src/pr.py": "pass\n"}, parent=main)
+        stream.commit("refs/pull/1/merge", "Merge pull request #1\n", when + 360, {"src/pr.py": "pass\n"}, parent=head)
+    stream.run(path)
+    return github_fixtures.git_refs(path)
+
+
+def ls_remote(url: str, token: str | None = None) -> dict[str, str]:
+    """The refs a fetch sees: {refname: object id}, without HEAD and peeled tags."""
+    pairs = (line.split("\t", 1) for line in git("ls-remote", url, token=token).stdout.splitlines() if line)
+    return {ref: sha for sha, ref in pairs if ref.startswith("refs/") and not ref.endswith("^{}")}
+
+
+def test_create_repository_through_the_api(github, restore_org):
+    standin = github.standin
+    url = github.url("/orgs/%s/repos" % restore_org)
+    created = create_repo(github, "created", github.token, private=True, description="Restored from a backup", has_wiki=False, has_issues=False)
+    assert created.status == 201, created.body
+    assert created.headers["Location"] == github.url("/repos/%s/created" % restore_org) and "ETag" not in created.headers
+    repo = created.json()
+    assert repo["full_name"] == "%s/created" % restore_org and repo["owner"]["type"] == "Organization"
+    assert repo["organization"]["login"] == restore_org and repo["permissions"]["push"] is True
+    assert (repo["private"], repo["visibility"], repo["description"]) == (True, "private", "Restored from a backup")
+    assert (repo["has_wiki"], repo["has_issues"], repo["default_branch"], repo["size"]) == (False, False, "main", 0)
+    assert repo["clone_url"] == standin.git_url(restore_org, "created")
+    assert request(github.url("/repos/%s/created" % restore_org), github.token).json() == repo
+    record = standin.github.repo(restore_org, "created")
+    assert record.git_dir == os.path.join(standin.root_dir, restore_org, "created.git") and record.empty and not record.wiki_exists
+    assert github_fixtures.git_refs(record.git_dir) == {}
+    assert git("--git-dir", record.git_dir, "symbolic-ref", "HEAD").stdout.strip() == "refs/heads/main"
+    assert request(github.url("/repos/%s/created/commits" % restore_org), github.token).status == 409
+    listed = [r["name"] for r in get_all(url, github.token)[0]]
+    assert "created" in listed and "created" not in [r["name"] for r in get_all(url, None)[0]]
+
+    taken = create_repo(github, "Created", github.token)
+    assert taken.status == 422 and taken.json() == {
+        "message": "Repository creation failed.", "documentation_url": "https://docs.github.com/rest/repos/repos#create-an-organization-repository",
+        "errors": [{"resource": "Repository", "code": "custom", "field": "name", "message": "name already exists on this account"}],
+        "status": "422"}
+    anonymous = create_repo(github, "other", None)
+    assert anonymous.status == 401 and anonymous.json()["message"] == "Requires authentication"
+    assert create_repo(github, "other", "ghp_wrong").json()["message"] == "Bad credentials"
+    outsider = standin.add_token(login="restore-outsider", orgs=[])
+    assert create_repo(github, "other", outsider).status == 404
+    assert create_repo(github, "other", github.token, owner="no-such-org").status == 404
+    assert create_repo(github, "other", github.token, owner="octocat").status == 404  # a user, not an organization
+    assert standin.github.repo(restore_org, "other") is None
+    missing = request(url, github.token, method="POST", body=b'{"private": true}')
+    assert missing.status == 422 and "\"name\" wasn't supplied" in missing.json()["message"]
+    assert request(url, github.token, method="POST", body=b"{not json").status == 400
+    assert create_repo(github, "other", github.token, private="yes").status == 422
+    spaced = create_repo(github, "with spaces", github.token)
+    assert spaced.status == 201 and spaced.json()["name"] == "with-spaces"
+
+    own = create_repo(github, "own-repo", outsider, owner=None)
+    assert own.status == 201 and own.json()["owner"]["login"] == "restore-outsider" and own.json()["owner"]["type"] == "User"
+    assert own.json()["visibility"] == "public" and "organization" not in own.json()
+    assert create_repo(github, "own-repo", outsider, owner=None).status == 422
+    assert create_repo(github, "own-repo", None, owner=None).status == 401
+    assert standin.count("rest", status=201, method="POST") >= 3
+
+
+def test_push_branches_tags_and_notes(github, restore_org):
+    standin = github.standin
+    assert create_repo(github, "pushed", github.token).status == 201
+    record = standin.github.repo(restore_org, "pushed")
+    source = os.path.join(github.root, "restore-source.git")
+    refs = restore_source(source)
+    url = standin.git_url(restore_org, "pushed")
+    start = len(standin.log)
+    pushed = git("--git-dir", source, "push", "--quiet", url, "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*",
+                 "refs/notes/*:refs/notes/*", token=github.token, check=False)
+    assert pushed.returncode == 0, pushed.stderr
+    assert github_fixtures.git_refs(record.git_dir) == refs and ls_remote(url) == refs
+    assert {"refs/heads/main", "refs/heads/develop", "refs/tags/v0.1", "refs/tags/v1.0", "refs/notes/commits"} == set(refs)
+    assert git("--git-dir", record.git_dir, "cat-file", "-t", "refs/tags/v1.0").stdout.strip() == "tag"
+    api = "/repos/%s/pushed" % restore_org
+    assert {b["name"] for b in request(github.url(api + "/branches"), github.token).json()} == {"main", "develop"}
+    assert {t["name"] for t in request(github.url(api + "/tags"), github.token).json()} == {"v0.1", "v1.0"}
+    commits = request(github.url(api + "/commits"), github.token)
+    assert commits.status == 200 and commits.json()[0]["sha"] == refs["refs/heads/main"]
+    repo = request(github.url(api), github.token).json()
+    assert not record.empty and repo["pushed_at"] >= repo["created_at"] and repo["default_branch"] == "main"
+    pushes = [r for r in standin.log[start:] if "receive-pack" in r.path]
+    assert pushes and {(r.kind, r.status, r.token) for r in pushes} == {("git", 200, fingerprint(github.token))}
+    assert any(r.method == "POST" and r.path.endswith("/git-receive-pack") for r in pushes)
+
+    # a second run: a mirror push with the token in the URL (git asks, gets 401, retries with it) moves and deletes refs
+    git("--git-dir", source, "branch", "-D", "develop")
+    git("--git-dir", source, "update-ref", "refs/heads/hotfix", refs["refs/heads/main"])
+    with_token = url.replace("http://", "http://x-access-token:%s@" % github.token)
+    mirrored = git("--git-dir", source, "push", "--mirror", "--quiet", with_token, check=False)
+    assert mirrored.returncode == 0, mirrored.stderr
+    assert ls_remote(url) == github_fixtures.git_refs(source) and "refs/heads/develop" not in ls_remote(url)
+    assert standin.count("git", status=401, path_regex=r"/pushed\.git/info/refs\?service=git-receive-pack") >= 1
+
+
+def test_push_of_pull_refs_is_rejected(github, restore_org):
+    standin = github.standin
+    assert create_repo(github, "with-pulls", github.token).status == 201
+    record = standin.github.repo(restore_org, "with-pulls")
+    source = os.path.join(github.root, "restore-source-pulls.git")
+    refs = restore_source(source, pull_refs=True)
+    assert {"refs/pull/1/head", "refs/pull/1/merge"} <= set(refs)
+    pushed = git("--git-dir", source, "push", "--mirror", standin.git_url(restore_org, "with-pulls"), token=github.token, check=False)
+    assert pushed.returncode != 0
+    assert "! [remote rejected] refs/pull/1/head -> refs/pull/1/head (deny updating a hidden ref)" in pushed.stderr
+    assert "! [remote rejected] refs/pull/1/merge -> refs/pull/1/merge (deny updating a hidden ref)" in pushed.stderr
+    accepted = {ref: sha for ref, sha in refs.items() if not ref.startswith("refs/pull/")}
+    assert github_fixtures.git_refs(record.git_dir) == accepted and len(accepted) == 5
+    assert not record.empty
+
+
+def test_push_needs_write_access(github, restore_org):
+    standin = github.standin
+    for name, private in (("guarded", False), ("guarded-private", True)):
+        assert create_repo(github, name, github.token, private=private).status == 201
+    standin.github.add_repo(restore_org, "frozen", archived=True)
+    source = os.path.join(github.root, "restore-source-guarded.git")
+    restore_source(source)
+    outsider = standin.add_token(login="push-outsider", orgs=[])
+
+    def push(name: str, token: str | None) -> subprocess.CompletedProcess:
+        return git("--git-dir", source, "push", "--quiet", standin.git_url(restore_org, name), "refs/heads/main:refs/heads/main",
+                   token=token, check=False)
+
+    anonymous = push("guarded", None)
+    assert anonymous.returncode != 0 and "could not read Username" in anonymous.stderr
+    assert standin.count("git", status=401, path_regex=r"/guarded\.git/info/refs\?service=git-receive-pack") >= 1
+    assert push("guarded", "ghp_wrong").returncode != 0
+    reader = push("guarded", outsider)
+    assert reader.returncode != 0 and "403" in reader.stderr
+    assert standin.count("git", status=403, path_regex=r"/guarded\.git/") >= 1
+    hidden = push("guarded-private", outsider)
+    assert hidden.returncode != 0 and "not found" in hidden.stderr
+    frozen = push("frozen", github.token)
+    assert frozen.returncode != 0 and "403" in frozen.stderr
+    for name in ("guarded", "guarded-private", "frozen"):
+        assert github_fixtures.git_refs(standin.github.repo(restore_org, name).git_dir) == {}
+    assert push("guarded", github.token).returncode == 0
+    assert mirror(github, "guarded", os.path.join(github.root, "guarded-reader.git"), outsider, owner=restore_org).returncode == 0
+
+
+def test_wiki_push_needs_an_existing_wiki(github, restore_org):
+    standin = github.standin
+    assert create_repo(github, "wikied", github.token).status == 201
+    record = standin.github.repo(restore_org, "wikied")
+    wiki_source = standin.github.repo(ORG, "core-lib").wiki_dir
+    wiki_url = standin.git_url(restore_org, "wikied", wiki=True)
+    pushed_at = record.pushed_at
+
+    def push(token: str | None) -> subprocess.CompletedProcess:
+        return git("--git-dir", wiki_source, "push", "--quiet", wiki_url, "refs/heads/*:refs/heads/*", token=token, check=False)
+
+    refused = push(github.token)
+    assert refused.returncode != 0 and "not found" in refused.stderr
+    assert standin.count("git", status=404, path_regex=r"/wikied\.wiki\.git/") >= 1 and not record.wiki_exists
+    wiki_dir = standin.github.create_wiki(record)
+    assert wiki_dir == record.wiki_dir and record.wiki_exists and github_fixtures.git_refs(wiki_dir) == {}
+    assert git("--git-dir", wiki_dir, "symbolic-ref", "HEAD").stdout.strip() == "refs/heads/master"
+    assert standin.github.create_wiki(record) == wiki_dir  # once is enough
+    outsider = standin.add_token(login="wiki-outsider", orgs=[])
+    assert push(outsider).returncode != 0 and push(None).returncode != 0
+    accepted = push(github.token)
+    assert accepted.returncode == 0, accepted.stderr
+    assert github_fixtures.git_refs(wiki_dir) == github.facts["core-lib"]["wiki_refs"] == ls_remote(wiki_url)
+    assert record.pushed_at == pushed_at and record.empty  # a wiki push is not a push to the repository
+
+
+def test_lfs_push_uploads_objects(github, restore_org):
+    standin = github.standin
+    assert create_repo(github, "lfs-restored", github.token, private=True).status == 201
+    record = standin.github.repo(restore_org, "lfs-restored")
+    payload = hashlib.sha256(b"restore").digest() * 512  # 16 KiB
+    oid = hashlib.sha256(payload).hexdigest()
+    source = os.path.join(github.root, "restore-source-lfs.git")
+    github_fixtures.init_bare(source)
+    stream = github_fixtures.FastImportStream()
+    stream.commit("refs/heads/main", "Add the model\n", github_fixtures.BASE_EPOCH,
+                  {".gitattributes": github_fixtures.LFS_ATTRIBUTES, "model.bin": lfs_pointer(payload)})
+    stream.run(source)
+    object_dir = os.path.join(source, "lfs", "objects", oid[0:2], oid[2:4])
+    os.makedirs(object_dir)
+    with open(os.path.join(object_dir, oid), "wb") as handle:
+        handle.write(payload)
+    url = standin.git_url(restore_org, "lfs-restored")
+    assert run_lfs("--git-dir", source, "remote", "add", "origin", url, token=None).returncode == 0
+    assert run_lfs("--git-dir", source, "push", "--quiet", "origin", "refs/heads/main", token=github.token).returncode == 0
+    assert run_lfs("--git-dir", source, "lfs", "push", "--all", "origin", token=None).returncode != 0 and not record.lfs_objects
+    start = len(standin.log)
+    uploaded = run_lfs("--git-dir", source, "lfs", "push", "--all", "origin", token=github.token)
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert record.lfs_objects == {oid: payload}
+    log = standin.log[start:]
+    puts = [r for r in log if r.method == "PUT"]
+    assert len(puts) == 1 and puts[0].status == 200 and puts[0].kind == "lfs" and puts[0].path.startswith("/_lfs/%s/lfs-restored/%s?" % (
+        restore_org, oid))
+    batch = [r for r in log if r.path.endswith("/info/lfs/objects/batch")]
+    assert batch and {(r.status, r.token) for r in batch} == {(200, fingerprint(github.token))}
+    again = len(standin.log)
+    assert run_lfs("--git-dir", source, "lfs", "push", "--all", "origin", token=github.token).returncode == 0
+    assert not [r for r in standin.log[again:] if r.method == "PUT"]  # the stand-in has it: no upload action
+
+    dest = os.path.join(github.root, "lfs-restored-clone.git")
+    assert run_lfs("clone", "--mirror", "--quiet", url, dest, token=github.token).returncode == 0
+    fetched = run_lfs("-C", dest, "lfs", "fetch", "--all", token=github.token)
+    assert fetched.returncode == 0, fetched.stderr
+    with open(os.path.join(dest, "lfs", "objects", oid[0:2], oid[2:4], oid), "rb") as handle:
+        assert handle.read() == payload
+
+
+def test_lfs_upload_api(github, restore_org):
+    standin = github.standin
+    assert create_repo(github, "lfs-upload", github.token).status == 201
+    record = standin.github.repo(restore_org, "lfs-upload")
+    data = b"an LFS object\n" * 100
+    item = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    outsider = standin.add_token(login="lfs-outsider", orgs=[])
+    assert lfs_batch(github, "lfs-upload", [item], None, operation="upload", owner=restore_org).status == 401
+    assert lfs_batch(github, "lfs-upload", [item], outsider, operation="upload", owner=restore_org).status == 403
+    assert lfs_batch(github, "lfs-upload", [item], outsider, owner=restore_org).status == 200  # a reader may still download
+    reply = lfs_batch(github, "lfs-upload", [item, {"oid": "abc", "size": 1}, {"oid": item["oid"], "size": -1}], github.token,
+                      operation="upload", owner=restore_org)
+    assert reply.status == 200 and reply.headers["Content-Type"].startswith("application/vnd.git-lfs+json")
+    wanted, bad_oid, bad_size = reply.json()["objects"]
+    assert bad_oid["error"]["code"] == 422 and bad_size["error"]["code"] == 422
+    upload = wanted["actions"]["upload"]
+    assert wanted["oid"] == item["oid"] and upload["expires_in"] == 3600
+    assert upload["href"].startswith("%s/_lfs/%s/lfs-upload/%s?expires=" % (standin.base_url, restore_org, item["oid"])) and "&sig=" in upload["href"]
+    assert request(upload["href"], method="PUT", body=data[:-1] + b"?", headers=upload["header"]).status == 422  # not the oid's content
+    assert request(upload["href"].replace("sig=", "sig=0"), method="PUT", body=data).status == 403
+    download_url = standin.lfs_download_url(record, item["oid"])
+    assert request(download_url, method="PUT", body=data).status == 403  # a download URL does not take uploads
+    assert not record.lfs_objects
+    assert request(upload["href"], method="PUT", body=data, headers=upload["header"]).status == 200
+    assert record.lfs_objects == {item["oid"]: data}
+    assert request(download_url).body == data
+    have = lfs_batch(github, "lfs-upload", [item], github.token, operation="upload", owner=restore_org).json()["objects"][0]
+    assert have == {"oid": item["oid"], "size": item["size"], "authenticated": True}
+    verify = standin.git_url(restore_org, "lfs-upload") + "/info/lfs/locks/verify"
+    lfs_headers = {"Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"}
+    locks = request(verify, github.token, method="POST", body=b'{"ref": {"name": "refs/heads/main"}}', headers=lfs_headers)
+    assert locks.status == 200 and locks.json()["ours"] == [] and locks.json()["theirs"] == []
+    assert request(verify, None, method="POST", body=b"{}", headers=lfs_headers).status == 401
+    assert request(verify, outsider, method="POST", body=b"{}", headers=lfs_headers).status == 403
 
 
 def test_log_never_holds_a_token(github):
