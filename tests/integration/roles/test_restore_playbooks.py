@@ -1,0 +1,54 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""playbooks/restore.yml and drill.yml as users run them, after playbooks/backup.yml."""
+
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_playbook
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(ROOT)))
+
+
+def playbook(name):
+    return os.path.join(ROOT, "playbooks", name)
+
+
+def test_an_in_place_restore_keeps_what_it_replaces_and_drills_pass(tmp_path, age_identity):
+    srv = tmp_path / "srv"
+    (srv / "site").mkdir(parents=True)
+    (srv / "site" / "index.html").write_text("version 1\n")
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {
+        "backup_hosts": {"hosts": {"localhost": {"ansible_connection": "local"}}},
+        "restore_hosts": {"hosts": {"localhost": {"ansible_connection": "local"}}}}}}))
+    (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump({
+        "backup_storages": {"local": {"type": "filesystem", "path": str(tmp_path / "store")}},
+        "backup_module_defaults": {"encryption": {"recipients": [age_identity[1]]}},
+        "backup_jobs": [{"name": "site", "service": "files", "storage": "local", "retention": {"keep_days": 7},
+                         "options": {"paths": [str(srv / "site")]}}]}))
+    assert run_playbook(COLLECTIONS, playbook("backup.yml"), str(inventory)).returncode == 0
+    (srv / "site" / "index.html").write_text("version 2, broken\n")
+    restore = {"restore_job": "site", "restore_storage": "local", "restore_items": "site", "restore_force": True,
+               "restore_identity_file": age_identity[0], "restore_target": {"dest": str(srv)}}
+    unconfirmed = run_playbook(COLLECTIONS, playbook("restore.yml"), str(inventory), extra_vars=restore)
+    assert unconfirmed.returncode != 0 and "restore_confirm=true" in unconfirmed.stdout
+    assert (srv / "site" / "index.html").read_text() == "version 2, broken\n"
+    done = run_playbook(COLLECTIONS, playbook("restore.yml"), str(inventory), extra_vars=dict(restore, restore_confirm=True))
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert (srv / "site" / "index.html").read_text() == "version 1\n"
+    # What the restore replaced was backed up first, and can itself be restored.
+    back = dict(restore, restore_job="site-pre-restore", restore_confirm=True, restore_pre_restore_backup=False)
+    assert run_playbook(COLLECTIONS, playbook("restore.yml"), str(inventory), extra_vars=back).returncode == 0
+    assert (srv / "site" / "index.html").read_text() == "version 2, broken\n"
+    drill = run_playbook(COLLECTIONS, playbook("drill.yml"), str(inventory),
+                         extra_vars={"restore_identity_file": age_identity[0]})
+    assert drill.returncode == 0, drill.stdout[-3000:]
+    assert "ok: [localhost] => (item=site)" in drill.stdout or "changed: [localhost] => (item=site)" in drill.stdout
