@@ -29,6 +29,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import
     PipelineError,
     age_decrypt,
     decompress,
+    threaded,
 )
 
 
@@ -64,8 +65,8 @@ class ArtifactStream:
                 raise RestoreError("%s is encrypted: give identity_file (an age identity of one of its recipients)"
                                    % self.artifact["key"])
             stream = age_decrypt(stream, self.identity_file, self.age_path)
-        try:
-            yield from decompress(stream, self.artifact.get("compression") or "none")
+        try:  # reading, hashing and decompressing in a thread of their own, while the caller writes
+            yield from threaded(decompress(stream, self.artifact.get("compression") or "none"), name="restore")
         except (zlib.error, PipelineError, ValueError) as exc:
             raise RestoreError("%s cannot be read back (%s): it is not what was recorded; nothing was restored from "
                                "it" % (self.artifact["key"], exc)) from None
