@@ -280,6 +280,10 @@ class GitHubClient:
             body = body.decode("utf-8", "replace")[:200]
         message = body.get("message") if isinstance(body, dict) else None
         message = message or (body if isinstance(body, str) else "") or "no message"
+        details = [e.get("message") or e.get("code") for e in body.get("errors") or [] if isinstance(e, dict)] \
+            if isinstance(body, dict) and isinstance(body.get("errors"), list) else []
+        if any(details):
+            message = "%s (%s)" % (message, "; ".join(d for d in details if d))
         if status in (403, 429):
             retry_after = headers.get("retry-after")
             if retry_after and retry_after.isdigit():

@@ -20,6 +20,7 @@ from ansible_collections.corebackup.backup.tests.integration.modules import test
 from ansible_collections.corebackup.backup.tests.integration.modules import test_volume_snapshot as volume_tests
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_module
+from ansible_collections.corebackup.backup.tests.testbed.github_standin import run_git
 
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))))
@@ -198,3 +199,26 @@ def test_a_drill_over_four_kinds_records_its_result_and_a_corrupt_artifact_fails
     assert failed.failed and "drilldb:" in failed.result["msg"] and bad_key in failed.result["msg"]
     sets = module("backup_manifest", state="query", job=JOB, storage=storage).result["sets"]
     assert sets[0]["last_drill"]["result"] == "failed" and sets[0]["verified_at"] is None
+
+
+def test_a_repository_is_pushed_to_a_github_without_its_pull_refs(tmp_path, restore_org, age_identity):
+    standin, token, facts = restore_org
+    standin.github.add_org("pushorg")
+    # A pull request's ref, as GitHub keeps one in every repository with pull requests.
+    run_git(facts["bench-002"]["git_dir"], "update-ref", "refs/pull/1/head", "refs/heads/main")
+    storage = {"type": "filesystem", "path": str(tmp_path / "store")}
+    backup = module("github_backup", organization="restoreorg", token=token, api_url=standin.api_url,
+                    storage=storage, job=JOB, include=["^bench-002$"])
+    assert not backup.failed, backup.result.get("msg")
+    record(storage, backup.result)
+    push_to = {"api_url": standin.api_url, "organization": "pushorg", "token": token}
+    run = restore(storage, age_identity[0], dest=str(tmp_path / "restored"), push_to=push_to)
+    assert not run.failed, run.result.get("msg")
+    assert run.result["restored"][0]["pushed_to"] == "pushorg/bench-002"
+    pushed = github_fixtures.git_refs(standin.github.repo("pushorg", "bench-002").git_dir)
+    source = github_fixtures.git_refs(facts["bench-002"]["git_dir"])
+    assert pushed == {ref: sha for ref, sha in source.items() if not ref.startswith("refs/pull/")}
+    assert any(ref.startswith("refs/pull/") for ref in source)  # GitHub's pull refs stay behind
+    assert token not in run.all_text() + json.dumps(run.result)
+    again = restore(storage, age_identity[0], dest=str(tmp_path / "again"), push_to=push_to)
+    assert again.failed and "cannot create bench-002" in again.result["msg"] and "already exists" in again.result["msg"]
