@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 
 import yaml
@@ -135,6 +136,22 @@ class RunningModule:
 def run_module(collections_path: str, module: str, args: dict, check: bool = False, env: dict | None = None,
                verbosity: int = 0, timeout: float = 900, diff: bool = False) -> TaskRun:
     return RunningModule(collections_path, module, args, check=check, env=env, verbosity=verbosity, diff=diff).wait(timeout)
+
+
+def run_module_watching_argv(collections_path: str, module: str, args: dict, **kwargs) -> tuple[TaskRun, list[bytes]]:
+    """run_module, recording the command line of every process on the machine while it runs (every 50 ms), for
+    tests that a secret never reaches an argv (which any local user can read in /proc)."""
+    running = RunningModule(collections_path, module, args, **kwargs)
+    seen: list[bytes] = []
+    while running.process.poll() is None:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                    seen.append(handle.read())
+            except OSError:
+                pass
+        time.sleep(0.05)
+    return running.wait(), seen
 
 
 @dataclass

@@ -19,7 +19,7 @@ from ansible_collections.corebackup.backup.tests.conftest import files_below
 from ansible_collections.corebackup.backup.tests.integration.modules import test_files_backup as files_tests
 from ansible_collections.corebackup.backup.tests.integration.modules import test_volume_snapshot as volume_tests
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
-from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_module
+from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_module, run_module_watching_argv
 from ansible_collections.corebackup.backup.tests.testbed.github_standin import run_git
 
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(
@@ -107,8 +107,16 @@ def test_github_restore_gives_a_mirror_a_clone_and_the_metadata(tmp_path, restor
     assert github_fixtures.git_refs(os.path.join(target, "repo.git")) == facts["bench-001"]["refs"]
     assert item["refs"] == len(facts["bench-001"]["refs"])
     assert os.path.isfile(os.path.join(target, "bench-001", "ID"))  # the working clone
-    with open(os.path.join(target, "metadata", "repository.json"), encoding="utf-8") as handle:
-        assert json.load(handle)["full_name"] == "restoreorg/bench-001"
+    meta = os.path.join(target, "metadata")
+    documents = {name[:-5]: json.load(open(os.path.join(meta, name), encoding="utf-8"))
+                 for name in os.listdir(meta) if name.endswith(".json")}
+    assert documents["repository"]["full_name"] == "restoreorg/bench-001"
+    source = facts["bench-001"]
+    assert source["issues"] and source["pulls"] and source["labels"]
+    for export in ("issues", "pulls", "labels", "releases", "milestones"):
+        assert len(documents[export]) == source[export], export
+    assert sum(len(i["comment_list"]) for i in documents["issues"] + documents["pulls"]) == source["issue_comments"]
+    assert token not in run.all_text() + json.dumps(run.result)
 
 
 def test_a_volume_restores_into_a_new_volume_and_force_empties_an_old_one(docker_engine, tmp_path, age_identity):
@@ -212,9 +220,12 @@ def test_a_repository_is_pushed_to_a_github_without_its_pull_refs(tmp_path, rest
     assert not backup.failed, backup.result.get("msg")
     record(storage, backup.result)
     push_to = {"api_url": standin.api_url, "organization": "pushorg", "token": token}
-    run = restore(storage, age_identity[0], dest=str(tmp_path / "restored"), push_to=push_to)
+    run, seen = run_module_watching_argv(COLLECTIONS, "backup_restore", {
+        "job": JOB, "storage": storage, "identity_file": age_identity[0], "dest": str(tmp_path / "restored"),
+        "push_to": push_to})
     assert not run.failed, run.result.get("msg")
     assert run.result["restored"][0]["pushed_to"] == "pushorg/bench-002"
+    assert any(b"push" in cmdline for cmdline in seen) and not any(token.encode() in cmdline for cmdline in seen)
     pushed = github_fixtures.git_refs(standin.github.repo("pushorg", "bench-002").git_dir)
     source = github_fixtures.git_refs(facts["bench-002"]["git_dir"])
     assert pushed == {ref: sha for ref, sha in source.items() if not ref.startswith("refs/pull/")}

@@ -22,7 +22,7 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
 from ansible_collections.corebackup.backup.tests.testbed import mongo_archive
-from ansible_collections.corebackup.backup.tests.testbed.ansible_run import RunningModule, run_module
+from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_module, run_module_watching_argv
 
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))))
@@ -198,7 +198,7 @@ def test_bad_input_is_named_without_secrets(mongo, tmp_path):
     assert sorted(os.walk(storage["path"])) == before  # refused before any work
 
 
-def test_a_scram_user_authenticates_and_its_password_is_nowhere(tmp_path, service_log_dir):
+def test_a_scram_user_authenticates_and_its_password_is_nowhere_in_a_dump_or_a_restore(tmp_path, service_log_dir):
     from ansible_collections.corebackup.backup.tests.testbed.services import secantus
     python = os.environ.get("SECANTUS_PYTHON") or os.path.join(os.getcwd(), ".venv-secantus", "bin", "python")
     data = str(tmp_path / "data")
@@ -211,22 +211,21 @@ def test_a_scram_user_authenticates_and_its_password_is_nowhere(tmp_path, servic
     with secantus(python, service_log_dir, storage_path=data, auth=True) as server:
         uri = "mongodb://backup:%s@127.0.0.1:%d/?authSource=admin&directConnection=true" % (password, server.port)
         storage = {"type": "filesystem", "path": str(tmp_path / "store")}
-        running = RunningModule(COLLECTIONS, "mongo_dump", {"uri": uri, "storage": storage, "databases": ["app"]})
-        seen = []
-        while running.process.poll() is None:
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                try:
-                    with open("/proc/%s/cmdline" % pid, "rb") as handle:
-                        seen.append(handle.read())
-                except OSError:
-                    pass
-            time.sleep(0.05)
-        run = running.wait()
+        run, seen = run_module_watching_argv(COLLECTIONS, "mongo_dump", {"uri": uri, "storage": storage, "databases": ["app"]})
         assert not run.failed, run.result.get("msg")
         assert run.result["entries"][0]["documents"] == 100
         assert not any(password.encode() in cmdline for cmdline in seen)
         wrong = dump(uri.replace(password, "wrong-password"), storage, databases=["app"])
         assert wrong.failed and "wrong-password" not in wrong.all_text() + str(wrong.result)
+        # The restore of that dump talks to the same server with the same password, and keeps it as secret.
+        recorded = run_module(COLLECTIONS, "backup_manifest", {"storage": storage, "result": run.result})
+        assert not recorded.failed, recorded.result.get("msg")
+        restored, seen = run_module_watching_argv(COLLECTIONS, "backup_restore", {
+            "job": run.result["job"], "storage": storage, "uri": uri, "ns_from": "app", "ns_to": "app_copy"})
+        assert not restored.failed, restored.result.get("msg")
+        assert restored.result["restored"][0]["documents"] == 100
+        assert not any(password.encode() in cmdline for cmdline in seen)
+        assert password not in restored.all_text() + str(restored.result)
     assert password not in run.all_text() + str(run.result)
     for dirpath, _dirs, files in os.walk(storage["path"]):
         for name in files:
