@@ -63,10 +63,12 @@ pytest: tree
 
 # The backup role converged twice on this machine (extensions/molecule/default): idempotence and verify.
 molecule: tree
-	cd $(COLL) && MOLECULE_PYTHON=$(BIN)/python $(BIN)/molecule test
+	cd $(COLL) && ANSIBLE_HOME=$(BUILD)/ansible-home MOLECULE_PYTHON=$(BIN)/python $(BIN)/molecule test
 
+# ANSIBLE_HOME of their own: ansible-lint and molecule would otherwise prefer a copy of this collection
+# installed in ~/.ansible/collections (an older release, say) to the tree under test.
 lint: tree
-	cd $(COLL) && $(BIN)/ansible-lint --offline --profile production
+	cd $(COLL) && ANSIBLE_HOME=$(BUILD)/ansible-home $(BIN)/ansible-lint --offline --profile production
 
 changelog-lint: tree
 	cd $(COLL) && $(BIN)/antsibull-changelog lint

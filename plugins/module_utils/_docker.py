@@ -70,7 +70,7 @@ def helper(client: t.Any, image: str, source: str, kind: str = "volume", read_on
            label: str = "corebackup") -> tuple[t.Any, str]:
     """A helper container (never started) with ``source`` mounted; (container, where it is mounted)."""
     target = "%s/%s" % (MOUNT_ROOT, uuid.uuid4().hex[:12])
-    container = client.containers.create(image, command=["true"], mounts=[Mount(target, source, type=kind,
-                                                                                 read_only=read_only)],
-                                         network_mode="none", labels={HELPER_LABEL: label})
+    mount = Mount(target, source, type=kind, read_only=read_only)
+    container = client.containers.create(image, command=["true"], mounts=[mount], network_mode="none",
+                                         labels={HELPER_LABEL: label})
     return container, target

@@ -23,7 +23,7 @@ description:
   - Host files (M(corebackup.backup.files_backup)) go into O(dest), keeping modes, times, links, and owners
     when run as root. GitHub repositories (M(corebackup.backup.github_backup)) go into O(dest) as a bare
     mirror, a working clone and the metadata, and with O(push_to) into a new repository on GitHub (branches,
-    tags and notes; LFS objects; the wiki when it exists there: GitHub creates a wiki only from its web page).
+    tags and notes; LFS objects; and the wiki when it exists there, since GitHub creates a wiki only from its web page).
     Docker volumes (M(corebackup.backup.volume_snapshot)) go into a volume through the Docker API, stopping
     the containers that use it meanwhile. MongoDB dumps (M(corebackup.backup.mongo_dump)) go into O(uri),
     replaying the dump's oplog when it has one.
@@ -252,8 +252,8 @@ class Restore:
         items = items_of(manifest)
         unknown = sorted(set(self.params["items"]) - set(items))
         if unknown:
-            raise OptionError("the set %s of %s holds no item %s (it holds %s)" % (date, self.job, ", ".join(unknown),
-                                                                                  ", ".join(sorted(items))))
+            raise OptionError("the set %s of %s holds no item %s (it holds %s)"
+                              % (date, self.job, ", ".join(unknown), ", ".join(sorted(items))))
         chosen = [items[n] for n in (self.params["items"] or sorted(items))]
         return date, chosen
 
@@ -268,8 +268,8 @@ class Restore:
         try:
             for item in items:
                 if item["type"] not in targets:
-                    raise OptionError("%s was backed up by %s, which backup_restore cannot restore" % (item["name"],
-                                                                                                        item["type"]))
+                    raise OptionError("%s was backed up by %s, which backup_restore cannot restore"
+                                      % (item["name"], item["type"]))
                 target = targets[item["type"]](self, date)
                 result = {"name": item["name"], "type": item["type"], "key": item["key"], "checksum": None}
                 try:
@@ -406,7 +406,7 @@ class GitHubTarget(FilesTarget):
         git = self.parent.module.module.get_bin_path("git", required=True)
         if refs:
             self.parent.module.command([git, "clone", "--quiet", mirror, os.path.join(target, item["name"])],
-                                        "git clone of the restored mirror")
+                                       "git clone of the restored mirror")
         if self.params["push_to"]:
             result["pushed_to"] = self.push(item, target, git)
 
@@ -452,7 +452,7 @@ class GitHubTarget(FilesTarget):
         recorded.update({k: v for k, v in (item["artifact"].get("contents") or {}).items() if k in ("refs", "refs_digest")})
         result["refs"] = len(refs)
         self.parent.compare(result, {k: v for k, v in recorded.items() if v is not None},
-                             {"refs": len(refs), "refs_digest": digest})
+                            {"refs": len(refs), "refs_digest": digest})
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -517,7 +517,7 @@ class VolumeTarget:
         if occupied and not self.params["force"]:
             raise RestoreError("volume %s is not empty: set force to replace what it holds" % name)
         scratch = self.into_scratch(item, result, image)
-        users = [c for c in self.client.containers.list(filters={"volume": name})]
+        users = list(self.client.containers.list(filters={"volume": name}))
         try:
             for container in users:
                 container.stop()
@@ -559,7 +559,7 @@ class VolumeTarget:
             scratch.remove(force=True)
         result.update(files=stats.files, bytes=stats.bytes)
         self.parent.compare(result, item["artifact"].get("contents") or {},
-                             {"files": stats.files, "bytes": stats.bytes, "tree_digest": stats.digest})
+                            {"files": stats.files, "bytes": stats.bytes, "tree_digest": stats.digest})
 
 
 class MongoTarget:

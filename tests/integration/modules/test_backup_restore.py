@@ -162,7 +162,7 @@ def test_mongodb_restores_under_another_name_and_refuses_to_overwrite(mongo_serv
     for name in ("orders", "notes"):
         source = sorted(d.raw for d in client.rshop[name].with_options(codec_options=RAW).find())
         assert sorted(d.raw for d in client.rshop_copy[name].with_options(codec_options=RAW).find()) == source
-        assert [i for i in client.rshop_copy[name].list_indexes()] == [i for i in client.rshop[name].list_indexes()]
+        assert list(client.rshop_copy[name].list_indexes()) == list(client.rshop[name].list_indexes())
     options = {c["name"]: c["options"] for c in client.rshop_copy.list_collections()}
     assert options["notes"] == {"capped": True, "size": 65536}
     refused = restore(storage, age_identity[0], items=["rshop"], uri=mongo_server, ns_from="rshop", ns_to="rshop_copy")
