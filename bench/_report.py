@@ -2,12 +2,51 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""How every benchmark reports: JSON on stdout, a copy in the results folder, exit 1 if a target is missed."""
+"""How every benchmark runs a module and reports: JSON on stdout, a copy in the results folder, exit 1 if a
+target is missed."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+# The module's own process, which prints its peak RSS (KiB) on stderr when it exits. VmHWM, not
+# ru_maxrss: the latter keeps the high-water mark of the process that forked it across exec.
+MODULE_WITH_RSS = """
+import runpy, sys
+try:
+    runpy.run_module("ansible_collections.corebackup.backup.plugins.modules." + sys.argv.pop(1), run_name="__main__")
+finally:
+    with open("/proc/self/status") as status:
+        sys.stderr.write([line.split()[1] for line in status if line.startswith("VmHWM:")][0] + "\\n")
+"""
+
+
+@dataclass
+class ModuleRun:
+    seconds: float
+    result: dict
+    peak_rss_kb: int
+
+
+def run_module(name: str, args: dict, workdir: str) -> ModuleRun:
+    """The module process, as Ansible runs it: its arguments in a file, its result on stdout; timed, with its
+    peak RSS."""
+    args_file = os.path.join(workdir, "args.json")
+    with open(args_file, "w", encoding="utf-8") as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", MODULE_WITH_RSS, name, args_file], check=True, capture_output=True,
+                          text=True)
+    seconds = time.perf_counter() - started
+    result = json.loads(done.stdout)
+    if result.get("failed"):
+        raise RuntimeError(result["msg"])
+    return ModuleRun(seconds, result, int(done.stderr.split()[-1]))
 
 
 def emit(report: dict, results_dir: str | None, filename: str, targets_met: bool) -> int:

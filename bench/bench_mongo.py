@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,22 +29,10 @@ import time
 import pymongo
 from bson import Binary, Decimal128, ObjectId
 
-from ansible_collections.corebackup.backup.bench._report import emit
+from ansible_collections.corebackup.backup.bench._report import emit, run_module
 from ansible_collections.corebackup.backup.tests.testbed.services import secantus
 
 MB = 1000 * 1000
-# The module's own process, which prints its peak RSS (KiB) on stderr when it exits. VmHWM, not
-# ru_maxrss: the latter keeps the high-water mark of the process that forked it across exec.
-MODULE_WITH_RSS = """
-import runpy, sys
-try:
-    runpy.run_module("ansible_collections.corebackup.backup.plugins.modules.mongo_dump", run_name="__main__")
-finally:
-    with open("/proc/self/status") as status:
-        sys.stderr.write([line.split()[1] for line in status if line.startswith("VmHWM:")][0] + "\\n")
-"""
-
-
 def load(client, documents):
     rng = random.Random(7)
     words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
@@ -80,19 +66,6 @@ def run_baseline(client, names):
     return time.perf_counter() - started, size, documents
 
 
-def run_module(args, workdir):
-    args_file = os.path.join(workdir, "args.json")
-    with open(args_file, "w", encoding="utf-8") as handle:
-        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MODULE_WITH_RSS, args_file], check=True, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    result = json.loads(done.stdout)
-    if result.get("failed"):
-        raise RuntimeError(result["msg"])
-    return seconds, result["entries"][0]["documents"], int(done.stderr.split()[-1])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=150000)
@@ -112,7 +85,8 @@ def main() -> int:
             for _round in range(args.rounds):
                 seconds, size, documents = run_baseline(client, names)
                 baseline.append(seconds)
-                seconds, dumped, peak = run_module(module_args, workdir)
+                run = run_module("mongo_dump", module_args, workdir)
+                seconds, dumped, peak = run.seconds, run.result["entries"][0]["documents"], run.peak_rss_kb
                 module.append(seconds)
                 rss.append(peak)
                 shutil.rmtree(os.path.join(workdir, "store"))

@@ -16,7 +16,6 @@ text, a third words), warm in the page cache; the contenders alternate; the medi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -25,21 +24,8 @@ import sys
 import tempfile
 import time
 
-from ansible_collections.corebackup.backup.bench._report import emit
+from ansible_collections.corebackup.backup.bench._report import emit, run_module
 from ansible_collections.corebackup.backup.bench.bench_pipeline import MB, ensure_tree
-
-
-def module(name, args, workdir):
-    path = os.path.join(workdir, "args.json")
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
-    started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "ansible_collections.corebackup.backup.plugins.modules." + name, path],
-                         check=True, capture_output=True, text=True).stdout
-    result = json.loads(out)
-    if result.get("failed"):
-        raise RuntimeError(result["msg"])
-    return time.perf_counter() - started, result
 
 
 def main() -> int:
@@ -53,12 +39,12 @@ def main() -> int:
     tree = ensure_tree(args.cache, args.size_mb * MB)
     with tempfile.TemporaryDirectory(dir=args.cache) as workdir:
         storage = {"type": "filesystem", "path": os.path.join(workdir, "store")}
-        _seconds, backup = module("files_backup", {"paths": [tree], "job": "bench", "storage": storage,
-                                                   "compression_level": 1}, workdir)
-        module("backup_manifest", {"result": backup, "storage": storage}, workdir)
+        backup = run_module("files_backup", {"paths": [tree], "job": "bench", "storage": storage,
+                                             "compression_level": 1}, workdir).result
+        run_module("backup_manifest", {"result": backup, "storage": storage}, workdir)
         artifact = os.path.join(storage["path"], backup["artifacts"][0]["key"])
         subprocess.run(["cat", artifact], stdout=subprocess.DEVNULL, check=True)  # warm
-        baseline, restored = [], []
+        baseline, restored, rss = [], [], []
         for _round in range(args.rounds):
             dest = os.path.join(workdir, "baseline")
             os.makedirs(dest)
@@ -67,8 +53,9 @@ def main() -> int:
             baseline.append(time.perf_counter() - started)
             shutil.rmtree(dest)
             dest = os.path.join(workdir, "restored")
-            seconds, _result = module("backup_restore", {"job": "bench", "storage": storage, "dest": dest}, workdir)
-            restored.append(seconds)
+            run = run_module("backup_restore", {"job": "bench", "storage": storage, "dest": dest}, workdir)
+            restored.append(run.seconds)
+            rss.append(run.peak_rss_kb)
             shutil.rmtree(dest)
         size = backup["artifacts"][0]["size"]
     base_s, restore_s = statistics.median(baseline), statistics.median(restored)
@@ -76,7 +63,7 @@ def main() -> int:
     report = {"tree_bytes": tree_bytes, "artifact_bytes": size, "rounds": args.rounds,
               "baseline_seconds": [round(s, 2) for s in baseline], "restore_seconds": [round(s, 2) for s in restored],
               "baseline_mb_per_s": round(tree_bytes / base_s / MB, 1), "restore_mb_per_s": round(tree_bytes / restore_s / MB, 1),
-              "throughput_ratio": round(base_s / restore_s, 3)}
+              "throughput_ratio": round(base_s / restore_s, 3), "restore_peak_rss_mb": round(max(rss) * 1024 / MB, 1)}
     return emit(report, args.results, "restore.json", report["throughput_ratio"] >= 0.9)
 
 

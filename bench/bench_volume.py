@@ -19,7 +19,6 @@ Targets (issue 10): ratio >= 0.9 at the same gzip level; peak RSS < 100 MB.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -28,21 +27,9 @@ import sys
 import tempfile
 import time
 
-from ansible_collections.corebackup.backup.bench._report import emit
+from ansible_collections.corebackup.backup.bench._report import emit, run_module
 from ansible_collections.corebackup.backup.bench.bench_pipeline import MB, generate_tree
 from ansible_collections.corebackup.backup.tests.testbed.services import build_busybox_image, dockerd
-
-
-# The module's own process, which prints its peak RSS (KiB) on stderr when it exits. VmHWM, not
-# ru_maxrss: the latter keeps the high-water mark of the process that forked it across exec.
-MODULE_WITH_RSS = """
-import runpy, sys
-try:
-    runpy.run_module("ansible_collections.corebackup.backup.plugins.modules.volume_snapshot", run_name="__main__")
-finally:
-    with open("/proc/self/status") as status:
-        sys.stderr.write([line.split()[1] for line in status if line.startswith("VmHWM:")][0] + "\\n")
-"""
 
 
 def run_baseline(mountpoint: str) -> float:
@@ -50,20 +37,6 @@ def run_baseline(mountpoint: str) -> float:
     subprocess.run(["bash", "-o", "pipefail", "-c", "tar -C %s -cf - . | gzip -1 | sha256sum" % mountpoint], check=True,
                    capture_output=True)
     return time.perf_counter() - started
-
-
-def run_module(args: dict, workdir: str) -> dict:
-    """The module process, as Ansible runs it: its arguments in a file, its result on stdout."""
-    args_file = os.path.join(workdir, "args.json")
-    with open(args_file, "w", encoding="utf-8") as handle:
-        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MODULE_WITH_RSS, args_file], check=True, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    result = json.loads(done.stdout)
-    if result.get("failed"):
-        raise RuntimeError(result["msg"])
-    return {"seconds": seconds, "size": result["artifacts"][0]["size"], "max_rss_kb": int(done.stderr.split()[-1])}
 
 
 def main() -> int:
@@ -88,9 +61,9 @@ def main() -> int:
             baseline, module, rss = [], [], []
             for _round in range(args.rounds):
                 baseline.append(run_baseline(mountpoint))
-                run = run_module(module_args, root)
-                module.append(run["seconds"])
-                rss.append(run["max_rss_kb"])
+                run = run_module("volume_snapshot", module_args, root)
+                module.append(run.seconds)
+                rss.append(run.peak_rss_kb)
                 shutil.rmtree(os.path.join(root, "store"))
             for container in client.containers.list(all=True):
                 container.remove(force=True)
