@@ -33,6 +33,8 @@ from ansible_collections.corebackup.backup.bench._report import emit, run_module
 from ansible_collections.corebackup.backup.tests.testbed.services import secantus
 
 MB = 1000 * 1000
+
+
 def load(client, documents):
     rng = random.Random(7)
     words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
