@@ -17,8 +17,12 @@ export PYTHONDONTWRITEBYTECODE := 1
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 export SECANTUS_PYTHON := $(SECANTUS_VENV)/bin/python
+# GitHub's public GraphQL schema (npm @octokit/graphql-schema); the GitHub stand-in's schema is checked against it.
+OCTOKIT_SCHEMA_VERSION := 15.26.1
+OCTOKIT_SCHEMA_DIR := $(CURDIR)/.cache/octokit-graphql-schema
+export OCTOKIT_SCHEMA := $(OCTOKIT_SCHEMA_DIR)/package/schema.graphql
 
-.PHONY: test demo setup system-deps tree sanity pytest molecule lint changelog-lint bench clean
+.PHONY: test demo setup system-deps octokit-schema tree sanity pytest molecule lint changelog-lint bench clean
 
 test: setup tree sanity pytest molecule lint changelog-lint
 	@echo "make test: all checks passed"
@@ -27,10 +31,19 @@ demo: setup tree
 	cd $(COLL) && PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m ansible_collections.corebackup.backup.tests.testbed.demo \
 		$(CURDIR) $(CURDIR)/.demo
 
-setup: system-deps $(VENV)/.installed $(SECANTUS_VENV)/.installed $(HOME)/.ansible/test/cache/get_pip_24_2.py
+setup: system-deps $(VENV)/.installed $(SECANTUS_VENV)/.installed $(HOME)/.ansible/test/cache/get_pip_24_2.py octokit-schema
 
 system-deps:
 	@bash tests/testbed/install-system-deps.sh
+
+# The npm package, unpacked into .cache/ (git-ignored), once per version: $(OCTOKIT_SCHEMA).
+octokit-schema: system-deps
+	@if ! grep -qs '"version": "$(OCTOKIT_SCHEMA_VERSION)"' $(OCTOKIT_SCHEMA_DIR)/package/package.json \
+		|| [ ! -s $(OCTOKIT_SCHEMA) ]; then \
+		rm -rf $(OCTOKIT_SCHEMA_DIR) && mkdir -p $(OCTOKIT_SCHEMA_DIR) && cd $(OCTOKIT_SCHEMA_DIR) \
+		&& npm pack --silent @octokit/graphql-schema@$(OCTOKIT_SCHEMA_VERSION) >/dev/null \
+		&& tar -xzf octokit-graphql-schema-$(OCTOKIT_SCHEMA_VERSION).tgz && rm octokit-graphql-schema-$(OCTOKIT_SCHEMA_VERSION).tgz; \
+	fi
 
 $(VENV)/.installed: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)

@@ -97,9 +97,21 @@ class RunningModule:
             argv.append("--diff")
         if verbosity:
             argv.append("-" + "v" * verbosity)
+        # Output goes to files, not pipes: a caller that only polls (run_module_watching_argv) would otherwise
+        # block a verbose run on a full pipe.
+        self._output = [open(os.path.join(workdir, name), "w+", encoding="utf-8", errors="replace")  # pylint: disable=consider-using-with
+                        for name in ("stdout", "stderr")]
         self.process = subprocess.Popen(  # pylint: disable=consider-using-with
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=run_env, cwd=workdir,
+            argv, stdout=self._output[0], stderr=self._output[1], text=True, env=run_env, cwd=workdir,
             start_new_session=True)
+
+    def _read_output(self) -> tuple[str, str]:
+        texts = []
+        for handle in self._output:
+            handle.seek(0)
+            texts.append(handle.read())
+            handle.close()
+        return texts[0], texts[1]
 
     def kill(self) -> None:
         """SIGKILL to ansible-playbook and every process below it (its workers call setsid, so a process group
@@ -109,15 +121,17 @@ class RunningModule:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self.process.communicate()
+        self.process.wait()
+        self._read_output()
         self._workdir.cleanup()
 
     def wait(self, timeout: float = 900) -> TaskRun:
         try:
-            stdout, stderr = self.process.communicate(timeout=timeout)
+            self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise
+        stdout, stderr = self._read_output()
         log = ""
         if os.path.exists(self.log_path):
             with open(self.log_path, encoding="utf-8", errors="replace") as handle:

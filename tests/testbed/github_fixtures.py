@@ -12,6 +12,8 @@ notes), with fixed identities and dates, without user or system git configuratio
 wikis, DMCA-blocked, issues disabled, private, odd names, issues, pull requests, reviews, releases with assets, Git LFS);
 :func:`build_many` makes many small repositories for a benchmark; :func:`push_commit` and :func:`add_issue` change
 upstream between two runs. The builders return descriptions (see :func:`describe_repo`) to compare a restore with.
+:func:`add_comment`, :func:`edit_comment`, :func:`delete_comment`, :func:`edit_release`, :func:`delete_label` and
+:func:`add_milestone` change GitHub's metadata between two runs, moving the dates GitHub moves.
 """
 
 from __future__ import annotations
@@ -26,8 +28,12 @@ import time
 import typing as t
 
 from ansible_collections.corebackup.backup.tests.testbed.github_standin import (
+    Comment,
     GitHubStandIn,
     Issue,
+    Label,
+    Milestone,
+    Release,
     Repo,
     git_env,
     lfs_pointer,
@@ -490,3 +496,92 @@ def add_big_repo(standin: GitHubStandIn, org: str, root_dir: str, name: str, siz
     stream.commit("refs/heads/main", "Add the blob\n", BASE_EPOCH, {"blob.bin": payload})
     stream.run(git_dir)
     return standin.github.add_repo(org, name, git_dir, pushed_at=utc_iso(BASE_EPOCH), has_wiki=False)
+
+
+def _repo_record(standin: GitHubStandIn, org: str, repo: str) -> Repo:
+    record = standin.github.repo(org, repo)
+    if record is None:
+        raise KeyError("%s/%s" % (org, repo))
+    return record
+
+
+def add_comment(standin: GitHubStandIn, org: str, repo: str, number: int, body: str | None = None, user: str = "octocat") -> Comment:
+    """A new comment on issue (or pull request) ``number``; like on GitHub it moves the issue's ``updated_at``."""
+    return standin.github.add_comment(_repo_record(standin, org, repo), number, user, body or "Comment at %s\n" % utc_iso())
+
+
+def edit_comment(standin: GitHubStandIn, org: str, repo: str, number: int, index: int = -1, body: str | None = None) -> Comment:
+    """Edit the ``index``-th comment of issue ``number``: the comment's ``updated_at`` moves, the issue's does not."""
+    record = _repo_record(standin, org, repo)
+    comment = record.issues[number].comments[index]
+    return standin.github.edit_comment(record, comment, body or "Edited at %f\n" % time.time())
+
+
+def delete_comment(standin: GitHubStandIn, org: str, repo: str, number: int, index: int = -1) -> Comment:
+    """Delete the ``index``-th comment of issue ``number``."""
+    record = _repo_record(standin, org, repo)
+    comment = record.issues[number].comments[index]
+    standin.github.delete_comment(record, comment)
+    return comment
+
+
+def edit_release(standin: GitHubStandIn, org: str, repo: str, tag_name: str, **changes: t.Any) -> Release:
+    """Edit the release of ``tag_name`` (default: a new body); only the release's ``updated_at`` moves."""
+    record = _repo_record(standin, org, repo)
+    release = next(r for r in record.releases if r.tag_name == tag_name)
+    return standin.github.edit_release(record, release, **(changes or {"body": "Edited at %f\n" % time.time()}))
+
+
+def delete_label(standin: GitHubStandIn, org: str, repo: str, name: str) -> Label:
+    """Delete a label of ``org/repo`` (it leaves the issues that had it)."""
+    return standin.github.delete_label(_repo_record(standin, org, repo), name)
+
+
+def add_milestone(standin: GitHubStandIn, org: str, repo: str, title: str, creator: str = "octocat", **fields: t.Any) -> Milestone:
+    """A new milestone of ``org/repo`` (now)."""
+    return standin.github.add_milestone(_repo_record(standin, org, repo), title, creator, **fields)
+
+
+def add_many_issues(standin: GitHubStandIn, org: str, repo: str, count: int, seed: t.Any = 0, busy_every: int = 50,
+                    busy_comments: int = 25) -> dict[str, int]:
+    """``count`` issues in ``org/repo`` at once, written into the stand-in's model (no HTTP): a busy tracker for a
+    benchmark. Each has 0 to 3 comments, labels of the repository, some are closed; every ``busy_every``-th issue has
+    ``busy_comments`` comments (more than one page of a nested connection). Dates follow the repository's
+    ``pushed_at``, a few minutes apart, deterministic for a ``seed``. Returns {"issues": n, "comments": n}."""
+    record = _repo_record(standin, org, repo)
+    gh = standin.github
+    rng = random.Random("%s:%s:%s:issues" % (seed, org, repo))
+    clock = [BASE_EPOCH + 400 * 86400]
+
+    def tick() -> str:
+        clock[0] += 60 + rng.randrange(240)
+        return utc_iso(clock[0])
+
+    comments = 0
+    with gh.lock:
+        label_names = [label.name for label in record.labels]
+        for index in range(count):
+            closed = rng.random() < 0.4
+            created = tick()
+            issue = gh.add_issue(record, "Issue %d: %s" % (index + 1, rng.choice(("crash on start", "docs typo", "add option", "slow sync"))),
+                                 rng.choice(USERS), body="Steps to reproduce:\n\n1. run it\n2. see it fail (%d)\n" % index,
+                                 state="closed" if closed else "open", created_at=created,
+                                 closed_at=utc_iso(clock[0] + 3600) if closed else None,
+                                 labels=rng.sample(label_names, min(len(label_names), rng.randrange(3))))
+            many = busy_comments if busy_every and (index + 1) % busy_every == 0 else rng.randrange(4)
+            for number in range(many):
+                gh.add_comment(record, issue.number, rng.choice(USERS), "Comment %d on #%d\n" % (number + 1, issue.number),
+                               created_at=tick())
+            comments += many
+    return {"issues": count, "comments": comments}
+
+
+def add_wiki(standin: GitHubStandIn, org: str, repo: str) -> str:
+    """A wiki with two commits (Home, Setup and a sidebar) for ``org/repo``, as :func:`build_organization` makes them;
+    turns has_wiki on. Returns the wiki's git directory."""
+    record = _repo_record(standin, org, repo)
+    shutil.rmtree(record.wiki_dir, ignore_errors=True)
+    _build_wiki(record.wiki_dir, repo, BASE_EPOCH)
+    with standin.github.lock:
+        record.has_wiki = True
+    return record.wiki_dir

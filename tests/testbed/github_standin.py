@@ -8,8 +8,12 @@ URL layout (``base_url`` is ``http://127.0.0.1:PORT``):
 
 * REST API: ``api_url`` = ``{base_url}/api`` (``{base_url}/api/v3`` is accepted as an alias, like GitHub
   Enterprise Server). Paths below it are GitHub's: ``/api/orgs/acme/repos``, ``/api/repos/acme/tool/issues``.
-* git: ``{base_url}/git/{owner}/{repo}.git`` and the wiki ``{base_url}/git/{owner}/{repo}.wiki.git`` (the ``.git``
-  suffix is optional). Answered by ``git-http-backend`` run as a CGI. Fetches follow the read rules of the API;
+* GraphQL: ``POST {api_url}/graphql`` (``/api/graphql``, as on GitHub Enterprise Server), see :mod:`github_graphql`: the
+  same data as REST, GitHub's cost and node limits, a bucket of points of its own (``X-RateLimit-Resource: graphql``),
+  errors next to partial data; faults with :meth:`GitHubStandIn.inject_graphql`; ``graphql=False`` answers 404.
+* git: ``{base_url}/{owner}/{repo}.git`` (REST ``clone_url``, as on GitHub) and the wiki ``{base_url}/{owner}/{repo}.wiki.git``;
+  the older ``{base_url}/git/{owner}/{repo}.git`` is served too (there the ``.git`` suffix is optional; LFS below
+  both). Answered by ``git-http-backend`` run as a CGI. Fetches follow the read rules of the API;
   pushes (``git-receive-pack``) need a token that may write the repository (member of the organization, or the
   owning user): 401 without one, 403 ``Permission to o/r.git denied to login.`` for a reader, 404 for a private
   repository the token may not see, 403 for an archived repository. Like GitHub, updates of ``refs/pull/*`` are
@@ -29,6 +33,12 @@ URL layout (``base_url`` is ``http://127.0.0.1:PORT``):
   :meth:`FakeGitHub.add_lfs_object`; these requests are logged with kind ``lfs``.
 * Creating repositories: ``POST /api/orgs/{org}/repos`` (a member's token) and ``POST /api/user/repos`` answer 201
   with the repository (an empty bare git repository, default branch ``main``), 422 when the name is taken.
+* GitHub Apps (:meth:`GitHubStandIn.add_app`): ``/api/app``, ``/api/app/installations[/{id}]``,
+  ``/api/{orgs,users}/{login}/installation``, ``/api/repos/{o}/{r}/installation`` and
+  ``POST /api/app/installations/{id}/access_tokens``, authenticated with the app's RS256 JWT; the ``ghs_`` installation
+  tokens read every repository of the account (REST, GraphQL, git, LFS) until they expire, then 401 Bad credentials.
+* Secondary rate limits (off by default, :meth:`GitHubStandIn.set_secondary_limits`) and a latency added to every
+  answer (``latency``).
 
 The data lives in a :class:`FakeGitHub` model (owners, repositories, issues, pull requests, releases, ...);
 branches, tags and commits are read from the bare repositories on disk. Behaviour copied from GitHub:
@@ -42,6 +52,7 @@ every request is recorded (:attr:`GitHubStandIn.log`) with a fingerprint of the 
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -70,6 +81,32 @@ SECONDARY_RATE_LIMIT_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
     "If you reach out to GitHub Support for help, please include the request ID %s."
 )
+SECONDARY_REST_DOCS = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api#about-secondary-rate-limits"
+SECONDARY_GRAPHQL_DOCS = "https://docs.github.com/graphql/overview/rate-limits-and-node-limits-for-the-graphql-api#secondary-rate-limits"
+# GitHub's documented secondary limits: concurrent requests (REST and GraphQL together), and points per minute: a REST
+# GET, HEAD or OPTIONS costs 1 point, any other REST method 5; a GraphQL query 1, a mutation 5.
+SECONDARY_CONCURRENCY = 100
+SECONDARY_REST_POINTS = 900
+SECONDARY_GRAPHQL_POINTS = 2000
+SECONDARY_WINDOW = 60.0
+GRAPHQL_DOCS = "https://docs.github.com/graphql"
+GRAPHQL_AUTH_DOCS = "https://docs.github.com/graphql/guides/forming-calls-with-graphql#authenticating-with-graphql"
+GRAPHQL_TIMEOUT_MESSAGE = ("Something went wrong while executing your query. This may be the result of a timeout, or it could be "
+                           "a GitHub bug. Please include `%s` when reporting this issue.")
+UNICORN_PAGE = (b"<!DOCTYPE html>\n<html>\n  <head>\n    <meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\n"
+                b"    <title>Unicorn! &middot; GitHub</title>\n  </head>\n  <body>\n    <p><strong>We had issues producing the "
+                b"response to your request.</strong></p>\n    <p>Sorry about that. Please try refreshing and contact us if the "
+                b"problem persists.</p>\n  </body>\n</html>\n")
+JWT_DECODE_ERROR = "A JSON web token could not be decoded"
+JWT_EXP_ERROR = "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires"
+JWT_EXP_TOO_FAR = "'Expiration time' claim ('exp') is too far in the future"
+JWT_IAT_ERROR = "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued"
+JWT_MAX_LIFETIME = 600  # GitHub: exp at most 10 minutes after iat
+JWT_CLOCK_DRIFT = 60  # an iat this far in the future is still accepted
+# The REST paths a GitHub App calls with its JWT instead of a token.
+APP_ROUTE = re.compile(r"^/app(/installations(/\d+(/access_tokens)?)?)?$|^/(orgs|users)/[^/]+/installation$|^/repos/[^/]+/[^/]+/installation$")
+INSTALLATION_TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+DEFAULT_APP_PERMISSIONS = {"contents": "read", "issues": "read", "metadata": "read", "pull_requests": "read"}
 
 LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
 LFS_POINTER_VERSION = "https://git-lfs.github.com/spec/v1"
@@ -148,6 +185,7 @@ class Label:
     color: str = "ededed"
     description: str | None = None
     default: bool = False
+    created_at: str | None = None  # not in the REST answers; GraphQL's createdAt and updatedAt
 
 
 @dataclasses.dataclass
@@ -172,6 +210,8 @@ class Comment:
     body: str
     created_at: str
     updated_at: str
+    last_edited_at: str | None = None  # GraphQL's lastEditedAt and editor, set by FakeGitHub.edit_comment
+    editor: str | None = None
 
 
 @dataclasses.dataclass
@@ -259,6 +299,7 @@ class Release:
     draft: bool = False
     prerelease: bool = False
     assets: list[Asset] = dataclasses.field(default_factory=list)
+    updated_at: str = ""  # moved by FakeGitHub.edit_release; the creation time until then
 
 
 @dataclasses.dataclass
@@ -318,6 +359,11 @@ class Token:
     orgs: frozenset[str] | None = None  # organizations (lower case) the token's owner is a member of; None: all
     rate_limit: int | None = None
     scopes: str = "repo, read:org"
+    graphql_rate_limit: int | None = None  # points per window of the GraphQL bucket; None: the stand-in's default
+    expires_at: float | None = None  # an installation token stops working then (401 Bad credentials)
+    account: str | None = None  # an installation token: the account (lower case) whose repositories it may read
+    installation_id: int | None = None
+    permissions: dict[str, str] | None = None  # an installation token's; "contents": "write" lets it push
 
 
 @dataclasses.dataclass
@@ -326,6 +372,7 @@ class RateBucket:
     window: float
     used: int = 0
     reset: float = 0.0
+    resource: str = "core"  # X-RateLimit-Resource: "core" (REST) or "graphql"
 
     def roll(self, now: float) -> None:
         if now >= self.reset:
@@ -342,7 +389,7 @@ class RateBucket:
             ("X-RateLimit-Remaining", str(self.remaining)),
             ("X-RateLimit-Reset", str(int(math.ceil(self.reset)))),
             ("X-RateLimit-Used", str(min(self.used, self.limit))),
-            ("X-RateLimit-Resource", "core"),
+            ("X-RateLimit-Resource", self.resource),
         ]
 
 
@@ -352,7 +399,7 @@ class RequestRecord:
     path: str
     status: int
     token: str | None  # a fingerprint (see fingerprint()), never the token
-    kind: str  # "rest", "git", "lfs", "download" or "web"
+    kind: str  # "rest", "graphql", "git", "lfs", "download" or "web"
     time: float
 
 
@@ -376,6 +423,7 @@ class FakeGitHub:
         self.tokens: dict[str, Token] = {}
         self.assets: dict[int, tuple[Repo, Release, Asset]] = {}
         self._next_id = 1000
+        self._nodes: dict[tuple[str, int], tuple] = {}  # (node type, database id) -> (repository or owner, object, ...)
 
     def new_id(self) -> int:
         with self.lock:
@@ -403,18 +451,30 @@ class FakeGitHub:
         return self.add_owner(login, "User", **fields)
 
     def add_token(self, token: str, login: str, orgs: t.Iterable[str] | None = None, rate_limit: int | None = None,
-                  scopes: str = "repo, read:org") -> Token:
+                  scopes: str = "repo, read:org", graphql_rate_limit: int | None = None) -> Token:
         """A valid token of user ``login``, member of ``orgs`` (None: of every organization)."""
         with self.lock:
             self.add_user(login)
             record = Token(token=token, login=login, orgs=None if orgs is None else frozenset(o.lower() for o in orgs),
-                           rate_limit=rate_limit, scopes=scopes)
+                           rate_limit=rate_limit, scopes=scopes, graphql_rate_limit=graphql_rate_limit)
             self.tokens[token] = record
             return record
+
+    def lookup_token(self, value: str | None) -> Token | None:
+        """The token record of an Authorization value; None for an unknown token and for an installation token past its
+        ``expires_at`` (GitHub answers both with 401 Bad credentials)."""
+        if not value:
+            return None
+        record = self.tokens.get(value)
+        if record is None or (record.expires_at is not None and time.time() >= record.expires_at):
+            return None
+        return record
 
     def is_member(self, token: Token | None, owner: Owner) -> bool:
         if token is None:
             return False
+        if token.account is not None:  # an installation token: the repositories of the account the app is installed on
+            return token.account == owner.login.lower()
         if owner.type == "User":
             return token.login.lower() == owner.login.lower()
         return token.orgs is None or owner.login.lower() in token.orgs
@@ -423,8 +483,88 @@ class FakeGitHub:
         return not repo.private or self.is_member(token, repo.owner)
 
     def can_write(self, token: Token | None, repo: Repo) -> bool:
-        """Push access: a member of the organization, or the user who owns the repository."""
+        """Push access: a member of the organization, or the user who owns the repository (an installation token: when its
+        permissions have ``contents: write``)."""
+        if token is not None and token.permissions is not None and token.permissions.get("contents") != "write":
+            return False
         return self.is_member(token, repo.owner)
+
+    def association(self, repo: Repo, login: str) -> str:
+        """The ``author_association`` (REST) or ``authorAssociation`` (GraphQL) of ``login`` in ``repo``."""
+        owner = self.owner(login)
+        if owner is not None and owner.login.lower() == repo.owner.login.lower():
+            return "OWNER"
+        if any(tok.login.lower() == login.lower() and self.is_member(tok, repo.owner) for tok in self.tokens.values()):
+            return "MEMBER"
+        return "CONTRIBUTOR"
+
+    # node ids --------------------------------------------------------------------------------------
+
+    def locate(self, kind: str, ident: int) -> tuple | None:
+        """The object behind a node id (its type and database id, see :func:`_node_id`): ``(owner,)`` for ``User``/``Organization``, ``(repo,)``,
+        ``(repo, issue)`` for ``Issue`` and ``PullRequest`` (whose database id is the pull request's), ``(repo, issue,
+        comment)``, ``(repo, issue, review)``, ``(repo, issue, review comment)`` (also for ``PullRequestReviewThread``,
+        by the id of its first comment), ``(repo, release)``, ``(repo, release, asset)``, ``(repo, label)``,
+        ``(repo, milestone)``; None when it does not exist (any more)."""
+        with self.lock:
+            found = self._nodes.get((kind, ident))
+            if found is None or not self._still_there(kind, found):
+                self._index_nodes()
+                found = self._nodes.get((kind, ident))
+            return found if found is not None and self._still_there(kind, found) else None
+
+    def _still_there(self, kind: str, found: tuple) -> bool:
+        if kind in ("User", "Organization"):
+            return self.owners.get(found[0].login.lower()) is found[0]
+        repo = found[0]
+        if self.repos.get((repo.owner.login.lower(), repo.name.lower())) is not repo:
+            return False
+        if kind == "Repository":
+            return True
+        if kind in ("Release", "ReleaseAsset"):
+            return any(r is found[1] for r in repo.releases) and (kind == "Release" or any(a is found[2] for a in found[1].assets))
+        if kind == "Label":
+            return any(label is found[1] for label in repo.labels)
+        if kind == "Milestone":
+            return any(m is found[1] for m in repo.milestones)
+        issue = found[1]
+        if repo.issues.get(issue.number) is not issue:
+            return False
+        if kind == "IssueComment":
+            return any(c is found[2] for c in issue.comments)
+        if kind == "PullRequestReview":
+            return issue.pull is not None and any(r is found[2] for r in issue.pull.reviews)
+        if kind in ("PullRequestReviewComment", "PullRequestReviewThread"):
+            return issue.pull is not None and any(c is found[2] for c in issue.pull.review_comments)
+        return kind == "Issue" or issue.pull is not None
+
+    def _index_nodes(self) -> None:
+        nodes: dict[tuple[str, int], tuple] = {}
+        for owner in self.owners.values():
+            nodes[(owner.type, owner.id)] = (owner,)
+        for repo in self.repos.values():
+            nodes[("Repository", repo.id)] = (repo,)
+            for label in repo.labels:
+                nodes[("Label", label.id)] = (repo, label)
+            for milestone in repo.milestones:
+                nodes[("Milestone", milestone.id)] = (repo, milestone)
+            for release in repo.releases:
+                nodes[("Release", release.id)] = (repo, release)
+                for asset in release.assets:
+                    nodes[("ReleaseAsset", asset.id)] = (repo, release, asset)
+            for issue in repo.issues.values():
+                nodes[("Issue", issue.id)] = (repo, issue)
+                for comment in issue.comments:
+                    nodes[("IssueComment", comment.id)] = (repo, issue, comment)
+                if issue.pull is not None:
+                    nodes[("PullRequest", issue.pull.id)] = (repo, issue)
+                    for review in issue.pull.reviews:
+                        nodes[("PullRequestReview", review.id)] = (repo, issue, review)
+                    for review_comment in issue.pull.review_comments:
+                        nodes[("PullRequestReviewComment", review_comment.id)] = (repo, issue, review_comment)
+                        if review_comment.in_reply_to_id is None:
+                            nodes[("PullRequestReviewThread", review_comment.id)] = (repo, issue, review_comment)
+        self._nodes = nodes
 
     # repositories ----------------------------------------------------------------------------------
 
@@ -485,10 +625,23 @@ class FakeGitHub:
                                capture_output=True, env=git_env())
             return repo.wiki_dir
 
-    def add_label(self, repo: Repo, name: str, color: str = "ededed", description: str | None = None, default: bool = False) -> Label:
+    def add_label(self, repo: Repo, name: str, color: str = "ededed", description: str | None = None, default: bool = False,
+                  created_at: str | None = None) -> Label:
+        """A label of ``repo``; its creation time (GraphQL only) defaults to the repository's, so that fixtures stay the same."""
         with self.lock:
-            label = Label(id=self.new_id(), name=name, color=color, description=description, default=default)
+            label = Label(id=self.new_id(), name=name, color=color, description=description, default=default,
+                          created_at=created_at or repo.created_at)
             repo.labels.append(label)
+            return label
+
+    def delete_label(self, repo: Repo, name: str) -> Label:
+        """Delete a label, as on GitHub: it goes from the issues and pull requests that had it, whose ``updated_at`` stays."""
+        with self.lock:
+            label = next(label for label in repo.labels if label.name == name)
+            repo.labels.remove(label)
+            for issue in repo.issues.values():
+                if name in issue.labels:
+                    issue.labels.remove(name)
             return label
 
     def add_milestone(self, repo: Repo, title: str, creator: str, state: str = "open", description: str | None = None,
@@ -542,6 +695,22 @@ class FakeGitHub:
             self._touch(repo, issue, when)
             return comment
 
+    def edit_comment(self, repo: Repo, comment: Comment, body: str, editor: str | None = None, when: str | None = None) -> Comment:
+        """Edit an issue (or pull request) comment. Like GitHub, this moves the comment's ``updated_at`` (and sets GraphQL's
+        ``lastEditedAt`` and ``editor``) but not the ``updated_at`` of its issue or repository."""
+        with self.lock:
+            when = when or utc_iso()
+            comment.body = body
+            comment.updated_at = max(comment.updated_at, when)
+            comment.last_edited_at = when
+            comment.editor = editor or comment.user
+            return comment
+
+    def delete_comment(self, repo: Repo, comment: Comment) -> None:
+        """Delete an issue (or pull request) comment; the issue's ``updated_at`` stays (GitHub records no edit of the issue)."""
+        with self.lock:
+            repo.issues[comment.issue_number].comments.remove(comment)
+
     def add_review(self, repo: Repo, number: int, user: str, state: str = "COMMENTED", body: str = "",
                    submitted_at: str | None = None) -> Review:
         with self.lock:
@@ -558,13 +727,19 @@ class FakeGitHub:
     def add_review_comment(self, repo: Repo, number: int, user: str, body: str, path: str, line: int = 1,
                            review: Review | None = None, in_reply_to: ReviewComment | None = None,
                            created_at: str | None = None) -> ReviewComment:
+        """A review comment of pull request ``number``, in ``review``. Without one it gets a review of its own, as on GitHub,
+        where every review comment belongs to a review: a single comment or a reply outside a review is a ``COMMENTED``
+        review with an empty body, submitted with it."""
         with self.lock:
             self.add_user(user)
             issue = repo.issues[number]
             if issue.pull is None:
                 raise ValueError("#%d of %s is not a pull request" % (number, repo.full_name))
             when = created_at or utc_iso()
-            comment = ReviewComment(id=self.new_id(), pull_number=number, review_id=review.id if review else None, user=user, body=body,
+            if review is None:
+                review = Review(id=self.new_id(), user=user, body="", state="COMMENTED", submitted_at=when, commit_id=issue.pull.head_sha)
+                issue.pull.reviews.append(review)
+            comment = ReviewComment(id=self.new_id(), pull_number=number, review_id=review.id, user=user, body=body,
                                     path=path, line=line, commit_id=issue.pull.head_sha, created_at=when, updated_at=when,
                                     diff_hunk="@@ -%d,3 +%d,4 @@\n context\n+%s" % (line, line, body.splitlines()[0] if body else ""),
                                     in_reply_to_id=in_reply_to.id if in_reply_to else None)
@@ -578,8 +753,23 @@ class FakeGitHub:
             self.add_user(author)
             when = created_at or utc_iso()
             release = Release(id=self.new_id(), tag_name=tag_name, name=name, author=author, body=body, draft=draft, prerelease=prerelease,
-                              created_at=when, published_at=None if draft else when, target_commitish=target_commitish or repo.default_branch)
+                              created_at=when, published_at=None if draft else when, target_commitish=target_commitish or repo.default_branch,
+                              updated_at=when)
             repo.releases.append(release)
+            return release
+
+    def edit_release(self, repo: Repo, release: Release, when: str | None = None, **changes: t.Any) -> Release:
+        """Edit a release (``name``, ``body``, ``prerelease``, ``draft``, ``tag_name``): only its ``updated_at`` moves, not the
+        repository's. Publishing a draft sets ``published_at``."""
+        with self.lock:
+            when = when or utc_iso()
+            for key, value in changes.items():
+                if key not in ("name", "body", "prerelease", "draft", "tag_name"):
+                    raise TypeError("edit_release() cannot change %r" % key)
+                setattr(release, key, value)
+            if not release.draft and release.published_at is None:
+                release.published_at = when
+            release.updated_at = max(release.updated_at, when)
             return release
 
     def add_asset(self, repo: Repo, release: Release, name: str, data: bytes, content_type: str = "application/octet-stream",
@@ -623,6 +813,11 @@ def _not_found() -> ApiError:
     return ApiError(404, "Not Found")
 
 
+def _request_id() -> str:
+    """An ``X-GitHub-Request-Id`` the way GitHub writes them: ``D2A6:2F1C:3B2E5A6:3C7D8E9:65A1B2C3``."""
+    return ":".join(secrets.token_hex(size).upper() for size in (2, 2, 4, 4, 4))
+
+
 @dataclasses.dataclass
 class _Injection:
     pattern: re.Pattern
@@ -632,6 +827,34 @@ class _Injection:
     body: bytes | None
     method: str | None
     kind: str | None
+
+
+@dataclasses.dataclass
+class _GraphQLInjection:
+    """What the next ``count`` GraphQL answers get instead (see :meth:`GitHubStandIn.inject_graphql`)."""
+    mode: str  # "rate_limited", "partial", "timeout", "502" or "delay"
+    count: int
+    delay: float = 0.0
+    path: list[str | int] | None = None  # "partial": the field of data to null
+    error_type: str | None = None  # "partial": the type of the error entry
+    message: str | None = None
+    body_format: str = "html"  # "502": GitHub's HTML page or a JSON body
+    reset_in: float | None = None  # "rate_limited": X-RateLimit-Reset this far ahead (default: the bucket's)
+
+
+@dataclasses.dataclass
+class App:
+    """A GitHub App: its public key (JWTs signed with the private one authenticate it), the accounts it is installed on,
+    and the installation tokens minted so far."""
+    id: int
+    slug: str
+    name: str
+    public_key: t.Any  # cryptography's RSAPublicKey
+    installations: dict[str, int]  # account login (lower case) -> installation id
+    token_lifetime: float
+    permissions: dict[str, str]
+    created_at: str
+    minted: list[Token] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -760,6 +983,15 @@ def _parse_authorization(header: str | None) -> str | None:
     return ""
 
 
+def _b64url(text: str) -> bytes:
+    """Base64url without padding (JWT), decoded; ValueError when it is not."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _is_number(value: t.Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _etag_matches(header: str, etag: str) -> bool:
     wanted = etag[2:] if etag.startswith("W/") else etag
     for candidate in header.split(","):
@@ -774,16 +1006,21 @@ def _etag_matches(header: str, etag: str) -> bool:
 # --------------------------------------------------------------------------------------------------
 
 class GitHubStandIn:  # pylint: disable=too-many-public-methods
-    """The GitHub REST API and git smart HTTP on 127.0.0.1, backed by a :class:`FakeGitHub`.
+    """The GitHub REST and GraphQL APIs and git smart HTTP on 127.0.0.1, backed by a :class:`FakeGitHub`.
 
     ``root_dir`` is where :meth:`FakeGitHub.add_repo` puts repositories it is not given a path for (a temporary
     directory, removed by :meth:`stop`, when None). ``rate_limit`` is the default hourly limit of a token,
     ``anonymous_rate_limit`` that of requests without one (per client address), ``rate_limit_window`` the
-    length of a rate-limit window in seconds.
+    length of a rate-limit window in seconds; ``graphql_rate_limit`` the points per window of a token's GraphQL
+    bucket (GitHub: 5,000 an hour). ``graphql=False`` makes ``/api/graphql`` answer 404, like a GitHub Enterprise
+    Server without GraphQL. ``secondary_limits`` turns on GitHub's secondary rate limits (see
+    :meth:`set_secondary_limits`); ``latency`` delays every answer by that many seconds (the attribute can be
+    changed while the stand-in runs).
     """
 
     def __init__(self, root_dir: str | None = None, *, rate_limit: int = 5000, anonymous_rate_limit: int = 60,
-                 rate_limit_window: float = 3600.0, port: int = 0, git_http_backend: str = GIT_HTTP_BACKEND):
+                 rate_limit_window: float = 3600.0, port: int = 0, git_http_backend: str = GIT_HTTP_BACKEND,
+                 graphql: bool = True, graphql_rate_limit: int = 5000, secondary_limits: bool = False, latency: float = 0.0):
         self._own_root = root_dir is None
         self.root_dir = os.path.abspath(root_dir or tempfile.mkdtemp(prefix="github-standin-"))
         self.github = FakeGitHub(self.root_dir)
@@ -791,6 +1028,20 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
         self.anonymous_rate_limit = anonymous_rate_limit
         self.rate_limit_window = rate_limit_window
         self.git_http_backend = git_http_backend
+        self.graphql = graphql
+        self.graphql_rate_limit = graphql_rate_limit
+        self.latency = latency
+        # GitHub's secondary rate limits, per token (per client address without one); see set_secondary_limits().
+        self.secondary_limits = secondary_limits
+        self.secondary_concurrency = SECONDARY_CONCURRENCY
+        self.secondary_rest_points = SECONDARY_REST_POINTS
+        self.secondary_graphql_points = SECONDARY_GRAPHQL_POINTS
+        self.secondary_window = SECONDARY_WINDOW
+        self.secondary_limit_hits = 0  # requests answered 403 by a secondary limit (injected ones not counted)
+        self._in_flight: dict[str, int] = {}
+        self._spent: dict[tuple[str, str], collections.deque[tuple[float, int]]] = {}
+        self._graphql_injections: list[_GraphQLInjection] = []
+        self.apps: dict[int, App] = {}
         # Host name in the LFS download URLs; set it to "localhost" to put downloads on another host than the
         # API and git, as GitHub does (media.githubusercontent.com).
         self.lfs_host = LOOPBACK
@@ -855,7 +1106,12 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
         return self.base_url + "/api"
 
     def git_url(self, owner: str, repo: str, wiki: bool = False) -> str:
+        """The stand-in's clone URL of a repository (REST ``clone_url``): ``{base_url}/git/{owner}/{repo}.git``."""
         return "%s/git/%s/%s%s.git" % (self.base_url, owner, repo, ".wiki" if wiki else "")
+
+    def web_git_url(self, owner: str, repo: str, wiki: bool = False) -> str:
+        """GitHub's own clone URL of a repository, its web address plus ``.git`` (GraphQL ``url`` + ``.git``); served too."""
+        return "%s/%s/%s%s.git" % (self.base_url, owner, repo, ".wiki" if wiki else "")
 
     # tokens and rate limits ------------------------------------------------------------------------
 
@@ -864,10 +1120,11 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
         return set(self.github.tokens)
 
     def add_token(self, token: str | None = None, login: str = "octocat", orgs: t.Iterable[str] | None = None,
-                  rate_limit: int | None = None) -> str:
-        """Make ``token`` (a new random one when None) valid for user ``login``; returns it."""
+                  rate_limit: int | None = None, graphql_rate_limit: int | None = None) -> str:
+        """Make ``token`` (a new random one when None) valid for user ``login``; returns it. ``rate_limit`` and
+        ``graphql_rate_limit``: its own limits of the REST and GraphQL buckets (None: the stand-in's defaults)."""
         token = token or "ghp_" + secrets.token_hex(18)
-        self.github.add_token(token, login, orgs=orgs, rate_limit=rate_limit)
+        self.github.add_token(token, login, orgs=orgs, rate_limit=rate_limit, graphql_rate_limit=graphql_rate_limit)
         return token
 
     def _bucket(self, key: str, limit: int) -> RateBucket:
@@ -908,6 +1165,150 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
         with self._state_lock:
             self._buckets.clear()
 
+    # the GraphQL bucket: points (each query's cost) per window, apart from the REST bucket
+
+    def _graphql_bucket(self, token: Token) -> RateBucket:
+        with self._state_lock:
+            key = "graphql:" + token.token
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = RateBucket(limit=token.graphql_rate_limit or self.graphql_rate_limit,
+                                                         window=self.rate_limit_window, resource="graphql")
+            bucket.roll(time.time())
+            return bucket
+
+    def graphql_rate_limit_state(self, token: str) -> RateBucket:
+        """A copy of the current GraphQL bucket of ``token``."""
+        return dataclasses.replace(self._graphql_bucket(self.github.tokens[token]))
+
+    def set_graphql_rate_limit(self, token: str, limit: int, window: float | None = None) -> None:
+        """Change the GraphQL limit (points per window) of ``token``, starting a fresh window."""
+        record = self.github.tokens[token]
+        record.graphql_rate_limit = limit
+        with self._state_lock:
+            self._buckets["graphql:" + token] = RateBucket(limit=limit, window=window or self.rate_limit_window, resource="graphql")
+
+    def exhaust_graphql_rate_limit(self, token: str, reset_in_seconds: float) -> None:
+        """Use up the GraphQL points of ``token`` until ``reset_in_seconds`` from now."""
+        bucket = self._graphql_bucket(self.github.tokens[token])
+        with self._state_lock:
+            bucket.used = bucket.limit
+            bucket.reset = time.time() + reset_in_seconds
+
+    # secondary rate limits -------------------------------------------------------------------------
+
+    def set_secondary_limits(self, enabled: bool = True, concurrency: int | None = None, rest_points: int | None = None,
+                             graphql_points: int | None = None, window: float | None = None) -> None:
+        """GitHub's secondary rate limits, per token (per client address without one): at most ``concurrency``
+        concurrent REST and GraphQL requests (100), at most ``rest_points`` REST points (900) and ``graphql_points``
+        GraphQL points (2,000) in a rolling ``window`` of seconds (60). A REST GET, HEAD or OPTIONS costs 1 point, any
+        other method 5; a GraphQL query 1, a mutation 5. Over a limit: 403 with GitHub's message and ``Retry-After``
+        (the seconds until the window has room), counted in :attr:`secondary_limit_hits`. Git, LFS and downloads are not
+        counted. Changing the limits starts from a clean slate."""
+        self.secondary_limits = enabled
+        for name, value in (("secondary_concurrency", concurrency), ("secondary_rest_points", rest_points),
+                            ("secondary_graphql_points", graphql_points), ("secondary_window", window)):
+            if value is not None:
+                setattr(self, name, value)
+        with self._state_lock:
+            self._spent.clear()
+
+    def _secondary_key(self, token_value: str | None, client: str) -> str:
+        token = self.github.lookup_token(token_value)
+        return "token:" + token.token if token is not None else "ip:" + client
+
+    def _secondary_admit(self, key: str, kind: str, method: str) -> int | None:
+        """Count a request in flight under ``key``; the Retry-After seconds when a secondary limit refuses it (None: go on).
+        A GraphQL request's points are taken later, once its operation is known (:meth:`_secondary_spend`)."""
+        with self._state_lock:
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+            if self._in_flight[key] > self.secondary_concurrency:
+                return 1
+        if kind == "rest":
+            return self._secondary_spend(key, "rest", 1 if method in ("GET", "HEAD", "OPTIONS") else 5)
+        return None
+
+    def _secondary_spend(self, key: str, resource: str, points: int) -> int | None:
+        """Take ``points`` from the rolling window of ``key``; when they do not fit, the seconds until they would."""
+        limit = self.secondary_rest_points if resource == "rest" else self.secondary_graphql_points
+        now = time.time()
+        with self._state_lock:
+            spent = self._spent.setdefault((key, resource), collections.deque())
+            while spent and spent[0][0] <= now - self.secondary_window:
+                spent.popleft()
+            total = sum(p for _when, p in spent)
+            if total + points <= limit:
+                spent.append((now, points))
+                return None
+            excess, freed = total + points - limit, 0
+            for when, spent_points in spent:
+                freed += spent_points
+                if freed >= excess:
+                    return max(1, math.ceil(when + self.secondary_window - now))
+            return max(1, math.ceil(self.secondary_window))
+
+    def _send_secondary_limit(self, handler: _Handler, method: str, kind: str, token_value: str | None, retry_after: int) -> int:
+        with self._state_lock:
+            self.secondary_limit_hits += 1
+        request_id = _request_id()
+        body = {"message": SECONDARY_RATE_LIMIT_MESSAGE % request_id,
+                "documentation_url": SECONDARY_REST_DOCS if kind == "rest" else SECONDARY_GRAPHQL_DOCS}
+        headers = [("Content-Type", "application/json; charset=utf-8"), ("X-GitHub-Request-Id", request_id),
+                   ("Retry-After", str(retry_after))]
+        token = self.github.lookup_token(token_value)
+        if kind == "graphql" and token is not None:
+            headers += self._graphql_bucket(token).headers()
+        elif kind == "rest":
+            headers += self._bucket_for(token, handler.client_address[0]).headers()
+        self._send(handler, method, 403, json.dumps(body).encode(), headers)
+        return 403
+
+    # GitHub Apps -----------------------------------------------------------------------------------
+
+    def add_app(self, app_id: int, key: t.Any, installations: dict[str, int] | None = None, token_lifetime: float = 3600.0,
+                permissions: dict[str, str] | None = None, slug: str | None = None, name: str | None = None) -> App:
+        """Register GitHub App ``app_id``. ``key``: its public key or its private key (PEM text or bytes, or a
+        ``cryptography`` key object); JWTs signed RS256 with the private key authenticate it (``iss`` = the app id,
+        ``exp`` in the future and at most 10 minutes after ``iat``). ``installations``: {account login: installation
+        id}. ``token_lifetime``: seconds an installation token minted from now on works (GitHub: one hour).
+        ``permissions`` of its installations (default: read contents, issues, metadata and pull requests)."""
+        from cryptography.hazmat.primitives import serialization  # only GitHub App authentication needs it
+
+        if isinstance(key, (str, bytes)):
+            data = key.encode("ascii") if isinstance(key, str) else key
+            if b"PRIVATE KEY" in data:
+                public_key = serialization.load_pem_private_key(data, password=None).public_key()
+            else:
+                public_key = serialization.load_pem_public_key(data)
+        elif hasattr(key, "public_key"):
+            public_key = key.public_key()
+        else:
+            public_key = key
+        app = App(id=int(app_id), slug=slug or "app-%d" % app_id, name=name or "App %d" % app_id, public_key=public_key,
+                  installations={login.lower(): int(ident) for login, ident in (installations or {}).items()},
+                  token_lifetime=float(token_lifetime), permissions=dict(permissions or DEFAULT_APP_PERMISSIONS), created_at=utc_iso())
+        with self._state_lock:
+            self.apps[app.id] = app
+        return app
+
+    def add_installation(self, app_id: int, account: str, installation_id: int) -> None:
+        """Install app ``app_id`` on ``account`` (an organization or user login)."""
+        with self._state_lock:
+            self.apps[app_id].installations[account.lower()] = int(installation_id)
+
+    def set_app_token_lifetime(self, app_id: int, seconds: float) -> None:
+        """How long installation tokens of ``app_id`` minted from now on work (tokens already minted keep theirs)."""
+        self.apps[app_id].token_lifetime = float(seconds)
+
+    def app_tokens(self, app_id: int | None = None) -> list[Token]:
+        """The installation tokens minted so far (of ``app_id``, or of every app), oldest first."""
+        with self._state_lock:
+            return [token for app in self.apps.values() if app_id is None or app.id == app_id for token in app.minted]
+
+    def app_token_mints(self, app_id: int | None = None) -> int:
+        """How many installation tokens were minted (``POST /app/installations/{id}/access_tokens`` answered 201)."""
+        return len(self.app_tokens(app_id))
+
     # fault injection -------------------------------------------------------------------------------
 
     def inject(self, path_regex: str, status: int, count: int = 1, headers: dict[str, str] | None = None,
@@ -929,17 +1330,48 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
         with self._state_lock:
             self._injections.append(_Injection(re.compile(path_regex), status, count, header_list, raw, method, kind))
 
-    def inject_secondary_rate_limit(self, path_regex: str = ".", retry_after: int = 1, count: int = 1) -> None:
-        """GitHub's secondary ("abuse") rate limit: 403, ``Retry-After``."""
-        self.inject(path_regex, 403, count=count, headers={"Retry-After": str(retry_after)}, kind="rest", body={
+    def inject_secondary_rate_limit(self, path_regex: str = ".", retry_after: int = 1, count: int = 1, kind: str = "rest") -> None:
+        """GitHub's secondary ("abuse") rate limit: 403, ``Retry-After`` (``kind="graphql"``: for ``/api/graphql``)."""
+        self.inject(path_regex, 403, count=count, headers={"Retry-After": str(retry_after)}, kind=kind, body={
             "message": SECONDARY_RATE_LIMIT_MESSAGE % secrets.token_hex(8).upper(),
             "documentation_url": "https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api"
-                                 "#about-secondary-rate-limits",
+                                 "#about-secondary-rate-limits" if kind == "rest" else SECONDARY_GRAPHQL_DOCS,
         })
+
+    def inject_graphql(self, mode: str, count: int = 1, *, delay: float = 0.0, path: list[str | int] | None = None,
+                       error_type: str | None = None, message: str | None = None, body_format: str = "html",
+                       reset_in: float | None = None) -> None:
+        """The next ``count`` authenticated GraphQL requests are answered as GitHub does when things go wrong:
+
+        * ``"rate_limited"``: 200 ``{"data": null, "errors": [{"type": "RATE_LIMITED", ...}]}`` with ``X-RateLimit-Remaining: 0``
+          (and ``X-RateLimit-Reset`` ``reset_in`` seconds ahead, default the bucket's); nothing is charged;
+        * ``"partial"``: the query runs (and is charged), then the field at ``path`` (keys of ``data``; default the first
+          top-level field other than ``rateLimit``) is nulled and an ``errors`` entry added (``message``, default GitHub's
+          timeout text; ``type`` ``error_type`` when given);
+        * ``"timeout"``: 200 ``{"data": null, "errors": [{"message": "Something went wrong while executing your query. ..."}]}``;
+        * ``"502"``: HTTP 502 with GitHub's HTML page ("Unicorn!", ``body_format="html"``) or ``{"message": "Server Error"}``
+          (``body_format="json"``);
+        * ``"delay"``: the answer as usual, ``delay`` seconds late.
+        """
+        if mode not in ("rate_limited", "partial", "timeout", "502", "delay"):
+            raise ValueError("unknown GraphQL fault %r" % mode)
+        with self._state_lock:
+            self._graphql_injections.append(_GraphQLInjection(mode, count, delay, list(path) if path else None, error_type, message,
+                                                              body_format, reset_in))
+
+    def _take_graphql_injection(self) -> _GraphQLInjection | None:
+        with self._state_lock:
+            for injection in self._graphql_injections:
+                if injection.count > 0:
+                    injection.count -= 1
+                    self._graphql_injections = [i for i in self._graphql_injections if i.count > 0]
+                    return dataclasses.replace(injection)
+        return None
 
     def clear_injections(self) -> None:
         with self._state_lock:
             self._injections.clear()
+            self._graphql_injections.clear()
 
     def _take_injection(self, method: str, path: str, kind: str) -> _Injection | None:
         with self._state_lock:
@@ -977,32 +1409,65 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
 
     # dispatch --------------------------------------------------------------------------------------
 
+    def _git_path(self, path: str) -> tuple[str, str, str] | None:
+        """(owner, repository name as written, path below it) of a git or LFS URL: ``/git/{owner}/{repo}[.git]/...`` or,
+        as on GitHub, the web address of the repository plus ``.git``: ``/{owner}/{repo}.git/...``."""
+        legacy = re.match(r"^/git/([^/]+)/([^/]+?)(/.*)?$", path)
+        web = re.match(r"^/([^/]+)/([^/]+?\.git)(/.*)$", path)
+        if legacy and web:  # an owner called "git": take the reading that names a repository
+            def exists(owner: str, name: str) -> bool:
+                name = urllib.parse.unquote(name)
+                name = name[:-4] if name.endswith(".git") else name
+                return self.github.repo(urllib.parse.unquote(owner), name) is not None or (
+                    name.endswith(".wiki") and self.github.repo(urllib.parse.unquote(owner), name[:-5]) is not None)
+            if exists(web.group(1), web.group(2)) and not exists(legacy.group(1), legacy.group(2)):
+                legacy = None
+        match = legacy or web
+        if match is None:
+            return None
+        return match.group(1), match.group(2), match.group(3) or ""
+
+    def _kind(self, path: str) -> str:
+        if path.startswith("/_lfs/"):
+            return "lfs"
+        if path in ("/api/graphql", "/api/graphql/"):
+            return "graphql"
+        if path == "/api" or path.startswith("/api/"):
+            return "rest"
+        if path.startswith("/_downloads/"):
+            return "download"
+        target = self._git_path(path)
+        if target is not None:
+            return "lfs" if target[2].startswith("/info/lfs/") else "git"
+        return "web"
+
     def handle(self, handler: _Handler, method: str) -> None:
         raw_path = handler.path
-        path = urllib.parse.urlsplit(raw_path).path
-        if path.startswith("/_lfs/") or (path.startswith("/git/") and "/info/lfs/" in path):
-            kind = "lfs"
-        elif path.startswith("/git/"):
-            kind = "git"
-        elif path == "/api" or path.startswith("/api/"):
-            kind = "rest"
-        elif path.startswith("/_downloads/"):
-            kind = "download"
-        else:
-            kind = "web"
+        kind = self._kind(urllib.parse.urlsplit(raw_path).path)
         token = _parse_authorization(handler.headers.get("Authorization"))
+        slot: str | None = None
         try:
             body = _read_body(handler)
+            retry_after = None
+            if self.secondary_limits and kind in ("rest", "graphql"):
+                slot = self._secondary_key(token, handler.client_address[0])
+                retry_after = self._secondary_admit(slot, kind, method)
+            if self.latency > 0:
+                time.sleep(self.latency)
             injection = self._take_injection(method, raw_path, kind)
             if injection is not None:
                 self._send_injection(handler, method, injection, kind, token)
                 status = injection.status
+            elif retry_after is not None:
+                status = self._send_secondary_limit(handler, method, kind, token, retry_after)
             elif kind == "git":
                 status = self._handle_git(handler, method, raw_path, token, body)
             elif kind == "lfs":
                 status = self._handle_lfs(handler, method, raw_path, token, body)
             elif kind == "rest":
                 status = self._handle_rest(handler, method, raw_path, token, body)
+            elif kind == "graphql":
+                status = self._handle_graphql(handler, method, token, body, slot)
             else:
                 status = self._handle_web(handler, method, raw_path, token, kind)
         except (BrokenPipeError, ConnectionResetError):
@@ -1015,6 +1480,10 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
             with contextlib.suppress(OSError):
                 self._send(handler, method, 500, json.dumps({"message": "Server Error"}).encode(),
                            [("Content-Type", "application/json; charset=utf-8")])
+        finally:
+            if slot is not None:
+                with self._state_lock:
+                    self._in_flight[slot] -= 1
         self._record(method, raw_path, status, token, kind)
 
     def _send(self, handler: _Handler, method: str, status: int, body: bytes | None, headers: list[tuple[str, str]]) -> None:
@@ -1030,8 +1499,10 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
     def _send_injection(self, handler: _Handler, method: str, injection: _Injection, kind: str, token: str | None) -> None:
         headers = list(injection.headers)
         if kind == "rest" and injection.status < 500:
-            record = self.github.tokens.get(token) if token else None
+            record = self.github.lookup_token(token)
             headers = self._bucket_for(record, handler.client_address[0]).headers() + headers
+        elif kind == "graphql" and injection.status < 500 and self.github.lookup_token(token) is not None:
+            headers = self._graphql_bucket(self.github.lookup_token(token)).headers() + headers
         if kind in ("git", "lfs") and injection.status == 401:
             headers.append(("WWW-Authenticate", 'Basic realm="GitHub"'))
         self._send(handler, method, injection.status, injection.body, headers)
@@ -1052,9 +1523,11 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
                    ("Vary", "Accept, Authorization, Cookie, X-GitHub-OTP, Accept-Encoding"),
                    ("Access-Control-Expose-Headers", "ETag, Link, Location, Retry-After, X-GitHub-OTP, X-RateLimit-Limit, "
                     "X-RateLimit-Remaining, X-RateLimit-Used, X-RateLimit-Resource, X-RateLimit-Reset")]
+        if APP_ROUTE.match(path):
+            return self._handle_app(handler, method, path, token_value, body, headers)
         token: Token | None = None
         if token_value is not None:
-            token = self.github.tokens.get(token_value)
+            token = self.github.lookup_token(token_value)
             if token is None:
                 error = ApiError(401, "Bad credentials")
                 bucket = self._bucket_for(None, client)
@@ -1119,6 +1592,7 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
             (r"^/$", self._r_root),
             (r"^/rate_limit$", self._r_rate_limit),
             (r"^/user$", self._r_user),
+            (r"^/installation/repositories$", self._r_installation_repos),
             (r"^/user/repos$", self._r_user_repos),
             (r"^/user/orgs$", self._r_user_orgs),
             (r"^/users/([^/]+)$", self._r_users),
@@ -1252,7 +1726,7 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
             "created_at": repo.created_at, "updated_at": repo.updated_at, "pushed_at": repo.pushed_at,
             "git_url": "git://%s:%d/%s.git" % (LOOPBACK, self.port, repo.full_name),
             "ssh_url": "git@%s:%s.git" % (LOOPBACK, repo.full_name),
-            "clone_url": self.git_url(repo.owner.login, repo.name), "svn_url": html, "homepage": repo.homepage, "size": repo.size,
+            "clone_url": self.web_git_url(repo.owner.login, repo.name), "svn_url": html, "homepage": repo.homepage, "size": repo.size,
             "stargazers_count": repo.stargazers_count, "watchers_count": repo.stargazers_count, "language": repo.language,
             "has_issues": repo.has_issues, "has_projects": repo.has_projects, "has_downloads": repo.has_downloads,
             "has_wiki": repo.has_wiki, "has_pages": False, "has_discussions": repo.has_discussions, "forks_count": repo.forks_count,
@@ -1292,12 +1766,7 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
                 "closed_at": milestone.closed_at}
 
     def _association(self, repo: Repo, login: str) -> str:
-        owner = self.github.owner(login)
-        if owner is not None and owner.login.lower() == repo.owner.login.lower():
-            return "OWNER"
-        if any(tok.login.lower() == login.lower() and self.github.is_member(tok, repo.owner) for tok in self.github.tokens.values()):
-            return "MEMBER"
-        return "CONTRIBUTOR"
+        return self.github.association(repo, login)
 
     @staticmethod
     def _reactions(url: str) -> dict:
@@ -1418,6 +1887,7 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
                 "id": release.id, "author": self._user_json(release.author), "node_id": _node_id("Release", release.id),
                 "tag_name": release.tag_name, "target_commitish": release.target_commitish, "name": release.name, "draft": release.draft,
                 "prerelease": release.prerelease, "created_at": release.created_at, "published_at": release.published_at,
+                "updated_at": release.updated_at or release.created_at,
                 "assets": [self._asset_json(repo, release, a) for a in release.assets],
                 "tarball_url": "%s/tarball/%s" % (api, release.tag_name), "zipball_url": "%s/zipball/%s" % (api, release.tag_name),
                 "body": release.body}
@@ -1441,13 +1911,20 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
         def other(limit: int, resource: str) -> dict:
             return {"limit": limit, "used": 0, "remaining": limit, "reset": later, "resource": resource}
 
-        return _Reply(200, {"resources": {"core": core, "search": other(30, "search"), "graphql": other(5000 if ctx.token else 0, "graphql"),
+        graphql = other(0, "graphql")
+        if ctx.token is not None:
+            state = self._graphql_bucket(ctx.token)
+            graphql = {"limit": state.limit, "used": min(state.used, state.limit), "remaining": state.remaining,
+                       "reset": int(math.ceil(state.reset)), "resource": "graphql"}
+        return _Reply(200, {"resources": {"core": core, "search": other(30, "search"), "graphql": graphql,
                                           "integration_manifest": other(5000, "integration_manifest"),
                                           "code_search": other(10, "code_search")}, "rate": core}, etag=False)
 
     def _r_user(self, ctx: _Ctx) -> _Reply:
         if ctx.token is None:
             raise ApiError(401, "Requires authentication", "https://docs.github.com/rest/users/users#get-the-authenticated-user")
+        if ctx.token.installation_id is not None:
+            raise ApiError(403, "Resource not accessible by integration", "https://docs.github.com/rest/users/users#get-the-authenticated-user")
         with self.github.lock:
             owner = self.github.owner(ctx.token.login) or self.github.add_user(ctx.token.login)
             data = self._owner_detail_json(ctx, owner)
@@ -1462,9 +1939,24 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
                 "pushed": lambda r: (r.pushed_at, r.id), "full_name": lambda r: r.full_name.lower()}
         return sorted(repos, key=keys.get(sort, keys[default_sort]), reverse=direction == "desc")
 
+    def _r_installation_repos(self, ctx: _Ctx) -> _Reply:
+        """GET /installation/repositories: the repositories an installation token may read (all of its account's)."""
+        docs = "https://docs.github.com/rest/apps/installations#list-repositories-accessible-to-the-app-installation"
+        if ctx.token is None or ctx.token.installation_id is None:
+            raise ApiError(403, "You must authenticate with an installation access token in order to list repositories for an installation.",
+                           docs)
+        with self.github.lock:
+            repos = sorted((r for r in self.github.repos.values() if self.github.is_member(ctx.token, r.owner)), key=lambda r: r.id)
+            reply = self._paginate(ctx, repos, lambda r: self._repo_json(ctx, r))
+        reply.payload = {"total_count": len(repos), "repository_selection": "all", "repositories": reply.payload}
+        return reply
+
     def _r_user_repos(self, ctx: _Ctx) -> _Reply:
         if ctx.token is None:
             raise ApiError(401, "Requires authentication", "https://docs.github.com/rest/repos/repos#list-repositories-for-the-authenticated-user")
+        if ctx.token.installation_id is not None:
+            raise ApiError(403, "Resource not accessible by integration",
+                           "https://docs.github.com/rest/repos/repos#list-repositories-for-the-authenticated-user")
         visibility = ctx.param("visibility", "all")
         affiliation = set((ctx.param("affiliation", "owner,collaborator,organization_member") or "").split(","))
         repo_type = ctx.param("type", "all")
@@ -1844,6 +2336,217 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
             })
         return _Reply(200, commits, self._link_header(ctx, page, per_page, total))
 
+    # GitHub Apps: the endpoints an app calls with its JWT ------------------------------------------
+
+    def _handle_app(self, handler: _Handler, method: str, path: str, token_value: str | None, body: bytes,
+                    headers: list[tuple[str, str]]) -> int:
+        """``/app``, ``/app/installations[/{id}]``, ``POST /app/installations/{id}/access_tokens`` and the installation of
+        an organization, user or repository: authenticated with ``Authorization: Bearer <JWT>`` of the app."""
+        try:
+            app = self._verify_jwt(token_value)
+            reply = self._app_route(app, method, path, body)
+        except ApiError as exc:
+            reply = _Reply(exc.status, exc.body, exc.headers)
+        self._send(handler, method, reply.status, json.dumps(reply.payload).encode(), headers + reply.headers)
+        return reply.status
+
+    def _verify_jwt(self, token_value: str | None) -> App:
+        """The app whose JWT this is, checked as GitHub does (RS256 signature, ``iss``, ``iat``, ``exp``); ApiError 401."""
+        from cryptography.exceptions import InvalidSignature  # only GitHub App authentication needs it
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        undecodable = ApiError(401, JWT_DECODE_ERROR)
+        try:
+            head, claims_text, signature = (token_value or "").split(".")
+            header, claims = json.loads(_b64url(head)), json.loads(_b64url(claims_text))
+        except (ValueError, UnicodeDecodeError):
+            raise undecodable
+        if not isinstance(header, dict) or not isinstance(claims, dict) or header.get("alg") != "RS256":
+            raise undecodable
+        issuer = claims.get("iss")  # the app id, as a string (GitHub also takes a number)
+        app = self.apps.get(int(issuer)) if isinstance(issuer, (str, int)) and str(issuer).isdigit() else None
+        if app is None:
+            raise undecodable
+        try:
+            app.public_key.verify(_b64url(signature), ("%s.%s" % (head, claims_text)).encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+        except (InvalidSignature, ValueError, TypeError):
+            raise undecodable
+        now = time.time()
+        expires, issued = claims.get("exp"), claims.get("iat")
+        if not _is_number(expires) or expires <= now:
+            raise ApiError(401, JWT_EXP_ERROR)
+        if not _is_number(issued) or issued > now + JWT_CLOCK_DRIFT:
+            raise ApiError(401, JWT_IAT_ERROR)
+        if expires - issued > JWT_MAX_LIFETIME:
+            raise ApiError(401, JWT_EXP_TOO_FAR)
+        return app
+
+    def _app_route(self, app: App, method: str, path: str, body: bytes) -> _Reply:
+        mint = re.match(r"^/app/installations/(\d+)/access_tokens$", path)
+        if mint:
+            if method != "POST":
+                raise _not_found()
+            return self._mint_installation_token(app, int(mint.group(1)), body)
+        if method not in ("GET", "HEAD"):
+            raise _not_found()
+        with self.github.lock:
+            installed = [(self.github.owner(login), ident) for login, ident in app.installations.items()]
+            installed = [(owner, ident) for owner, ident in installed if owner is not None]
+            if path == "/app":
+                return _Reply(200, self._app_json(app))
+            if path == "/app/installations":
+                return _Reply(200, [self._installation_json(app, owner, ident) for owner, ident in installed])
+            by_id = re.match(r"^/app/installations/(\d+)$", path)
+            account = re.match(r"^/(orgs|users)/([^/]+)/installation$", path)
+            repo = re.match(r"^/repos/([^/]+)/([^/]+)/installation$", path)
+            for owner, ident in installed:
+                if by_id and int(by_id.group(1)) == ident:
+                    return _Reply(200, self._installation_json(app, owner, ident))
+                if account and urllib.parse.unquote(account.group(2)).lower() == owner.login.lower() and (
+                        account.group(1) == "users" or owner.type == "Organization"):
+                    return _Reply(200, self._installation_json(app, owner, ident))
+                if repo:
+                    found = self.github.repo(urllib.parse.unquote(repo.group(1)), urllib.parse.unquote(repo.group(2)))
+                    if found is not None and found.owner is owner:
+                        return _Reply(200, self._installation_json(app, owner, ident))
+        raise _not_found()
+
+    def _mint_installation_token(self, app: App, installation_id: int, body: bytes) -> _Reply:
+        """POST /app/installations/{id}/access_tokens: 201 with a new ``ghs_`` token that reads every repository of the
+        account (REST, GraphQL, git) until ``expires_at``. Permissions asked for must be granted to the installation."""
+        docs = "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app"
+        account = next((login for login, ident in app.installations.items() if ident == installation_id), None)
+        owner = self.github.owner(account) if account else None
+        if owner is None:
+            raise _not_found()
+        try:
+            request = json.loads(body.decode("utf-8")) if body.strip() else {}
+        except (ValueError, UnicodeDecodeError):
+            request = None
+        if not isinstance(request, dict) or not isinstance(request.get("permissions") or {}, dict):
+            raise ApiError(400, "Problems parsing JSON", docs)
+        wanted = request.get("permissions") or {}
+        levels = {"read": 1, "write": 2, "admin": 3}
+        if any(levels.get(level, 99) > levels.get(app.permissions.get(name, ""), 0) for name, level in wanted.items()):
+            raise ApiError(422, "The permissions requested are not granted to this installation.", docs)
+        permissions = dict(wanted) if wanted else dict(app.permissions)
+        value = "ghs_" + "".join(secrets.choice(INSTALLATION_TOKEN_CHARS) for _index in range(36))
+        expires = int(time.time() + app.token_lifetime)
+        record = Token(token=value, login="%s[bot]" % app.slug, orgs=frozenset(), scopes="", expires_at=expires,
+                       account=owner.login.lower(), installation_id=installation_id, permissions=permissions)
+        with self.github.lock:
+            self.github.tokens[value] = record
+        with self._state_lock:
+            app.minted.append(record)
+        return _Reply(201, {"token": value, "expires_at": utc_iso(expires), "permissions": permissions, "repository_selection": "all"},
+                      etag=False)
+
+    def _app_json(self, app: App) -> dict:
+        return {"id": app.id, "slug": app.slug, "node_id": _node_id("Integration", app.id), "client_id": "Iv1.%012x" % app.id,
+                "owner": None, "name": app.name, "description": "", "external_url": self.base_url,
+                "html_url": "%s/apps/%s" % (self.base_url, app.slug), "created_at": app.created_at, "updated_at": app.created_at,
+                "permissions": dict(app.permissions), "events": [], "installations_count": len(app.installations)}
+
+    def _installation_json(self, app: App, owner: Owner, ident: int) -> dict:
+        if owner.type == "Organization":
+            html = "%s/organizations/%s/settings/installations/%d" % (self.base_url, owner.login, ident)
+        else:
+            html = "%s/settings/installations/%d" % (self.base_url, ident)
+        return {"id": ident, "client_id": "Iv1.%012x" % app.id, "account": self._user_json(owner), "repository_selection": "all",
+                "access_tokens_url": "%s/app/installations/%d/access_tokens" % (self.api_url, ident),
+                "repositories_url": self.api_url + "/installation/repositories", "html_url": html, "app_id": app.id,
+                "app_slug": app.slug, "target_id": owner.id, "target_type": owner.type, "permissions": dict(app.permissions),
+                "events": [], "created_at": app.created_at, "updated_at": app.created_at, "single_file_name": None,
+                "has_multiple_single_files": False, "single_file_paths": [], "suspended_by": None, "suspended_at": None}
+
+    # GraphQL ---------------------------------------------------------------------------------------
+
+    def _handle_graphql(self, handler: _Handler, method: str, token_value: str | None, body: bytes, slot: str | None) -> int:
+        """POST /api/graphql: GitHub's GraphQL API over the model (:mod:`github_graphql`), with GitHub's accounting (cost,
+        node limit, a bucket of points apart from REST's) and its ways of failing (:meth:`inject_graphql`)."""
+        from ansible_collections.corebackup.backup.tests.testbed import github_graphql  # imports this module
+
+        request_id = _request_id()
+        headers = [("Content-Type", "application/json; charset=utf-8"), ("X-GitHub-Media-Type", "github.v4; format=json"),
+                   ("X-GitHub-Request-Id", request_id),
+                   ("Access-Control-Expose-Headers", "ETag, Link, Location, Retry-After, X-GitHub-OTP, X-RateLimit-Limit, "
+                    "X-RateLimit-Remaining, X-RateLimit-Used, X-RateLimit-Resource, X-RateLimit-Reset")]
+
+        def answer(status: int, payload: t.Any, extra: list[tuple[str, str]] | None = None) -> int:
+            self._send(handler, method, status, json.dumps(payload).encode(), headers + (extra or []))
+            return status
+
+        if not self.graphql or method != "POST":
+            return answer(404, _not_found().body)
+        if token_value is None:
+            return answer(401, {"message": "This endpoint requires you to be authenticated.", "documentation_url": GRAPHQL_AUTH_DOCS})
+        token = self.github.lookup_token(token_value)
+        if token is None:
+            return answer(401, {"message": "Bad credentials", "documentation_url": GRAPHQL_DOCS})
+        bucket = self._graphql_bucket(token)
+        injection = self._take_graphql_injection()
+        if injection is not None:
+            if injection.mode == "delay":
+                time.sleep(injection.delay)
+            elif injection.mode == "rate_limited":
+                reset = time.time() + injection.reset_in if injection.reset_in is not None else bucket.reset
+                return answer(200, self._graphql_rate_limited(token), [
+                    ("X-RateLimit-Limit", str(bucket.limit)), ("X-RateLimit-Remaining", "0"), ("X-RateLimit-Reset", str(int(math.ceil(reset)))),
+                    ("X-RateLimit-Used", str(bucket.limit)), ("X-RateLimit-Resource", "graphql")])
+            elif injection.mode == "timeout":
+                return answer(200, {"data": None, "errors": [{"message": GRAPHQL_TIMEOUT_MESSAGE % request_id}]}, bucket.headers())
+            elif injection.mode == "502":
+                if injection.body_format == "json":
+                    return answer(502, {"message": "Server Error"})
+                self._send(handler, method, 502, UNICORN_PAGE, [("Content-Type", "text/html; charset=utf-8"), ("X-GitHub-Request-Id", request_id)])
+                return 502
+        try:
+            request = json.loads(body.decode("utf-8"))
+            if not isinstance(request, dict):
+                raise ValueError("not an object")
+            variables = request.get("variables")
+            if isinstance(variables, str):  # GitHub takes the variables as a JSON text too
+                variables = json.loads(variables) if variables.strip() else None
+        except (ValueError, UnicodeDecodeError):
+            return answer(400, {"message": "Problems parsing JSON", "documentation_url": GRAPHQL_DOCS})
+        query, operation = request.get("query"), request.get("operationName")
+        if not isinstance(query, str) or not query.strip():
+            return answer(200, {"errors": [{"message": "A query attribute must be specified and must be a string."}]}, bucket.headers())
+        if variables is not None and not isinstance(variables, dict):
+            return answer(200, {"errors": [{"message": "Variables are invalid JSON."}]}, bucket.headers())
+        prepared = github_graphql.prepare(query, variables or {}, operation if isinstance(operation, str) and operation else None)
+        if slot is not None:
+            retry_after = self._secondary_spend(slot, "graphql", 5 if prepared.mutation else 1)
+            if retry_after is not None:
+                return self._send_secondary_limit(handler, method, "graphql", token_value, retry_after)
+        if prepared.errors:
+            return answer(200, {"errors": prepared.errors}, bucket.headers())
+        with self._state_lock:
+            limited = not prepared.dry_run and bucket.used + prepared.cost > bucket.limit
+            if not limited and not prepared.dry_run:
+                bucket.used += prepared.cost
+            state = dataclasses.replace(bucket)
+        if limited:
+            return answer(200, self._graphql_rate_limited(token), state.headers())
+        rate = {"cost": prepared.cost, "limit": state.limit, "nodeCount": prepared.node_count, "remaining": state.remaining,
+                "resetAt": utc_iso(state.reset), "used": min(state.used, state.limit)}
+        payload = github_graphql.execute(prepared, github_graphql.Context(self, token, rate))
+        if injection is not None and injection.mode == "partial":
+            error = {"type": injection.error_type} if injection.error_type else {}
+            error["message"] = injection.message or GRAPHQL_TIMEOUT_MESSAGE % request_id
+            github_graphql.null_field(prepared, payload, injection.path, error)
+        return answer(200, payload, state.headers())
+
+    def _graphql_rate_limited(self, token: Token) -> dict:
+        """GitHub's answer (HTTP 200) to a GraphQL query when the token's points are used up."""
+        if token.installation_id is not None:
+            who = "installation ID %d" % token.installation_id
+        else:
+            owner = self.github.owner(token.login)
+            who = "user ID %d" % (owner.id if owner else 0)
+        return {"data": None, "errors": [{"type": "RATE_LIMITED", "message": "API rate limit exceeded for %s." % who}]}
+
     # web and downloads -----------------------------------------------------------------------------
 
     def _handle_web(self, handler: _Handler, method: str, raw_path: str, token_value: str | None, kind: str) -> int:
@@ -1864,7 +2567,7 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
             return 200
         match = re.match(r"^/([^/]+)/([^/]+)/releases/download/([^/]+)/([^/]+)$", split.path)
         if match and method in ("GET", "HEAD"):
-            token = self.github.tokens.get(token_value) if token_value else None
+            token = self.github.lookup_token(token_value)
             owner, name, tag, asset_name = (urllib.parse.unquote(g) for g in match.groups())
             repo = self.github.repo(owner, name)
             if repo is not None and self.github.can_read(token, repo) and not repo.dmca:
@@ -1914,17 +2617,17 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
             if method == "PUT":
                 return self._lfs_upload(handler, method, split, body)
             return self._lfs_download(handler, method, split)
-        match = re.match(r"^/git/([^/]+)/([^/]+?)/info/lfs(/.*)$", split.path)
-        if not match:
+        parts = self._git_path(split.path)
+        if parts is None or not parts[2].startswith("/info/lfs/"):
             return self._lfs_error(handler, method, 404, "Not Found")
         target = self._git_target(raw_path, token_value)
-        action = match.group(3)
+        action = parts[2][len("/info/lfs"):]
         if target.status:
             return self._lfs_error(handler, method, target.status, target.message.strip().rstrip("."))
         repo = target.repo
         if repo is None or target.wiki:  # no LFS in wikis
             return self._lfs_error(handler, method, 404, "Repository not found")
-        token = self.github.tokens.get(token_value) if token_value else None
+        token = self.github.lookup_token(token_value)
         if action == "/objects/batch" and method == "POST":
             return self._lfs_batch(handler, method, repo, token, body)
         if action == "/locks" and method in ("GET", "HEAD"):
@@ -2048,14 +2751,14 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
     def _git_target(self, raw_path: str, token_value: str | None) -> _GitTarget:
         """The repository (or wiki) of a git or LFS URL; status 0 means serve it, else the status and message to answer."""
         split = urllib.parse.urlsplit(raw_path)
-        match = re.match(r"^/git/([^/]+)/([^/]+?)(/.*)?$", split.path)
-        if not match or not match.group(3):
+        parts = self._git_path(split.path)
+        if parts is None or not parts[2]:
             return _GitTarget(404, "Not Found\n")
-        owner, name, suffix = urllib.parse.unquote(match.group(1)), urllib.parse.unquote(match.group(2)), match.group(3)
+        owner, name, suffix = urllib.parse.unquote(parts[0]), urllib.parse.unquote(parts[1]), parts[2]
         write = "git-receive-pack" in suffix or "service=git-receive-pack" in split.query
         token = None
         if token_value is not None:
-            token = self.github.tokens.get(token_value)
+            token = self.github.lookup_token(token_value)
             if token is None:
                 return _GitTarget(401, "Invalid username or token. Password authentication is not supported for Git operations.\n")
         if name.endswith(".git"):
@@ -2094,7 +2797,7 @@ class GitHubStandIn:  # pylint: disable=too-many-public-methods
         git_dir, suffix = target.git_dir, target.suffix
         if git_dir is None or suffix is None or target.repo is None:
             raise RuntimeError("no git directory")
-        token = self.github.tokens.get(token_value) if token_value else None
+        token = self.github.lookup_token(token_value)
         # http.receivepack only for a push _git_target allowed; receive.hideRefs makes receive-pack refuse updates of
         # refs/pull/* one by one with "deny updating a hidden ref" (and leave them out of its advertisement), as GitHub does.
         config = [("uploadpack.allowFilter", "true"), ("uploadpack.allowAnySHA1InWant", "true"),

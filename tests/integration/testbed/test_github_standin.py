@@ -150,7 +150,7 @@ def test_pagination_follows_link_headers(github):
     default = request(github.url("/orgs/%s/repos" % ORG), github.token)
     assert len(default.json()) == 30 and set(default.links) == {"next", "last"} and "page=2" in default.links["last"]
     repo = next(r for r in repos if r["name"] == "dotted.name")
-    assert repo["clone_url"] == github.standin.git_url(ORG, "dotted.name")
+    assert repo["clone_url"] == github.standin.web_git_url(ORG, "dotted.name")
     assert repo["owner"] == {**repo["owner"], "login": ORG, "type": "Organization"}
     for key in ("id", "node_id", "full_name", "private", "visibility", "fork", "archived", "disabled", "has_wiki", "has_issues",
                 "default_branch", "pushed_at", "updated_at", "size", "html_url", "description", "topics"):
@@ -609,7 +609,7 @@ def test_create_repository_through_the_api(github, restore_org):
     assert repo["organization"]["login"] == restore_org and repo["permissions"]["push"] is True
     assert (repo["private"], repo["visibility"], repo["description"]) == (True, "private", "Restored from a backup")
     assert (repo["has_wiki"], repo["has_issues"], repo["default_branch"], repo["size"]) == (False, False, "main", 0)
-    assert repo["clone_url"] == standin.git_url(restore_org, "created")
+    assert repo["clone_url"] == standin.web_git_url(restore_org, "created")
     assert request(github.url("/repos/%s/created" % restore_org), github.token).json() == repo
     record = standin.github.repo(restore_org, "created")
     assert record.git_dir == os.path.join(standin.root_dir, restore_org, "created.git") and record.empty and not record.wiki_exists
