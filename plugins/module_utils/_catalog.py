@@ -158,8 +158,11 @@ class Catalog:
         return artifact
 
 
-def carry(backend: t.Any, previous: Artifact, job: str, when: datetime.datetime) -> Artifact:
+def carry(backend: t.Any, previous: Artifact, job: str, when: datetime.datetime, updates: dict | None = None) -> Artifact:
     """Store ``previous`` again under today's key, inside the storage; checked against its record.
+
+    ``updates`` change the carried artifact's recorded metadata (its checksum record; the bytes and
+    the object's own metadata are those of ``previous``).
 
     Raises StorageError when the store cannot copy it (an archived S3 object) or the copy does not
     match what was recorded; the caller then backs the item up from its source.
@@ -172,7 +175,7 @@ def carry(backend: t.Any, previous: Artifact, job: str, when: datetime.datetime)
         raise StorageError("%s no longer matches its recorded size and sha256 (%d bytes, sha256 %s)" % (
             previous.key, previous.size, previous.sha256))
     artifact = Artifact(key=key, size=previous.size, sha256=previous.sha256, compression=previous.compression,
-                        encryption=previous.encryption, created=iso(when), metadata=dict(previous.metadata),
+                        encryption=previous.encryption, created=iso(when), metadata=dict(previous.metadata, **(updates or {})),
                         carried_from=previous.key, contents=previous.contents)
     artifact.record_checksum(backend)
     return artifact

@@ -106,6 +106,11 @@ class Service:
     def finish(self, entry: dict, artifact: Artifact) -> None:
         """Fill the service's own fields of an entry from its artifact (carried or unchanged)."""
 
+    def carry_updates(self, item: Item) -> dict:
+        """Metadata to record with an artifact carried after produce() found the source equal to it (e.g. when
+        the source was last compared in full)."""
+        return {}
+
     def totals(self) -> dict:
         return {}
 
@@ -233,15 +238,16 @@ class ServiceRunner:
             artifact = self.service.produce(item, recorded if action == BACKUP else {}, entry)
         if artifact is None:  # read again, and equal to the recorded artifact after all
             artifact = stored.artifact if stored.today else (
-                self.carry(stored.artifact) or self.service.produce(item, {}, entry))
+                self.carry(stored.artifact, self.service.carry_updates(item)) or self.service.produce(item, {}, entry))
         if artifact is None:
             raise BackupError("%s produced no artifact" % item.name)
         return artifact
 
-    def carry(self, previous: Artifact) -> Artifact | None:
-        """``previous`` carried into today's set; None (and a warning) when the store cannot carry it."""
+    def carry(self, previous: Artifact, updates: dict | None = None) -> Artifact | None:
+        """``previous`` carried into today's set (its metadata updated with ``updates``); None (and a warning)
+        when the store cannot carry it."""
         try:
-            return carry(self.module.backend, previous, self.module.job, self.module.now)
+            return carry(self.module.backend, previous, self.module.job, self.module.now, updates)
         except BackupError as exc:
             self.module.warn("could not carry %s into today's set (%s); backed up from the source instead"
                              % (previous.key, exc))

@@ -26,7 +26,12 @@ GITHUB = dict(
         skip_archived=dict(type="bool", default=False),
         visibility=dict(type="str", choices=["all", "public", "private"], default="all"),
         token=dict(type="str", no_log=True, fallback=(env_fallback, ["GITHUB_TOKEN"])),
+        app_id=dict(type="str"),
+        app_private_key=dict(type="str", no_log=True),
+        app_installation_id=dict(type="int"),
         api_url=dict(type="str", default="https://api.github.com"),
+        api_mode=dict(type="str", choices=["auto", "graphql", "rest"], default="auto"),
+        full_refresh_days=dict(type="int", default=7),
         validate_certs=dict(type="bool", default=True),
         wiki=dict(type="bool", default=True),
         issues=dict(type="bool", default=True),
@@ -38,8 +43,9 @@ GITHUB = dict(
         lfs=dict(type="bool", default=False),
     ),
     job_default="github",
-    mutually_exclusive=[("organization", "user")],
+    mutually_exclusive=[("organization", "user"), ("token", "app_id")],
     required_one_of=[("organization", "user")],
+    required_together=[("app_id", "app_private_key")],
 )
 
 FILES = dict(

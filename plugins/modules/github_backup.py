@@ -17,9 +17,13 @@ description:
   - The token never reaches disk, a command line or the output. git authenticates with an
     C(http.extraHeader) passed through the environment (C(GIT_CONFIG_COUNT)), never in the remote URL,
     so the mirror's C(config) in the archive holds no credential.
-  - Honours GitHub's rate limits (C(X-RateLimit-Remaining)/C(X-RateLimit-Reset), C(Retry-After),
-    secondary limits) and retries 5xx answers with jittered backoff. A repository that fails is
-    recorded and the others go on.
+  - Reads metadata through GitHub's GraphQL API (O(api_mode)), in as few queries as the data allows
+    (about one per repository), and stores it in one REST-shaped format whichever API read it.
+  - Stays inside GitHub's limits by design. One scheduler shared by every worker keeps the run under the
+    secondary limits (concurrent requests, REST and GraphQL points per minute), reads C(X-RateLimit-*)
+    on every answer, and pauses every worker when GitHub answers with C(Retry-After), a secondary limit
+    or an exhausted primary limit (C(RATE_LIMITED) for GraphQL). 5xx answers and GraphQL time-outs are
+    retried with jittered backoff. A repository that fails is recorded and the others go on.
 author:
   - corebackup.backup contributors (@corebackup)
 extends_documentation_fragment:
@@ -81,13 +85,52 @@ options:
   token:
     description:
       - GitHub token. If not set, the E(GITHUB_TOKEN) environment variable is used.
-      - Without a token only public data can be read, under a much lower rate limit.
+      - Without a token (and without O(app_id)) only public data can be read, through REST, under a much
+        lower rate limit.
+      - Mutually exclusive with O(app_id).
     type: str
+  app_id:
+    description:
+      - Authenticate as this GitHub App (its App ID) instead of with a O(token). An installation token is
+        minted with O(app_private_key) through PyGithub, renewed before it expires during a long run
+        (and when GitHub refuses it), kept in memory only and never shown.
+    type: str
+  app_private_key:
+    description:
+      - The App's private key (PEM), from Ansible Vault. Required with O(app_id).
+    type: str
+  app_installation_id:
+    description:
+      - The installation of the App to use. By default the App's installation on the O(organization)
+        or O(user).
+    type: int
   api_url:
     description:
-      - Base URL of the REST API; for GitHub Enterprise Server C(https://HOST/api/v3).
+      - Base URL of the REST API; for GitHub Enterprise Server C(https://HOST/api/v3). The GraphQL API
+        is C(<api_url>/graphql), or C(https://HOST/api/graphql) beside C(/api/v3).
     type: str
     default: https://api.github.com
+  api_mode:
+    description:
+      - V(graphql) lists repositories and reads their metadata through GitHub's GraphQL API (about one
+        query per repository, and a rerun with nothing changed costs the listing only); REST stays for
+        what GraphQL does not offer (release asset downloads).
+      - V(rest) uses the REST API only (about 9 requests per repository, plus conditional requests on
+        reruns).
+      - V(auto) uses GraphQL, and REST when there is no token, no GraphQL endpoint, or the endpoint lacks a
+        field the queries need (older GitHub Enterprise Server), with a warning.
+      - The stored metadata is the same whichever API read it.
+    type: str
+    choices: [auto, graphql, rest]
+    default: auto
+  full_refresh_days:
+    description:
+      - With GraphQL, whether a repository's metadata changed is read from the listing (counts and newest
+        updates of issues, pull requests, releases, milestones, labels). Edits and deletions of comments
+        do not always move them, so a repository's metadata is read again in full at least every this many
+        days (V(0) every run); when it turns out unchanged, its newest artifact is carried as usual.
+    type: int
+    default: 7
   validate_certs:
     description: Verify TLS certificates of the API and of git.
     type: bool
@@ -131,14 +174,15 @@ options:
 notes:
   - Private repositories of a O(user) other than the token's owner cannot be listed; name them in O(repositories).
   - With O(skip_unchanged), a repository is unchanged when its refs (no push since, by C(pushed_at), else
-    C(git ls-remote)), its wiki's refs (C(git ls-remote); a wiki edit does not move C(pushed_at)), the
-    first page of each metadata export (asked with its recorded C(ETag); a 304 costs no rate limit) and
-    the options that shape the artifact are as recorded with its newest artifact. Deleting an issue that
-    is not among the most recently updated ones is noticed at the next push or other change.
+    C(git ls-remote)), its wiki's refs (C(git ls-remote); a wiki edit does not move C(pushed_at)), its
+    metadata and the options that shape the artifact are as recorded with its newest artifact. With
+    GraphQL, the metadata's freshness comes from the listing itself (see O(full_refresh_days)); with REST,
+    from the first page of each export, asked with its recorded C(ETag) (a 304 costs no rate limit).
   - git commands are retried on transient network errors (resets, time-outs, 5xx answers), never on
     authentication errors or missing repositories.
 requirements:
   - git
+  - PyGithub (with O(app_id) only)
 """
 
 EXAMPLES = r"""
@@ -156,6 +200,15 @@ EXAMPLES = r"""
     encryption:
       recipients:
         - age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+
+- name: Back up an organization as a GitHub App, its key from Ansible Vault
+  corebackup.backup.github_backup:
+    organization: my-org
+    app_id: "123456"
+    app_private_key: "{{ vault_github_app_key }}"
+    storage:
+      type: filesystem
+      path: /srv/backups
 
 - name: Back up some repositories of a user to a directory, without pull requests of one of them
   corebackup.backup.github_backup:
@@ -251,9 +304,12 @@ totals:
   returned: always
   type: dict
   sample: {selected: 30, backed_up: 3, carried: 25, unchanged: 0, skipped: 0, failed: 2, bytes: 1048576,
-           api_requests: 250, api_not_modified: 0, seconds: 12.5}
+           api: graphql, api_requests: 36, api_not_modified: 0, graphql_requests: 35, graphql_cost: 95,
+           rate_limit_answers: 0, rate_limit_pauses: 0, rate_limit_wait_seconds: 0.0, app_tokens_minted: 0,
+           seconds: 12.5}
 """
 
+import datetime
 import hashlib
 import json
 import os
@@ -261,17 +317,26 @@ import re
 import shutil
 import tempfile
 
+from ansible.module_utils.basic import missing_required_lib
+
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, CommandFailed, OptionError
+from ansible_collections.corebackup.backup.plugins.module_utils import _github_format as fmt
 from ansible_collections.corebackup.backup.plugins.module_utils._github import (
     GitHubClient,
     GitHubError,
+    GraphQLError,
+    GraphQLUnavailable,
+    RequestScheduler,
+    TokenSource,
     basic_auth,
     git_env,
     local_refs,
     parse_link_header,
     refs_digest,
 )
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, sanitize_name
+from ansible_collections.corebackup.backup.plugins.module_utils._github_app import HAS_PYGITHUB, PYGITHUB_IMP_ERR, AppTokenSource
+from ansible_collections.corebackup.backup.plugins.module_utils._github_graphql import GraphQLReader, freshness_of
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, parse_iso, sanitize_name
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import tar_stream
 from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceRunner
@@ -294,6 +359,11 @@ EXPORT_TOGGLES = {"issues": ("issues",), "issue_comments": ("issues", "pulls"), 
                   "milestones": ("milestones",)}
 # An export that GitHub refuses for one repository (issues disabled, ...) is recorded as empty.
 EXPORT_ABSENT_STATUSES = (404, 410)
+# GraphQL: the connections of a repository each toggle reads, and the freshness parts that tell whether they changed.
+GRAPHQL_CONNECTIONS = {"issues": ("issues",), "pulls": ("pullRequests",), "releases": ("releases",),
+                       "labels": ("labels",), "milestones": ("milestones",)}
+# What must equal the newest artifact's for a repository read again to count as unchanged.
+SAME_AS_STORED = ("refs_digest", "wiki_refs_digest", "metadata_digest", "options", "metadata_format")
 
 
 class RepositoryFailed(BackupError):
@@ -345,15 +415,39 @@ class GitHubBackup(Service):
     def __init__(self, module):
         super().__init__(module)
         params = self.params
-        self.token = params["token"]
         self.owner = params["organization"] or params["user"]
         self.include = compile_patterns(params["include"], "include")
         self.exclude = compile_patterns(params["exclude"], "exclude")
         self.explicit = self._explicit_repositories(params["repositories"])
-        self.client = GitHubClient(params["api_url"], self.token, params["validate_certs"], module.retry)
+        if params["full_refresh_days"] < 0:
+            raise OptionError("full_refresh_days must be 0 or more, got %d" % params["full_refresh_days"])
+        self.tokens = self._token_source()
+        self.scheduler = RequestScheduler()
+        self.client = GitHubClient(params["api_url"], self.tokens, params["validate_certs"], module.retry,
+                                   scheduler=self.scheduler)
+        self.reader = GraphQLReader(self.client)
+        self.api = "rest"  # the API the listing used: "graphql" or "rest" (decided by discover)
+        self.metadata_api = "rest"  # the API metadata is read with (REST after a GraphQL schema lacked a field)
+        self.carry_updates_of = {}
         self.git = module.module.get_bin_path("git", required=True)
-        if self.token:
-            module.add_secret(basic_auth(self.token))
+
+    def _token_source(self):
+        params = self.params
+        if not params["app_id"]:
+            self._add_token_secret(params["token"])
+            return TokenSource(params["token"])
+        if not HAS_PYGITHUB:
+            self.module.module.fail_json(msg=missing_required_lib("PyGithub"), exception=PYGITHUB_IMP_ERR)
+        if "PRIVATE KEY-----" not in (params["app_private_key"] or ""):
+            raise OptionError("app_private_key is not a PEM private key (it begins with -----BEGIN RSA PRIVATE KEY-----"
+                              " or -----BEGIN PRIVATE KEY-----)")
+        return AppTokenSource(params["api_url"], params["app_id"], params["app_private_key"], self.owner,
+                              is_org=bool(params["organization"]), installation_id=params["app_installation_id"],
+                              validate_certs=params["validate_certs"], on_token=self._add_token_secret)
+
+    def _add_token_secret(self, token):
+        if token:
+            self.module.add_secret(token, basic_auth(token))
 
     # -- selection -------------------------------------------------------------------------
     @staticmethod
@@ -372,32 +466,59 @@ class GitHubBackup(Service):
         return explicit
 
     def discover(self):
+        mode = self.params["api_mode"]
+        authenticated = bool(self.params["token"] or self.params["app_id"])
+        if mode == "graphql" and not authenticated:
+            raise OptionError("api_mode graphql needs a token or a GitHub App: GitHub's GraphQL API refuses anonymous requests")
+        repos = None
         try:
-            repos = self.list_repositories()
+            if mode != "rest" and authenticated:
+                try:
+                    repos = self.list_repositories_graphql()
+                    self.api = self.metadata_api = "graphql"
+                except GraphQLUnavailable as exc:
+                    if mode == "graphql":
+                        raise BackupError("api_mode graphql: %s" % exc) from None
+                    self.module.warn("GitHub's GraphQL API cannot be used (%s): the REST API is used instead" % exc.message)
+            if repos is None:
+                repos = self.list_repositories_rest()
         except GitHubError as exc:
             raise BackupError("cannot list the repositories of %s: %s" % (self.owner, exc)) from None
         selected = select_repositories(repos, self.include, self.exclude, self.params["skip_forks"],
                                        self.params["skip_archived"], self.params["visibility"])
         return [Item(repo["name"], data=repo, error=repo.get("_error")) for repo in selected]
 
-    def list_repositories(self):
+    def list_repositories_graphql(self):
+        if self.explicit:
+            found = self.reader.named_repositories(self.owner, list(self.explicit))
+            return [_graphql_repo(node) if isinstance(node, dict) else {"name": name, "_error": "GitHub: %s" % node}
+                    for name, node in found.items()]
+        return [_graphql_repo(node) for node in self.reader.repositories(self.owner)]
+
+    def list_repositories_rest(self):
         if self.explicit:
             repos = []
             for name in self.explicit:
                 try:
-                    repos.append(self.client.get("repos/%s/%s" % (self.owner, name)).data)
+                    repos.append(fmt.rest_repository(self.client.get("repos/%s/%s" % (self.owner, name)).data))
                 except GitHubError as exc:
                     repos.append({"name": name, "_error": str(exc)})
             return repos
         if self.params["organization"]:
-            return list(self.client.paginate("orgs/%s/repos" % self.owner, {"type": "all"}))
-        return list(self.client.paginate("users/%s/repos" % self.owner, {"type": "owner"}))
+            listing = self.client.paginate("orgs/%s/repos" % self.owner, {"type": "all"})
+        else:
+            listing = self.client.paginate("users/%s/repos" % self.owner, {"type": "owner"})
+        return [fmt.rest_repository(repo) for repo in listing]
 
     def source(self):
         return {"type": "github", "name": self.owner, "api_url": self.params["api_url"]}
 
     def totals(self):
-        return {"api_requests": self.client.requests, "api_not_modified": self.client.not_modified}
+        return {"api": self.api, "api_requests": self.client.requests, "api_not_modified": self.client.not_modified,
+                "graphql_requests": self.client.graphql_requests, "graphql_cost": self.client.graphql_cost,
+                "rate_limit_answers": self.client.limit_answers, "rate_limit_pauses": self.scheduler.pauses,
+                "rate_limit_wait_seconds": round(self.scheduler.waited, 3),
+                "app_tokens_minted": getattr(self.tokens, "minted", 0)}
 
     def options_for(self, name):
         options = {toggle: self.params[toggle] for toggle in TOGGLES + ("labels", "milestones")}
@@ -406,7 +527,7 @@ class GitHubBackup(Service):
 
     # -- git ---------------------------------------------------------------------------------
     def git_env(self, url):
-        return git_env(url, self.token, self.params["validate_certs"])
+        return git_env(url, self.tokens.get(), self.params["validate_certs"])
 
     def run_git(self, args, what, url, before_retry=None):
         return self.module.command([self.git] + args, what, env=self.git_env(url), before_retry=before_retry)
@@ -464,43 +585,87 @@ class GitHubBackup(Service):
         return True
 
     def fetch_metadata(self, repo, options):
-        """All enabled exports: (documents by file name, counts, {export: [etag, digest]})."""
-        documents, counts, states = {}, {}, {}
-        lists = {}
+        """All enabled exports through REST: (documents by file name, counts, {export: [etag, digest]}, raw releases)."""
+        documents, states, lists = {}, {}, {}
         for export in self.enabled_exports(options):
             lists[export], states[export] = self.fetch_export(repo, export)
+        comments = _group(lists.get("issue_comments", []), "issue_url")
         if options["issues"]:
-            comments = _group(lists.get("issue_comments", []), "issue_url")
-            issues = [i for i in lists.get("issues", []) if "pull_request" not in i]
-            for issue in issues:
-                issue["comment_list"] = comments.get(issue.get("url"), [])
-            documents["issues.json"] = sorted(issues, key=lambda i: i["number"])
-            counts.update(issues=len(issues), issue_comments=sum(len(i["comment_list"]) for i in issues))
+            documents["issues.json"] = [fmt.rest_issue(issue, comments.get(issue.get("url"), []))
+                                        for issue in lists.get("issues", []) if "pull_request" not in issue]
         if options["pulls"]:
-            comments = _group(lists.get("issue_comments", []), "issue_url")
             review_comments = _group(lists.get("review_comments", []), "pull_request_url")
-            pulls = lists.get("pulls", [])
-            for pull in pulls:
+            pulls = []
+            for pull in lists.get("pulls", []):
                 if states.get("issue_comments", [""])[0] == "absent":
                     # Issues disabled: the repository-wide listing is refused, a pull request's own is not.
                     comments[pull.get("issue_url")] = list(self.client.paginate(
                         "repos/%s/issues/%d/comments" % (repo["full_name"], pull["number"])))
-                pull["comment_list"] = comments.get(pull.get("issue_url"), [])
-                pull["review_comment_list"] = review_comments.get(pull.get("url"), [])
-                pull["review_list"] = list(self.client.paginate("repos/%s/pulls/%d/reviews" % (repo["full_name"], pull["number"])))
-            documents["pulls.json"] = sorted(pulls, key=lambda p: p["number"])
+                reviews = list(self.client.paginate("repos/%s/pulls/%d/reviews" % (repo["full_name"], pull["number"])))
+                pulls.append(fmt.rest_pull(pull, comments.get(pull.get("issue_url"), []), reviews,
+                                           review_comments.get(pull.get("url"), [])))
+            documents["pulls.json"] = pulls
+        for export, normalize in (("releases", fmt.rest_release), ("labels", fmt.rest_label),
+                                  ("milestones", fmt.rest_milestone)):
+            if options[export]:
+                documents[export + ".json"] = [normalize(item) for item in lists.get(export, [])]
+        return fmt.sort_documents(documents), states, lists.get("releases", [])
+
+    def fetch_graphql(self, repo, options):
+        """All enabled exports through GraphQL: (documents by file name, raw REST releases when assets are asked)."""
+        connections = [c for toggle, names in GRAPHQL_CONNECTIONS.items() if options[toggle] for c in names]
+        owner, name = repo["full_name"].split("/", 1)
+        try:
+            raw = self.reader.metadata(owner, name, connections) if connections else {}
+        except GraphQLError as exc:
+            raise RepositoryFailed("metadata: %s" % exc) from None
+        documents = {}
+        for toggle, file_name, normalize, connection in (
+                ("issues", "issues.json", fmt.graphql_issue, "issues"),
+                ("pulls", "pulls.json", fmt.graphql_pull, "pullRequests"),
+                ("releases", "releases.json", fmt.graphql_release, "releases"),
+                ("labels", "labels.json", fmt.graphql_label, "labels"),
+                ("milestones", "milestones.json", fmt.graphql_milestone, "milestones")):
+            if options[toggle]:
+                documents[file_name] = [normalize(node) for node in raw.get(connection, [])]
+        releases = []
+        if options["release_assets"] and any(r["assets"] for r in documents.get("releases.json", [])):
+            releases = list(self.client.paginate("repos/%s/releases" % repo["full_name"]))  # asset ids: REST only
+        return fmt.sort_documents(documents), releases
+
+    def read_metadata(self, repo, options):
+        """(documents, counts, REST export states, raw releases) through the API this run reads metadata with."""
+        states = {}
+        if self.metadata_api == "graphql":
+            try:
+                documents, releases = self.fetch_graphql(repo, options)
+            except GraphQLUnavailable as exc:
+                if self.params["api_mode"] == "graphql":
+                    raise RepositoryFailed("metadata: %s" % exc) from None
+                self.module.warn("GitHub's GraphQL API cannot read the metadata (%s): the REST API is used instead"
+                                 % exc.message)
+                self.metadata_api = "rest"
+                documents, states, releases = self.fetch_metadata(repo, options)
+        else:
+            documents, states, releases = self.fetch_metadata(repo, options)
+        counts = {}
+        if "issues.json" in documents:
+            issues = documents["issues.json"]
+            counts.update(issues=len(issues), issue_comments=sum(len(i["comment_list"]) for i in issues))
+        if "pulls.json" in documents:
+            pulls = documents["pulls.json"]
             counts.update(pulls=len(pulls), reviews=sum(len(p["review_list"]) for p in pulls),
                           review_comments=sum(len(p["review_comment_list"]) for p in pulls))
         for export in ("releases", "labels", "milestones"):
-            if options[export]:
-                documents[export + ".json"] = lists.get(export, [])
+            if export + ".json" in documents:
                 counts[export] = len(documents[export + ".json"])
-        documents["repository.json"] = repo
-        return documents, counts, states
+        documents["repository.json"] = {k: v for k, v in repo.items() if not k.startswith("_")}
+        return documents, counts, states, releases
 
-    def download_assets(self, documents, target):
+    def download_assets(self, releases, target):
+        """The files of every release's assets (``releases`` as REST lists them: asset ids are REST's only)."""
         count = 0
-        for release in documents.get("releases.json", []):
+        for release in releases:
             for asset in release.get("assets", []):
                 response = self.client.get(asset["url"], accept="application/octet-stream")
                 folder = os.path.join(target, sanitize_name(str(release.get("tag_name") or release.get("id"))))
@@ -512,36 +677,71 @@ class GitHubBackup(Service):
 
     # -- one repository ----------------------------------------------------------------------
     def unchanged(self, item, recorded, entry):
-        return self.source_unchanged(item.data, self.options_for(item.name), recorded)
+        return self.source_unchanged(item, self.options_for(item.name), recorded)
 
     def produce(self, item, recorded, entry):
         """A new artifact from GitHub; None when it would equal the artifact ``recorded`` describes."""
         repo, options = item.data, self.options_for(item.name)
-        documents, counts, states = self.fetch_metadata(repo, options)
+        documents, counts, states, releases = self.read_metadata(repo, options)
         entry["metadata"] = counts
-        object_metadata = {
+        checked = {"metadata_checked_at": iso(self.module.now), "fingerprint": self.fingerprint(item, options)}
+        object_metadata = dict(checked, **{
             "repository": repo["full_name"], "backup_date": iso(self.module.now),
             "default_branch": repo.get("default_branch") or "", "size_bytes": str(int(repo.get("size") or 0) * 1024),
             "pushed_at": repo.get("pushed_at") or "", "options": options_digest(options),
-            "metadata_digest": hashlib.sha256("".join(sorted(d for _e, d in states.values())).encode()).hexdigest(),
-            "exports": json.dumps(states, sort_keys=True, separators=(",", ":")),
-        }
-        artifact, entry["refs"] = self.store_repository(item, options, documents, object_metadata, counts, recorded)
+            "metadata_digest": metadata_digest(documents), "metadata_format": str(fmt.FORMAT_VERSION),
+            "api": self.metadata_api, "exports": json.dumps(states, sort_keys=True, separators=(",", ":")),
+        })
+        self.carry_updates_of[item.name] = checked  # when the artifact read again equals the newest one
+        artifact, entry["refs"] = self.store_repository(item, options, documents, object_metadata, counts, recorded,
+                                                        releases)
         return artifact
+
+    def carry_updates(self, item):
+        return self.carry_updates_of.get(item.name, {})
+
+    def fingerprint(self, item, options):
+        """Digest of the freshness of the enabled exports (GraphQL listings only; "" otherwise)."""
+        freshness = item.data.get("_freshness")
+        if not freshness:
+            return ""
+        parts = {part: freshness[part] for toggle, part in (("issues", "issues"), ("pulls", "pulls"),
+                                                            ("releases", "releases"), ("labels", "labels"),
+                                                            ("milestones", "milestones")) if options[toggle]}
+        return hashlib.sha256(canonical_json(parts)).hexdigest()
 
     def finish(self, entry, artifact):
         if entry["refs"] is None:
             entry["refs"] = _int(artifact.metadata.get("refs_count"))
 
-    def source_unchanged(self, repo, options, recorded):
+    def source_unchanged(self, item, options, recorded):
         """Does GitHub still hold what the recorded artifact holds: options, refs, wiki refs, metadata?"""
+        repo = item.data
         if recorded.get("options") != options_digest(options):
             return False
+        if recorded.get("metadata_format") != str(fmt.FORMAT_VERSION):
+            return False  # made before the stored format changed: exported again
         if not self.refs_unchanged(repo, recorded):
             return False
         if recorded.get("wiki_refs_digest") != self.wiki_refs(repo, options):
             return False
+        if self.api == "graphql":
+            return self.metadata_fresh(item, options, recorded)
         return self.exports_unchanged(repo, options, _loads(recorded.get("exports")))
+
+    def metadata_fresh(self, item, options, recorded):
+        """The listing's freshness as recorded, and the metadata exported (or found equal) within full_refresh_days.
+
+        Edits and deletions of comments do not move what the listing reads; full_refresh_days bounds how
+        long such a change can go unnoticed.
+        """
+        if not recorded.get("fingerprint") or recorded["fingerprint"] != self.fingerprint(item, options):
+            return False
+        try:
+            checked = parse_iso(recorded.get("metadata_checked_at") or "", "metadata_checked_at")
+        except BackupError:
+            return False
+        return self.module.now - checked < datetime.timedelta(days=self.params["full_refresh_days"])
 
     def refs_unchanged(self, repo, stored):
         """Refs as recorded with the newest artifact? No git call when GitHub reports no push since."""
@@ -560,13 +760,16 @@ class GitHubBackup(Service):
         except CommandFailed:
             return ""  # has_wiki is true for every repository whose wiki is enabled, even if it has no page yet
 
-    def store_repository(self, item, options, documents, object_metadata, counts, stored):
+    def store_repository(self, item, options, documents, object_metadata, counts, stored, releases):
         """Mirror and archive one repository; no artifact when it turns out equal to ``stored`` (its metadata)."""
         repo = item.data
         workspace = tempfile.mkdtemp(prefix="github-", dir=self.module.module.tmpdir)
         try:
             mirror = self.mirror(repo["clone_url"], os.path.join(workspace, "repo.git"))
             refs, digest = local_refs(mirror)
+            if not refs:  # no branch yet: GraphQL names none, REST the one the first push will create; stored as null
+                documents["repository.json"] = dict(documents["repository.json"], default_branch=None)
+                object_metadata["default_branch"] = ""
             sources = [(mirror, "repo.git")]
             wiki_digest = ""
             if options["wiki"] and repo.get("has_wiki"):
@@ -576,8 +779,7 @@ class GitHubBackup(Service):
                 except CommandFailed:
                     pass  # has_wiki is true for every repository whose wiki is enabled, even if it has no page yet
             object_metadata.update(refs_digest=digest, refs_count=str(len(refs)), wiki_refs_digest=wiki_digest)
-            if stored and all(stored.get(k) == object_metadata[k]
-                              for k in ("refs_digest", "wiki_refs_digest", "metadata_digest", "options")):
+            if stored and all(stored.get(k) == object_metadata[k] for k in SAME_AS_STORED):
                 return None, len(refs)
             if options["lfs"]:
                 sources.append((self.fetch_lfs(mirror, os.path.join(workspace, "lfs"), repo["clone_url"]), "lfs"))
@@ -587,7 +789,7 @@ class GitHubBackup(Service):
                 with open(os.path.join(meta_dir, filename), "wb") as handle:
                     handle.write(canonical_json(document))
             if options["release_assets"]:
-                counts["release_assets"] = self.download_assets(documents, os.path.join(meta_dir, "assets"))
+                counts["release_assets"] = self.download_assets(releases, os.path.join(meta_dir, "assets"))
             sources.append((meta_dir, "metadata"))
             facts = {"refs": len(refs), "refs_digest": digest, "wiki_refs_digest": wiki_digest, **counts}
             return self.store(item, "tar", tar_stream(sources), object_metadata, contents=lambda: facts), len(refs)
@@ -617,6 +819,21 @@ def options_digest(options):
 
 def wiki_url(repo):
     return re.sub(r"\.git$", "", repo["clone_url"]) + ".wiki.git"
+
+
+def metadata_digest(documents):
+    """Digest of the exported metadata, blind to counters that change by reading (an asset's download_count) and
+    to the repository's own description (its pushed_at and size move with every push)."""
+    exported = {name: document for name, document in documents.items() if name != "repository.json"}
+    if "releases.json" in exported:
+        exported["releases.json"] = [dict(r, assets=[{k: v for k, v in a.items() if k != "download_count"}
+                                                     for a in r["assets"]]) for r in exported["releases.json"]]
+    return hashlib.sha256(canonical_json(exported)).hexdigest()
+
+
+def _graphql_repo(node):
+    """A repository of a GraphQL listing in the stored format, with the freshness of its metadata."""
+    return dict(fmt.graphql_repository(node), _freshness=freshness_of(node))
 
 
 def export_digest(export, items):

@@ -12,7 +12,7 @@ import re
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-DISTRIBUTION = {"bson": "pymongo"}  # import name -> what pip installs, where they differ
+DISTRIBUTION = {"bson": "pymongo", "github": "PyGithub"}  # import name -> what pip installs, where they differ
 
 
 def imported_libraries():

@@ -2,7 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""github_backup through ansible-playbook against the GitHub stand-in (real git over smart HTTP)."""
+"""github_backup through ansible-playbook against the GitHub stand-in (real git over smart HTTP), with the REST API.
+
+test_github_graphql.py runs the same checks (restore and compare, metadata counts, secrets) with GraphQL.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ def github(github_standin, tmp_path_factory):
 def backup(github, storage, check=False, verbosity=0, **options):
     standin, token = github[0], github[1]
     args = {"organization": ORG, "token": token, "api_url": standin.api_url, "storage": storage,
-            "retries": RETRIES, "fail_on_error": False, "release_assets": True}
+            "retries": RETRIES, "fail_on_error": False, "release_assets": True, "api_mode": "rest"}
     args.update(options)
     args = {k: v for k, v in args.items() if v is not None}
     return run_module(COLLECTIONS, "github_backup", args, check=check, verbosity=verbosity)
@@ -83,8 +86,11 @@ def test_first_run_backs_up_every_repository_and_names_the_failure(github, first
 
 
 def test_restore_reproduces_every_ref_and_the_metadata(github, first_run, tmp_path):
-    facts = github[2]
-    store, run = first_run[0], first_run[1]
+    assert_restores(github[2], first_run[0], first_run[1], tmp_path)
+
+
+def assert_restores(facts, store, run, tmp_path):
+    """Every backed-up repository restores with every ref, its wiki, and metadata in the counts GitHub holds."""
     for name, result in by_name(run).items():
         if name in EXPECTED_FAILURES:
             continue
@@ -129,14 +135,17 @@ def test_archived_mirror_config_holds_no_credential(github, first_run, tmp_path)
     restored = extract(os.path.join(store, result["key"]), str(tmp_path / "secret"))
     with open(os.path.join(restored, "repo.git", "config"), encoding="utf-8") as handle:
         config = handle.read()
-    assert "url = %s" % github[0].git_url(ORG, "secret-repo") in config
+    assert "url = %s" % github[0].web_git_url(ORG, "secret-repo") in config
     assert token not in config and "extraheader" not in config.lower() and "Authorization" not in config
 
 
-def test_token_appears_in_no_stored_byte_result_or_log(github, first_run, tmp_path):
-    token = github[1]
+def test_token_appears_in_no_stored_byte_result_or_log(github, first_run):
+    assert_secret_nowhere(github[0], github[1], first_run[0], first_run[1])
+
+
+def assert_secret_nowhere(standin, token, store, run):
+    """``token`` (and the Basic header git sends) is in no stored byte, result, log line or request path."""
     basic = base64.b64encode(("x-access-token:" + token).encode()).decode()
-    store, run = first_run[0], first_run[1]
     needles = [token.encode(), basic.encode()]
     for rel in files_below(store):
         path = os.path.join(store, rel)
@@ -150,7 +159,7 @@ def test_token_appears_in_no_stored_byte_result_or_log(github, first_run, tmp_pa
     text = run.all_text() + json.dumps(run.result)
     assert run.log and "github_backup" in run.log  # the log was written, and scanned
     assert token not in text and basic not in text
-    assert all(token not in (record.path or "") for record in github[0].log)
+    assert all(token not in (record.path or "") for record in standin.log)
 
 
 def test_second_run_with_nothing_changed_stores_nothing(github, first_run):
@@ -172,8 +181,8 @@ def test_second_run_with_nothing_changed_stores_nothing(github, first_run):
     # does not move pushed_at, so each wiki's refs are listed (git ls-remote), and nothing else.
     wikis = {n for n, f in github[2].items() if f["has_wiki"] and n not in EXPECTED_FAILURES}
     git_paths = [r.path for r in github[0].log if r.kind == "git"]
-    assert all(p.split("/")[3].endswith(".wiki.git") for p in git_paths), git_paths
-    assert {p.split("/")[3][:-len(".wiki.git")] for p in git_paths} == wikis
+    assert all(p.split("/")[2].endswith(".wiki.git") for p in git_paths), git_paths
+    assert {p.split("/")[2][:-len(".wiki.git")] for p in git_paths} == wikis
     assert git == len(git_paths) <= 2 * len(wikis)  # info/refs, and ls-refs where the wiki has refs
     assert rest == run.result["totals"]["api_requests"]
     # 304 answers cost no rate limit: what counts is the repository listing and the few exports
@@ -195,12 +204,12 @@ def test_check_mode_on_an_unchanged_store_reports_no_change(github, first_run):
 def test_git_is_retried_on_a_transient_error_only(github, tmp_path):
     standin = github[0]
     standin.reset_log()
-    standin.inject(r"^/git/%s/service-06\.git/info/refs" % ORG, 502, count=1, kind="git")
+    standin.inject(r"^/%s/service-06\.git/info/refs" % ORG, 502, count=1, kind="git")
     run = backup(github, {"type": "filesystem", "path": str(tmp_path / "a")}, include=["^service-06$"], wiki=False)
     assert by_name(run)["service-06"]["status"] == "backed_up", run.result
     assert standin.count(kind="git", path_regex=r"service-06\.git/info/refs") == 2
     standin.reset_log()
-    standin.inject(r"^/git/%s/service-07\.git/info/refs" % ORG, 404, count=3, kind="git")
+    standin.inject(r"^/%s/service-07\.git/info/refs" % ORG, 404, count=3, kind="git")
     run = backup(github, {"type": "filesystem", "path": str(tmp_path / "b")}, include=["^service-07$"], wiki=False)
     standin.clear_injections()
     assert by_name(run)["service-07"]["status"] == "failed" and "git clone --mirror failed" in by_name(run)["service-07"]["error"]
