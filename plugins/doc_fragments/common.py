@@ -214,6 +214,21 @@ options:
     description:
       - Fail after all items were processed if any of them failed, naming each failure. Without it the
         module succeeds and its result has RV(status=partial).
+      - A storage error that every item would meet (the store is read-only, full, or refuses the
+        credentials) stops the run at once and fails it with that error, said once, whatever this option says.
     type: bool
     default: true
+  allow_empty:
+    description:
+      - Succeed when the selection holds nothing to back up (an O(include) that matches nothing, an
+        organization without repositories). Without it such a run fails, naming what was asked for.
+    type: bool
+    default: false
+  lock_timeout:
+    description:
+      - Seconds to wait for another run of the same job on the same store to finish. Only one run of a
+        job writes at a time (a lock on a filesystem, a lease object with a time to live on S3, taken
+        over when its holder died); V(0) fails at once, naming the run that holds it.
+    type: int
+    default: 0
 """

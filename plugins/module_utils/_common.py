@@ -80,6 +80,8 @@ _SERVICE_ARGUMENT_SPEC = dict(
     skip_unchanged=dict(type="bool", default=True),
     parallel=dict(type="int", default=4),
     fail_on_error=dict(type="bool", default=True),
+    allow_empty=dict(type="bool", default=False),
+    lock_timeout=dict(type="int", default=0),
 )
 
 

@@ -20,6 +20,7 @@ unexpected error with its traceback, scrubbed too. A module's ``main()`` is then
 
 from __future__ import annotations
 
+import os
 import re
 import traceback
 import typing as t
@@ -107,7 +108,11 @@ class BackupModule:
     @property
     def backend(self) -> t.Any:
         if self._backend is None:
-            self._backend = backend_from_params(self.params["storage"], self.retry)
+            storage = self.params["storage"]
+            if storage.get("type") == "filesystem" and storage.get("path") and not os.path.isabs(storage["path"]):
+                # Relative to whatever directory Ansible runs the module in: a temporary one, or the user's home.
+                raise BackupError("storage.path must be an absolute path, got %r" % storage["path"])
+            self._backend = backend_from_params(storage, self.retry)
         return self._backend
 
     @property

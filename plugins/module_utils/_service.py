@@ -35,6 +35,8 @@ The result contract, the same for every service module (``backup_manifest`` read
 from __future__ import annotations
 
 import concurrent.futures
+import errno
+import threading
 import time
 import traceback
 import typing as t
@@ -52,8 +54,10 @@ from ansible_collections.corebackup.backup.plugins.module_utils._catalog import 
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import job_prefix, sanitize_name
+from ansible_collections.corebackup.backup.plugins.module_utils._lease import job_lease
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import Artifact
 from ansible_collections.corebackup.backup.plugins.module_utils._schema import ITEM_STATUSES, PRESENT_STATUSES, STATUSES
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
 
 CHECK_MODE_STATUSES = ("would_back_up", "would_carry")
 ENTRY_KEYS = ("name", "status", "key", "size", "sha256", "error")
@@ -111,6 +115,10 @@ class Service:
         the source was last compared in full)."""
         return {}
 
+    def selection(self) -> str:
+        """What was asked for and what it matched, for the error of an empty selection."""
+        return ""
+
     def totals(self) -> dict:
         return {}
 
@@ -123,6 +131,26 @@ class Service:
         """Store a new artifact of ``item`` in today's set; ``contents`` says what was inside, once stored."""
         return self.module.writer.store(self.module.job, item.key_name, base_ext, chunks, metadata=metadata,
                                         when=self.module.now, contents=contents)
+
+
+# Storage errors no other item can escape: the store refuses every write, or has no room.
+STORE_WIDE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+STORE_WIDE_S3_CODES = {"AccessDenied", "AllAccessDisabled", "NoSuchBucket", "InvalidAccessKeyId",
+                       "SignatureDoesNotMatch", "InvalidBucketName", "AccountProblem"}
+
+
+def store_wide(exc: BaseException) -> bool:
+    """Would every item meet this storage error? (Its causes are looked at: an OSError's errno, S3's code.)"""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in STORE_WIDE_ERRNOS:
+            return True
+        code = ((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code")
+        if code in STORE_WIDE_S3_CODES:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def run_status(entries: t.Iterable[dict]) -> str:
@@ -162,22 +190,38 @@ class ServiceRunner:
         self.service = service
         self.catalog: Catalog | None = None
         self.writer: t.Any = None
+        self.store_failure: str | None = None  # a storage error every item would meet: the run stops there
+        self._probe_lock = threading.Lock()
 
     def run(self) -> None:
         module, service = self.module, self.service
         started = time.monotonic()
         job = module.job
+        if module.params["parallel"] < 1:
+            raise BackupError("parallel must be at least 1, got %d" % module.params["parallel"])
+        if module.params["lock_timeout"] < 0:
+            raise BackupError("lock_timeout must be 0 (do not wait) or more seconds, got %d" % module.params["lock_timeout"])
         items = service.discover()
+        if not items and not module.params["allow_empty"]:
+            raise BackupError("nothing to back up: %s; set allow_empty: true if an empty selection is expected"
+                              % (service.selection() or "no %s selected" % service.item_kind))
         self.writer = module.writer  # bad compression or recipients fail the module, not each item
         module.backend.check_root(create=True, dry_run=module.check_mode)
-        self.catalog = Catalog(module.backend, job, module.now.date(), read_only=module.check_mode)
-        cleaned = [] if module.check_mode else module.backend.clean_leftovers(job_prefix(job), module.now - LEFTOVER_AGE)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.module.params["parallel"])) as pool:
-            done = list(pool.map(self.process, items))
+        waited = time.monotonic()
+        with job_lease(module.backend, job, module.params["lock_timeout"], dry_run=module.check_mode) as lease:
+            waited = time.monotonic() - waited
+            self.catalog = Catalog(module.backend, job, module.now.date(), read_only=module.check_mode)
+            cleaned = [] if module.check_mode else module.backend.clean_leftovers(
+                job_prefix(job), module.now - LEFTOVER_AGE)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=self.module.params["parallel"]) as pool:
+                done = list(pool.map(self.process, items))
+        if lease is not None and lease.lost:
+            module.warn(lease.lost)
         entries = [entry for entry, _artifact in done]
         artifacts = [artifact.to_dict() for _entry, artifact in done if artifact is not None]
         totals = dict(selected=len(entries), bytes=sum(e["size"] for e in entries if e["status"] == "backed_up"),
-                      seconds=round(time.monotonic() - started, 3), **service.totals())
+                      seconds=round(time.monotonic() - started, 3), lock_wait_seconds=round(waited, 3),
+                      **service.totals())
         for status in ITEM_STATUSES + CHECK_MODE_STATUSES:
             totals[status] = sum(1 for entry in entries if entry["status"] == status)
         changed = totals["backed_up"] + totals["carried"] + totals["would_back_up"] + totals["would_carry"] > 0
@@ -185,6 +229,9 @@ class ServiceRunner:
                       artifacts=artifacts, totals=totals, cleaned=cleaned, **{service.item_kind: entries},
                       **service.result())
         failed = [entry for entry in entries if entry["status"] == "failed"]
+        if self.store_failure is not None:  # said once, not once per item
+            module.fail("the store failed, so no %s could be stored: %s (%d of %d %s not backed up)" % (
+                service.item_kind, self.store_failure, len(failed), len(entries), service.item_kind), **output)
         if failed and module.params["fail_on_error"]:
             module.fail("%d of %d %s failed: %s" % (len(failed), len(entries), service.item_kind, "; ".join(
                 "%s: %s" % (entry["name"], entry["error"]) for entry in failed)), **output)
@@ -196,6 +243,8 @@ class ServiceRunner:
         entry = dict({"name": item.name, "status": "failed", "key": None, "size": None, "sha256": None, "error": None},
                      **{k: (dict(v) if isinstance(v, dict) else v) for k, v in self.service.entry_fields.items()})
         try:
+            if self.store_failure is not None:
+                raise BackupError("not attempted: the store failed")
             if item.error:
                 raise BackupError(item.error)
             stored = self.catalog.newest(item.key_name)
@@ -214,6 +263,8 @@ class ServiceRunner:
             artifact = self.act(item, entry, action, stored, recorded)
         except (BackupError, OSError) + self.service.item_errors as exc:
             entry["error"] = module.scrub(exc)
+            if isinstance(exc, StorageError) and store_wide(exc) and self.store_refuses():
+                self.store_failure = self.store_failure or entry["error"]
             return entry, None
         except Exception as exc:  # pylint: disable=broad-exception-caught
             entry["error"] = module.scrub("unexpected error: %s\n%s" % (exc, traceback.format_exc()))
@@ -227,6 +278,20 @@ class ServiceRunner:
             entry["carried_from"] = artifact.carried_from
         self.service.finish(entry, artifact)
         return entry, artifact
+
+    def store_refuses(self) -> bool:
+        """Does the store refuse a small write into the job's folder too? (A source's read error can look like a
+        storage error while its stream is written; only the store's own refusal stops the run.)"""
+        with self._probe_lock:
+            if self.store_failure is not None:
+                return True
+            key = job_prefix(self.module.job) + ".write-probe"
+            try:
+                self.module.backend.write(key, [b"corebackup write probe\n"])
+            except StorageError as exc:
+                return store_wide(exc)
+            self.module.backend.delete_many([key])
+            return False
 
     def act(self, item: Item, entry: dict, action: str, stored: t.Any, recorded: dict) -> Artifact:
         artifact = None

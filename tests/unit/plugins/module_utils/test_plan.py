@@ -35,7 +35,7 @@ def test_every_problem_is_found_at_once():
     text = "\n".join(problems)
     for expected in ("job a: the name is used by an earlier job too", "job b: service must be one of",
                      "job c: storage 'nowhere' is not defined in storages (local)", "job d: retention: the retention policy is empty",
-                     "job e: options: paht. Supported parameters include: compression", "job f: options: one of the following is required: "
+                     "job e: options: paht. Supported parameters include: allow_empty, compression", "job f: options: one of the following is required: "
                      "organization, user", "job 8 is not a dictionary", "job '../g' is not a valid job name",
                      "job h: unknown keys colour", "only names jobs that do not exist: zz"):
         assert expected in text, expected
