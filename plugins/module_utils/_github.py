@@ -25,6 +25,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import ssl
 import threading
 import time
@@ -354,6 +355,9 @@ class GitHubClient:
         self._lock = threading.Lock()
         self._transport = _Transport(validate_certs, timeout)
         self.requests = 0
+        self._answered = False  # some request got an answer: a refused connection is then transient
+        self.rate_remaining: int | None = None  # REST requests left in this hour's budget, as GitHub last said
+        self.rate_reset: str | None = None
         self.graphql_requests = 0
         self.graphql_cost = 0
         self.not_modified = 0
@@ -409,7 +413,15 @@ class GitHubClient:
                         status, response_headers, raw = self._transport._get_once(  # pylint: disable=protected-access
                             url, headers, method=method, body=body)
                 except (OSError, http.client.HTTPException) as exc:
+                    reason = getattr(exc, "reason", exc)
+                    if isinstance(reason, socket.gaierror) or (
+                            isinstance(reason, ConnectionRefusedError) and not self._answered):
+                        # A host that does not resolve, or refuses the very first request, is a wrong api_url
+                        # or a service that is down: no retry cures it within a run.
+                        raise GitHubError(0, "cannot reach %s: %s" % (
+                            urllib.parse.urlsplit(url).netloc, getattr(reason, "strerror", None) or reason), display) from None
                     raise TransientGitHubError(0, "cannot connect: %s" % exc, display) from None
+            self._answered = True
             if status == 401 and self.tokens.rejected(token):
                 continue
             break
@@ -426,6 +438,11 @@ class GitHubClient:
 
     def _observe(self, status: int, headers: dict) -> None:
         """Primary limit used up (by this run or another client of the token): every worker waits for its reset."""
+        if headers.get("x-ratelimit-resource", "core") == "core" and headers.get("x-ratelimit-remaining", "").isdigit():
+            self.rate_remaining = int(headers["x-ratelimit-remaining"])
+            reset = headers.get("x-ratelimit-reset", "")
+            if reset.isdigit():
+                self.rate_reset = time.strftime("%H:%M UTC", time.gmtime(int(reset)))
         if headers.get("x-ratelimit-remaining") == "0" and status < 400:
             reset = headers.get("x-ratelimit-reset", "")
             if reset.isdigit():

@@ -417,6 +417,7 @@ class GitHubBackup(Service):
         params = self.params
         self.owner = params["organization"] or params["user"]
         self.include = compile_patterns(params["include"], "include")
+        self.listed = 0
         self.exclude = compile_patterns(params["exclude"], "exclude")
         self.explicit = self._explicit_repositories(params["repositories"])
         if params["full_refresh_days"] < 0:
@@ -486,7 +487,31 @@ class GitHubBackup(Service):
             raise BackupError("cannot list the repositories of %s: %s" % (self.owner, exc)) from None
         selected = select_repositories(repos, self.include, self.exclude, self.params["skip_forks"],
                                        self.params["skip_archived"], self.params["visibility"])
+        self.listed = len(repos)
+        if not authenticated:
+            self.check_anonymous_budget(selected)
         return [Item(repo["name"], data=repo, error=repo.get("_error")) for repo in selected]
+
+    def check_anonymous_budget(self, selected):
+        """Without a token: say so up front, and refuse a run that GitHub's 60 requests an hour cannot finish."""
+        self.module.warn("no token: only public repositories of %s are seen, and GitHub allows 60 API requests an hour "
+                         "without one; give a token (or a GitHub App) from Ansible Vault" % self.owner)
+        needed = sum(len(self.enabled_exports(self.options_for(repo["name"]))) for repo in selected)
+        remaining = self.client.rate_remaining
+        if remaining is not None and needed > remaining:
+            raise BackupError("without a token GitHub allows %d more API requests this hour (until %s); the metadata of "
+                              "%d repositories needs at least %d: give a token, or export less (issues, pulls, releases)"
+                              % (remaining, self.client.rate_reset or "its reset", len(selected), needed))
+
+    def selection(self):
+        filters = ["%s %s" % (name, [p.pattern for p in patterns]) for name, patterns in
+                   (("include", self.include), ("exclude", self.exclude)) if patterns]
+        filters += [name for name in ("skip_forks", "skip_archived") if self.params[name]]
+        if self.params["visibility"] != "all":
+            filters.append("visibility %s" % self.params["visibility"])
+        if not self.listed:
+            return "%s has no repositories this token can see" % self.owner
+        return "%s matched none of the %d repositories of %s" % (" and ".join(filters) or "the selection", self.listed, self.owner)
 
     def list_repositories_graphql(self):
         if self.explicit:
