@@ -83,3 +83,27 @@ def test_a_pause_holds_every_worker_back():
     scheduler.pause(5.0)
     scheduler.pause(1.0)  # ends within the pause in force: nothing changes
     assert scheduler.pauses == 2
+
+
+def test_a_host_that_does_not_resolve_fails_at_once_naming_it(monkeypatch):
+    """No DNS lookup leaves this machine: getaddrinfo is the fake, the client and its retries are real."""
+    import socket
+
+    import pytest
+
+    from ansible_collections.corebackup.backup.plugins.module_utils._github import GitHubClient, GitHubError
+    from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
+
+    lookups = []
+
+    def getaddrinfo(host, *args, **kwargs):
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    slept = []
+    client = GitHubClient("http://github.example.invalid/api/v3", "ghp_x", retry=RetryPolicy(attempts=5, sleep=slept.append))
+    with pytest.raises(GitHubError) as caught:
+        client.get("orgs/acme/repos")
+    assert "cannot reach github.example.invalid: Name or service not known" in str(caught.value)
+    assert lookups == ["github.example.invalid"] and slept == []  # not retried as if transient
