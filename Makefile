@@ -93,6 +93,7 @@ bench: setup tree
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_volume.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_mongo.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_restore.py --results $(CURDIR)/bench/results || status=1; \
+	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_retention.py --results $(CURDIR)/bench/results || status=1; \
 	exit $$status
 
 clean:

@@ -680,15 +680,27 @@ class ArtifactWriter:
             stored = self.backend.write(key, stream, metadata=metadata, overwrite=False)
         finally:
             stream.close()
-        if stored.size != digest.size:
-            raise PipelineError("stored %s has %d bytes but %d were written" % (key, stored.size, digest.size))
-        artifact = Artifact(
-            key=key, size=digest.size, sha256=digest.sha256, compression=self.compression,
-            encryption=self.encryption, created=iso(utc_now()), metadata=dict(metadata or {}),
-            contents=contents() if contents is not None else None,
-        )
-        artifact.record_checksum(self.backend)
+        try:
+            if stored.size != digest.size:
+                raise PipelineError("stored %s has %d bytes but %d were written" % (key, stored.size, digest.size))
+            artifact = Artifact(
+                key=key, size=digest.size, sha256=digest.sha256, compression=self.compression,
+                encryption=self.encryption, created=iso(utc_now()), metadata=dict(metadata or {}),
+                contents=contents() if contents is not None else None,
+            )
+            artifact.record_checksum(self.backend)
+        except BaseException:
+            # The item fails: leave nothing under its name that its run will not record (a full disk refusing
+            # the checksum record, say). Only a killed run leaves an artifact without one.
+            self._remove(key)
+            raise
         return artifact
+
+    def _remove(self, key: str) -> None:
+        try:
+            self.backend.delete_many([key])
+        except Exception:  # pylint: disable=broad-exception-caught
+            pass  # the error that failed the item matters more; the next run reads an unrecorded artifact again
 
     def same_packing(self, record: dict) -> bool:
         """Was ``record`` (an artifact's record) packed as this writer packs: same compression, same recipients?

@@ -64,6 +64,7 @@ S3_MAX_OBJECT_SIZE = 5 * 1024 * GiB
 S3_DELETE_BATCH = 1000
 S3_MAX_COPY_SIZE = 5 * GiB  # CopyObject's limit; larger objects are copied part by part
 S3_COPY_PART_SIZE = 512 * MiB
+_BOTOCORE_RETRIES_RE = re.compile(r" \(reached max retries: \d+\)")
 # Errors of os.link() that mean "no hard links here", not "something is wrong".
 _NO_LINK_ERRNOS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS, errno.EXDEV)
 
@@ -654,10 +655,32 @@ class S3Backend(StorageBackend):
         return self.prefix + check_key(key)
 
     def _call(self, method: str, **kwargs: t.Any) -> t.Any:
-        return self.retry.call(getattr(self.client, method), is_transient=is_transient_aws_error, **kwargs)
+        return self._retried(getattr(self.client, method), **kwargs)
+
+    def _retried(self, func: t.Callable[..., t.Any], **kwargs: t.Any) -> t.Any:
+        """``func`` under the retry policy; the error it finally raises says how many tries were made."""
+        tries = [1]
+
+        def count(_exc: BaseException, retry_number: int, _wait: float) -> None:
+            tries[0] = retry_number + 1
+
+        try:
+            return self.retry.call(func, is_transient=is_transient_aws_error, on_retry=count, **kwargs)
+        except Exception as exc:
+            if tries[0] > 1:
+                try:
+                    exc.corebackup_attempts = tries[0]  # type: ignore[attr-defined]
+                except AttributeError:
+                    pass
+            raise
 
     def _error(self, action: str, key: str, exc: BaseException) -> StorageError:
-        return StorageError("cannot %s s3://%s/%s: %s" % (action, self.bucket, self.prefix + key, exc))
+        # botocore's own retries are off (our policy retries), so its "(reached max retries: 0)" would mislead.
+        text = _BOTOCORE_RETRIES_RE.sub("", str(exc))
+        attempts = getattr(exc, "corebackup_attempts", 1)
+        if attempts > 1:
+            text += " (gave up after %d attempts)" % attempts
+        return StorageError("cannot %s s3://%s/%s: %s" % (action, self.bucket, self.prefix + key, text))
 
     def _put_extra(self, metadata: dict | None) -> dict:
         extra: dict[str, t.Any] = {}
@@ -799,7 +822,7 @@ class S3Backend(StorageBackend):
         def attempt():
             body.seek(0)
             return getattr(self.client, method)(Body=body, **kwargs)
-        return self.retry.call(attempt, is_transient=is_transient_aws_error)
+        return self._retried(attempt)
 
     def _upload_part(self, object_key: str, upload_id: str, part_number: int, buffer: _PartBuffer) -> dict:
         response = self._call_with_body(

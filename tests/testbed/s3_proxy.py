@@ -5,10 +5,12 @@
 """A fault-injecting HTTP proxy in front of the S3 endpoint (moto), on 127.0.0.1.
 
 Everything the client sends reaches the real S3 endpoint unchanged, except what a rule intercepts:
-an error answer in S3's XML form (500 InternalError, 503 SlowDown, ...), a connection reset, or a
-delay before forwarding. Every request is logged with the S3 operation it is (told from the method,
-the query and the copy-source header, as S3 itself tells them), so that tests count what reached
-the server: how many PutObject against CopyObject, how many sends of one call.
+an error answer in S3's XML form (500 InternalError, 503 SlowDown, ...), a connection reset (once the
+request was read, or half-way through its body: ``reset_mid``), a delay before forwarding, or an
+answer lost after the server acted on the request (``drop_answer``: forwarded, then the connection
+reset). Every request is logged with the S3 operation it is (told from the method, the query and
+the copy-source header, as S3 itself tells them), so that tests count what reached the server: how
+many PutObject against CopyObject, how many sends of one call.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def operation(method: str, path: str, query: dict, headers: t.Mapping[str, str])
 @dataclasses.dataclass
 class Rule:
     operation: str  # an operation name, or "*"
-    action: str  # "status", "reset" or "delay"
+    action: str  # "status", "reset", "reset_mid", "drop_answer" or "delay"
     status: int = 500
     seconds: float = 0.0
     count: int = 1  # how many requests it intercepts; -1 for all
@@ -107,18 +109,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         parts = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
         op = operation(self.command, parts.path, query, self.headers)
-        body = self._body()
         rule = proxy.take(op, parts.path)
+        if rule is not None and rule.action == "reset_mid":
+            # Half of the body read, then the connection dropped: the client is still sending.
+            self.rfile.read(int(self.headers.get("Content-Length") or 0) // 2)
+            proxy.record(Logged(op, self.command, parts.path, 0))
+            self._reset()
+            return
+        body = self._body()
         if rule is not None and rule.action == "delay":
             time.sleep(rule.seconds)
             rule = None
         if rule is not None and rule.action == "reset":
             proxy.record(Logged(op, self.command, parts.path, 0))
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            self.close_connection = True
-            self.connection.close()
+            self._reset()
             return
-        if rule is not None:
+        if rule is not None and rule.action == "status":
             code = rule.code or ERROR_CODES.get(rule.status, "InternalError")
             payload = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code><Message>injected by the test "
                        "proxy</Message><RequestId>proxy</RequestId></Error>" % code).encode()
@@ -137,6 +143,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             upstream.request(self.command, self.path, body=body, headers=headers)
             response = upstream.getresponse()
             data = response.read()
+            if rule is not None and rule.action == "drop_answer":
+                # The server acted on the request; the client never hears of it.
+                proxy.record(Logged(op, self.command, parts.path, 0))
+                self._reset()
+                return
             self.send_response(response.status, response.reason)
             for name, value in response.getheaders():
                 # A HEAD answer keeps the object's length; other answers get the length of what is sent.
@@ -150,6 +161,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             proxy.record(Logged(op, self.command, parts.path, response.status))
         finally:
             upstream.close()
+
+    def _reset(self) -> None:
+        """Close the connection with a TCP reset (SO_LINGER 0), as a dropped link or a crashed server does."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        self.close_connection = True
+        self.connection.close()
 
     def _safely(self) -> None:
         try:
