@@ -105,6 +105,12 @@ options:
           - Verify the TLS certificate of the S3 endpoint.
         type: bool
         default: true
+      upload_concurrency:
+        description:
+          - S3 only. Parts of a multipart upload sent at once, per artifact; memory grows with it (each part
+            in flight holds up to 16 MiB). The run's budget may lower it (see O(compression_threads)).
+        type: int
+        default: 4
       storage_class:
         description:
           - S3 storage class of new objects.
@@ -160,8 +166,21 @@ options:
   compression_level:
     description:
       - Compression level, 0 to 9 for V(gzip) and 1 to 22 for V(zstd).
+      - V(zstd) keeps a window of at most 4 MiB and bounded match tables at every level, so that its memory
+        stays bounded (levels above 9 compress a little less than the C(zstd) command would).
     type: int
     default: 6
+  compression_threads:
+    description:
+      - Threads that compress one artifact; by default every core the module may run on. V(gzip) is
+        written as C(pigz) writes it (independent blocks in one standard gzip stream, the same bytes
+        whatever the number of threads); V(zstd) uses zstd's own workers.
+      - One budget covers the whole run, whatever the options say - compression threads times
+        O(parallel) stay within twice the cores (at least one thread per item), and S3 upload buffers
+        (O(parallel) times O(storage.upload_concurrency) parts of up to 16 MiB) within 256 MiB; the result's
+        RV(totals) says what was used (C(budget)).
+      - Reading an artifact back (verification, restore) decompresses on one core.
+    type: int
   encryption:
     description:
       - Encrypt artifacts to public keys with L(age,https://age-encryption.org), so that the backup

@@ -41,6 +41,7 @@ _COMMON_ARGUMENT_SPEC = dict(
             session_token=dict(type="str", no_log=True, fallback=(env_fallback, ["AWS_SESSION_TOKEN"])),
             profile=dict(type="str", fallback=(env_fallback, ["AWS_PROFILE"])),
             validate_certs=dict(type="bool", default=True),
+            upload_concurrency=dict(type="int", default=4),
             storage_class=dict(type="str", choices=STORAGE_CLASSES),
             sse=dict(type="str", choices=["AES256", "aws:kms"]),
             sse_kms_key_id=dict(type="str", no_log=False),
@@ -64,6 +65,7 @@ _COMMON_ARGUMENT_SPEC = dict(
 _PACKING_ARGUMENT_SPEC = dict(
     compression=dict(type="str", choices=["gzip", "zstd", "none"], default="gzip"),
     compression_level=dict(type="int", default=6),
+    compression_threads=dict(type="int"),
     encryption=dict(
         type="dict",
         options=dict(

@@ -28,12 +28,13 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.corebackup.backup.plugins.module_utils._common import common_argument_spec
+from ansible_collections.corebackup.backup.plugins.module_utils._compress import run_budget
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, CommandFailed
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import utc_now, validate_job
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter
 from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
 from ansible_collections.corebackup.backup.plugins.module_utils._secrets import scrub
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import backend_from_params
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import PART_MEMORY, backend_from_params
 
 # Failures of external commands that another try may cure: the network, or a server in trouble.
 # Never authentication, a missing repository, or anything else a retry cannot change.
@@ -59,6 +60,7 @@ class BackupModule:
         self._retry: RetryPolicy | None = None
         self._backend: t.Any = None
         self._writer: ArtifactWriter | None = None
+        self._budget: dict | None = None
         self.now = None
 
     # -- secrets and outcomes ------------------------------------------------------------------
@@ -112,14 +114,33 @@ class BackupModule:
             if storage.get("type") == "filesystem" and storage.get("path") and not os.path.isabs(storage["path"]):
                 # Relative to whatever directory Ansible runs the module in: a temporary one, or the user's home.
                 raise BackupError("storage.path must be an absolute path, got %r" % storage["path"])
+            if storage.get("type") == "s3" and self.budget:
+                storage = dict(storage, upload_concurrency=self.budget["upload_concurrency"])
             self._backend = backend_from_params(storage, self.retry)
         return self._backend
+
+    @property
+    def budget(self) -> dict | None:
+        """Threads and buffers of this run (service modules, which write artifacts): see ``run_budget``."""
+        if "compression_threads" not in self.params:
+            return None
+        if self._budget is None:
+            for name in ("compression_threads",):
+                if self.params[name] is not None and self.params[name] < 1:
+                    raise BackupError("%s must be at least 1, got %d" % (name, self.params[name]))
+            storage = self.params.get("storage") or {}
+            if (storage.get("upload_concurrency") or 1) < 1:
+                raise BackupError("storage.upload_concurrency must be at least 1, got %d" % storage["upload_concurrency"])
+            self._budget = run_budget(self.params.get("parallel") or 1, self.params["compression_threads"],
+                                      storage.get("upload_concurrency") or 4, PART_MEMORY)
+        return self._budget
 
     @property
     def writer(self) -> ArtifactWriter:
         if self._writer is None:
             age = self.module.get_bin_path("age", required=True) if self.params.get("encryption") else None
-            self._writer = ArtifactWriter.from_params(self.backend, self.params, age_path=age)
+            self._writer = ArtifactWriter.from_params(self.backend, self.params, age_path=age,
+                                                      threads=(self.budget or {}).get("compression_threads"))
         return self._writer
 
     # -- external commands ---------------------------------------------------------------------

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
 from ansible_collections.corebackup.backup.plugins.module_utils._checksum import StreamDigest, iter_reader
+from ansible_collections.corebackup.backup.plugins.module_utils._compress import parallel_gzip, zstd_compress
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, checksum_key, iso, utc_now
 
 try:
@@ -508,24 +509,17 @@ def check_compression(algorithm: str, level: int | None) -> int:
     return level
 
 
-def compress(chunks: t.Iterable[bytes], algorithm: str, level: int | None = None) -> t.Iterator[bytes]:
+def compress(chunks: t.Iterable[bytes], algorithm: str, level: int | None = None,
+             threads: int | None = None) -> t.Iterator[bytes]:
+    """``chunks`` compressed on ``threads`` threads (every core by default); see :mod:`_compress`."""
     level = check_compression(algorithm, level)
     if algorithm == "none":
         yield from chunks
-        return
-    if algorithm == "gzip":
-        # wbits 31 writes a gzip member; its header has no name and mtime 0, so equal input gives
-        # equal output.
-        compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+    elif algorithm == "gzip":
+        # One gzip member without name and with mtime 0: equal input gives equal output, whatever the threads.
+        yield from parallel_gzip(chunks, level, threads)
     else:
-        compressor = zstandard.ZstdCompressor(level=level, threads=-1).compressobj()
-    for chunk in chunks:
-        out = compressor.compress(chunk)
-        if out:
-            yield out
-    tail = compressor.flush()
-    if tail:
-        yield tail
+        yield from zstd_compress(chunks, level, threads)
 
 
 def decompress(chunks: t.Iterable[bytes], algorithm: str) -> t.Iterator[bytes]:
@@ -635,10 +629,11 @@ class ArtifactWriter:
     """Turns producers into stored, checksummed artifacts on one backend."""
 
     def __init__(self, backend: t.Any, compression: str = "gzip", compression_level: int | None = 6,
-                 encryption: dict | None = None, age_path: str | None = None):
+                 encryption: dict | None = None, age_path: str | None = None, threads: int | None = None):
         self.backend = backend
         self.compression = compression
         self.compression_level = check_compression(compression, compression_level)
+        self.threads = threads
         self.recipients: list[str] = []
         if encryption:
             if encryption.get("type", "age") != "age":
@@ -647,9 +642,10 @@ class ArtifactWriter:
             self.age_path = find_age(age_path)
 
     @classmethod
-    def from_params(cls, backend: t.Any, params: dict, age_path: str | None = None) -> "ArtifactWriter":
+    def from_params(cls, backend: t.Any, params: dict, age_path: str | None = None,
+                    threads: int | None = None) -> "ArtifactWriter":
         return cls(backend, params.get("compression") or "gzip", params.get("compression_level"),
-                   params.get("encryption"), age_path=age_path)
+                   params.get("encryption"), age_path=age_path, threads=threads)
 
     @property
     def encryption(self) -> dict | None:
@@ -663,7 +659,7 @@ class ArtifactWriter:
         """Compression then encryption, each in its own thread or process."""
         stream: t.Iterable[bytes] = chunks
         if self.compression != "none":
-            stream = threaded(compress(stream, self.compression, self.compression_level), name="compress")
+            stream = threaded(compress(stream, self.compression, self.compression_level, self.threads), name="compress")
         if self.recipients:
             stream = age_encrypt(stream, self.recipients, self.age_path)
         return iter(stream)

@@ -221,7 +221,7 @@ class ServiceRunner:
         artifacts = [artifact.to_dict() for _entry, artifact in done if artifact is not None]
         totals = dict(selected=len(entries), bytes=sum(e["size"] for e in entries if e["status"] == "backed_up"),
                       seconds=round(time.monotonic() - started, 3), lock_wait_seconds=round(waited, 3),
-                      **service.totals())
+                      budget=module.budget, **service.totals())
         for status in ITEM_STATUSES + CHECK_MODE_STATUSES:
             totals[status] = sum(1 for entry in entries if entry["status"] == status)
         changed = totals["backed_up"] + totals["carried"] + totals["would_back_up"] + totals["would_carry"] > 0

@@ -25,6 +25,8 @@ its own root (a directory) or prefix (an S3 bucket prefix). Every backend can
 from __future__ import annotations
 
 import base64
+import collections
+import concurrent.futures
 import contextlib
 import datetime
 import errno
@@ -35,6 +37,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 import typing as t
 from dataclasses import dataclass, field
 
@@ -565,6 +568,9 @@ def s3_part_size(part_number: int, base: int = 8 * MiB) -> int:
     return min(S3_MAX_PART_SIZE, max(S3_MIN_PART_SIZE, base) * (2 ** ((part_number - 1) // 1000)))
 
 
+PART_MEMORY = 16 * MiB  # of a part being filled or sent, in memory; the rest of a larger part is in a temporary file
+
+
 def _md5(data: bytes) -> "hashlib._Hash":
     return hashlib.md5(data, usedforsecurity=False)
 
@@ -594,6 +600,51 @@ class _PartBuffer:
         self._spool.close()
 
 
+class _PartUploads:
+    """Parts of one multipart upload sent by up to ``concurrency`` threads; at most that many parts in flight.
+
+    Memory: ``concurrency`` parts in flight plus the one being filled, each at most ``PART_MEMORY`` in memory
+    (a larger part spills to a temporary file).
+    """
+
+    def __init__(self, backend: "S3Backend", object_key: str, concurrency: int):
+        self.backend, self.object_key = backend, object_key
+        self.concurrency = max(1, concurrency)
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: collections.deque = collections.deque()
+        self._parts: list[dict] = []
+
+    def _send(self, upload_id: str, number: int, buffer: "_PartBuffer") -> dict:
+        try:
+            return self.backend._upload_part(self.object_key, upload_id, number, buffer)  # pylint: disable=protected-access
+        finally:
+            buffer.close()
+
+    def submit(self, upload_id: str, number: int, buffer: "_PartBuffer") -> None:
+        if self.concurrency == 1:
+            self._parts.append(self._send(upload_id, number, buffer))
+            return
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s3-part")
+        self._pending.append((self._pool.submit(self._send, upload_id, number, buffer), buffer))
+        while len(self._pending) >= self.concurrency or (self._pending and self._pending[0][0].done()):
+            self._parts.append(self._pending.popleft()[0].result())  # the first failure stops the upload
+
+    def finish(self) -> list[dict]:
+        while self._pending:
+            self._parts.append(self._pending.popleft()[0].result())
+        self.cancel()
+        return sorted(self._parts, key=lambda part: part["PartNumber"])
+
+    def cancel(self) -> None:
+        """Stop: parts not yet sent are not sent, parts being sent are waited for (before the upload is aborted)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        while self._pending:
+            self._pending.popleft()[1].close()
+
+
 class S3Backend(StorageBackend):
     """Artifacts as objects below ``prefix`` in ``bucket`` of AWS S3 or an S3-compatible service."""
 
@@ -604,7 +655,8 @@ class S3Backend(StorageBackend):
                  profile: str | None = None, validate_certs: bool = True, storage_class: str | None = None,
                  sse: str | None = None, sse_kms_key_id: str | None = None, metadata: dict | None = None,
                  retry: RetryPolicy | None = None, part_size: int = 8 * MiB, page_size: int = 1000,
-                 client: t.Any = None, max_copy_size: int = S3_MAX_COPY_SIZE, copy_part_size: int = S3_COPY_PART_SIZE):
+                 client: t.Any = None, max_copy_size: int = S3_MAX_COPY_SIZE, copy_part_size: int = S3_COPY_PART_SIZE,
+                 upload_concurrency: int = 4):
         if not bucket:
             raise StorageError("storage.bucket is required for the s3 backend")
         if not HAS_BOTO3 and client is None:
@@ -613,6 +665,9 @@ class S3Backend(StorageBackend):
             raise StorageError("storage.sse_kms_key_id needs storage.sse set to 'aws:kms'")
         if part_size < S3_MIN_PART_SIZE:
             raise StorageError("the S3 part size must be at least 5 MiB")
+        if upload_concurrency < 1:
+            raise StorageError("storage.upload_concurrency must be at least 1, got %d" % upload_concurrency)
+        self.upload_concurrency = upload_concurrency
         self.bucket = bucket
         self.prefix = check_prefix(prefix or "")
         if self.prefix and not self.prefix.endswith("/"):
@@ -628,6 +683,7 @@ class S3Backend(StorageBackend):
         self.copy_part_size = copy_part_size
         self.conditional_writes = True  # until the endpoint says it does not implement them
         self.requests: dict[str, int] = {}
+        self._requests_lock = threading.Lock()
         if client is None:
             session = boto3.session.Session(
                 aws_access_key_id=access_key or None, aws_secret_access_key=secret_key or None,
@@ -637,6 +693,7 @@ class S3Backend(StorageBackend):
                 # Our own RetryPolicy retries; botocore's would multiply the attempts. (Its
                 # ``max_attempts`` counts retries, not sends: 1 there still sends twice.)
                 retries={"total_max_attempts": 1, "mode": "standard"},
+                max_pool_connections=max(10, 2 * upload_concurrency),
                 s3={"addressing_style": "path" if endpoint_url else "auto"},
                 signature_version="s3v4",
             )
@@ -646,7 +703,8 @@ class S3Backend(StorageBackend):
 
     def _count_request(self, model=None, **_kwargs):
         name = getattr(model, "name", "unknown")
-        self.requests[name] = self.requests.get(name, 0) + 1
+        with self._requests_lock:  # parts are sent from several threads
+            self.requests[name] = self.requests.get(name, 0) + 1
 
     def describe(self) -> str:
         return "s3://%s/%s" % (self.bucket, self.prefix)
@@ -743,7 +801,8 @@ class S3Backend(StorageBackend):
         parts: list[dict] = []
         part_digests: list[bytes] = []
         total = 0
-        buffer = _PartBuffer(memory_limit=16 * MiB)
+        buffer = _PartBuffer(memory_limit=PART_MEMORY)
+        uploads = _PartUploads(self, object_key, self.upload_concurrency)
         try:
             part_number = 1
             target = s3_part_size(part_number, self.part_size)
@@ -760,11 +819,10 @@ class S3Backend(StorageBackend):
                                                **extra)["UploadId"]
                     if part_number > S3_MAX_PARTS:
                         raise StorageError("stream exceeds S3's limit of %d parts" % S3_MAX_PARTS)
-                    parts.append(self._upload_part(object_key, upload_id, part_number, buffer))
                     part_digests.append(buffer.md5_digest)
                     total += buffer.size
-                    buffer.close()
-                    buffer = _PartBuffer(memory_limit=16 * MiB)
+                    uploads.submit(upload_id, part_number, buffer)  # closes it once sent
+                    buffer = _PartBuffer(memory_limit=PART_MEMORY)
                     part_number += 1
                     target = s3_part_size(part_number, self.part_size)
             if upload_id is None:
@@ -780,10 +838,12 @@ class S3Backend(StorageBackend):
                     if not self._landed(key, total, expected_etag):
                         raise
             else:
-                if buffer.size or not parts:
-                    parts.append(self._upload_part(object_key, upload_id, part_number, buffer))
+                if buffer.size or not part_digests:
                     part_digests.append(buffer.md5_digest)
                     total += buffer.size
+                    uploads.submit(upload_id, part_number, buffer)
+                    buffer = _PartBuffer(memory_limit=PART_MEMORY)
+                parts = uploads.finish()
                 expected_etag = "%s-%d" % (_md5(b"".join(part_digests)).hexdigest(), len(part_digests))
                 try:
                     self._conditional(functools.partial(self._call, "complete_multipart_upload"), conditions,
@@ -797,6 +857,7 @@ class S3Backend(StorageBackend):
             self._verify_upload(key, stored, total, expected_etag)
             return stored
         except BaseException as exc:
+            uploads.cancel()
             if upload_id is not None and not completed:
                 self._abort(object_key, upload_id)
             elif isinstance(exc, UploadVerificationError):
@@ -1025,6 +1086,7 @@ def backend_from_params(storage: dict, retry: RetryPolicy | None = None) -> Stor
             profile=storage.get("profile"), validate_certs=storage.get("validate_certs", True),
             storage_class=storage.get("storage_class"), sse=storage.get("sse"),
             sse_kms_key_id=storage.get("sse_kms_key_id"), metadata=storage.get("metadata"), retry=retry,
+            upload_concurrency=storage.get("upload_concurrency") or 4,
         )
     raise StorageError("storage.type must be 'filesystem' or 's3', got %r" % (kind,))
 

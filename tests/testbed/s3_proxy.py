@@ -169,10 +169,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.connection.close()
 
     def _safely(self) -> None:
+        op = operation(self.command, urllib.parse.urlsplit(self.path).path,
+                       dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query, keep_blank_values=True)),
+                       self.headers)
+        self.server.proxy.entered(op, +1)
         try:
             self._handle()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away (a killed module)
+        finally:
+            self.server.proxy.entered(op, -1)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _safely  # noqa: N815
 
@@ -193,6 +199,8 @@ class S3Proxy:
         self._lock = threading.Lock()
         self.rules: list[Rule] = []
         self.log: list[Logged] = []
+        self.in_flight: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}  # by operation: the most requests the proxy was answering at once
         self._server = _Server(self)
         self._thread = threading.Thread(target=self._server.serve_forever, name="s3-proxy", daemon=True)
 
@@ -208,6 +216,11 @@ class S3Proxy:
         self._server.shutdown()
         self._server.server_close()
 
+    def entered(self, op: str, step: int) -> None:
+        with self._lock:
+            self.in_flight[op] = self.in_flight.get(op, 0) + step
+            self.max_in_flight[op] = max(self.max_in_flight.get(op, 0), self.in_flight[op])
+
     def add(self, rule: Rule) -> Rule:
         with self._lock:
             self.rules.append(rule)
@@ -217,6 +230,7 @@ class S3Proxy:
         with self._lock:
             self.rules = []
             self.log = []
+            self.max_in_flight = {}
 
     def take(self, op: str, path: str) -> Rule | None:
         with self._lock:

@@ -318,3 +318,24 @@ def test_leftovers_older_than_a_day_are_cleaned(backend):
     assert len(cleaned) == 1 and cleaned[0].startswith("job/2024-05-01/")
     left = backend.clean_leftovers("", datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2))
     assert len(left) == 1 and left[0].startswith("other/")  # only under the job's prefix, until asked for
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_s3_parts_go_up_concurrently_and_are_assembled_in_order(s3_proxy, concurrency):
+    """upload_concurrency parts in flight at once (and no more), the object byte for byte what was sent."""
+    backend = make_s3_backend(s3_proxy.url, part_size=5 * MiB, upload_concurrency=concurrency)
+    s3_proxy.add(Rule("UploadPart", "delay", seconds=0.3, count=-1))  # a link with latency: parts overlap
+    data = os.urandom(28 * MiB + 17)  # five parts of 5 MiB, then 3 MiB
+    stored = backend.write("job/2026-01-01/big.bin", [data[i:i + MiB] for i in range(0, len(data), MiB)])
+    assert stored.size == len(data) and stored.etag.endswith("-6")
+    assert hashlib.sha256(backend.read_bytes("job/2026-01-01/big.bin")).digest() == hashlib.sha256(data).digest()
+    assert s3_proxy.max_in_flight["UploadPart"] == concurrency
+
+
+def test_a_failing_part_among_concurrent_ones_aborts_the_upload(s3_proxy):
+    backend = make_s3_backend(s3_proxy.url, part_size=5 * MiB, upload_concurrency=3)
+    s3_proxy.add(Rule("UploadPart", "status", status=403, code="AccessDenied", count=-1))
+    with pytest.raises(StorageError):
+        backend.write("job/2026-01-01/big.bin", [os.urandom(MiB) for _ in range(16)])
+    assert backend.stat("job/2026-01-01/big.bin") is None
+    assert backend.client.list_multipart_uploads(Bucket=backend.bucket).get("Uploads", []) == []
