@@ -18,6 +18,7 @@ import pytest
 
 from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend, S3Backend
+from ansible_collections.corebackup.backup.tests.testbed.docker_proxy import DockerProxy
 from ansible_collections.corebackup.backup.tests.testbed.github_standin import GitHubStandIn
 from ansible_collections.corebackup.backup.tests.testbed.s3_proxy import S3Proxy
 from ansible_collections.corebackup.backup.tests.testbed.services import (
@@ -120,6 +121,17 @@ def docker_engine(service_log_dir):
                 client.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def docker_proxy(docker_engine):
+    """A fault-injecting proxy on a unix socket in front of the session's Docker engine; it logs every API call."""
+    directory = tempfile.mkdtemp(prefix="cbdproxy-", dir="/tmp")  # a short path: unix sockets have a length limit
+    try:
+        with DockerProxy(docker_engine.url, os.path.join(directory, "docker.sock")) as proxy:
+            yield proxy
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

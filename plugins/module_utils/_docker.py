@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import typing as t
+import urllib.parse
 import uuid
 
 from ansible.module_utils.basic import env_fallback
@@ -24,12 +25,16 @@ try:
     import docker
     import docker.errors
     import docker.tls
+    import requests.exceptions
     from docker.types import Mount
     HAS_DOCKER = True
     DOCKER_IMP_ERR = None
+    # What a call to the engine raises when it fails: an error answer, or a connection that broke or timed out.
+    DOCKER_ERRORS: tuple = (docker.errors.DockerException, requests.exceptions.RequestException)
 except ImportError as _imp_exc:  # pragma: no cover - depends on the host
     HAS_DOCKER = False
     DOCKER_IMP_ERR = _imp_exc
+    DOCKER_ERRORS = ()
 
 HELPER_LABEL = "corebackup.helper"
 MOUNT_ROOT = "/corebackup"
@@ -43,6 +48,11 @@ CONNECTION_SPEC = dict(
     client_cert=dict(type="path"),
     client_key=dict(type="path", no_log=False),
     api_version=dict(type="str", default="auto"),
+)
+
+# How long a call to the engine may take; volume_snapshot takes it (backup_plan checks jobs against _specs.VOLUMES).
+TIMEOUT_SPEC = dict(
+    timeout=dict(type="int", default=60, fallback=(env_fallback, ["DOCKER_TIMEOUT"])),
 )
 
 
@@ -68,9 +78,52 @@ def connect(params: dict, timeout: int = 60) -> t.Any:
 
 def helper(client: t.Any, image: str, source: str, kind: str = "volume", read_only: bool = True,
            label: str = "corebackup") -> tuple[t.Any, str]:
-    """A helper container (never started) with ``source`` mounted; (container, where it is mounted)."""
-    target = "%s/%s" % (MOUNT_ROOT, uuid.uuid4().hex[:12])
+    """A helper container (never started) with ``source`` mounted; (container, where it is mounted).
+
+    It gets a name of its own, so that a helper the engine created although the call failed (its answer,
+    or the inspect that follows it, was lost) is removed before the error is raised.
+    """
+    token = uuid.uuid4().hex[:12]
+    target = "%s/%s" % (MOUNT_ROOT, token)
     mount = Mount(target, source, type=kind, read_only=read_only)
-    container = client.containers.create(image, command=["true"], mounts=[mount], network_mode="none",
-                                         labels={HELPER_LABEL: label})
+    name = "corebackup-helper-" + token
+    try:
+        container = client.containers.create(image, command=["true"], mounts=[mount], network_mode="none",
+                                             labels={HELPER_LABEL: label}, name=name)
+    except DOCKER_ERRORS:
+        try:
+            client.api.remove_container(name, force=True)
+        except DOCKER_ERRORS:
+            pass  # never created, or the engine is gone: the next run removes helpers by their label
+        raise
     return container, target
+
+
+class ArchiveStream:
+    """The tar stream of a path in a container (GET /containers/{id}/archive), with the client's time-out on every read.
+
+    docker-py's ``get_archive`` turns the read time-out off for its stream: an engine that stops sending half-way
+    would hang the run for ever, with the containers it quiesced paused or stopped. ``close()`` ends the request
+    also when the stream was never read (a store that refused the write): the engine will not remove the container
+    while it is being read.
+    """
+
+    def __init__(self, client: t.Any, container_id: str, path: str, chunk_size: int = 1 << 20):
+        api = client.api
+        url = "%s/v%s/containers/%s/archive" % (api.base_url, api.api_version, urllib.parse.quote(container_id, safe=""))
+        self.chunk_size = chunk_size
+        self.response = api.get(url, params={"path": path}, stream=True, timeout=api.timeout)
+        try:
+            self.response.raise_for_status()
+        except requests.exceptions.HTTPError as exc:
+            self.response.close()
+            raise docker.errors.create_api_error_from_http_exception(exc) from exc
+
+    def __iter__(self) -> t.Iterator[bytes]:
+        try:
+            yield from self.response.iter_content(self.chunk_size)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.response.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.corebackup.backup.plugins.module_utils._docker import CONNECTION_SPEC
+from ansible_collections.corebackup.backup.plugins.module_utils._docker import CONNECTION_SPEC, TIMEOUT_SPEC
 
 GITHUB = dict(
     argument_spec=dict(
@@ -68,6 +68,7 @@ VOLUMES = dict(
         helper_image=dict(type="str"),
         exclude=dict(type="list", elements="str", default=[]),
         **CONNECTION_SPEC,
+        **TIMEOUT_SPEC,
     ),
     job_default="volumes",
 )

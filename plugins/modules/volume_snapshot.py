@@ -21,6 +21,10 @@ description:
     covers the archive and the upload, one streaming pass) and are put back as they were, whatever
     happens. What the module is about to do to a container is written to a journal in the store
     (C(<job>/quiesce/)) first, so that the next run puts back what a killed run left paused or stopped.
+  - Putting a container back reads its state first (a call that failed may have been carried out anyway) and is
+    retried with backoff (O(retries), at least 5 attempts) whatever failed. A container that still cannot be put
+    back fails its volume with an error and a warning that name the container and the state it is left in (its
+    artifact is removed), and the next run puts it back.
   - There is no cheap fingerprint of a volume's content, so every run archives every volume and reports
     a change.
   - The archive API does not carry extended attributes or ACLs; they are not in the artifact.
@@ -104,13 +108,19 @@ options:
     description: Docker API version, or V(auto).
     type: str
     default: auto
+  timeout:
+    description:
+      - Seconds to wait for the Docker engine to answer a call, or to send more of an archive; a stop gets
+        O(stop_timeout) more.
+    type: int
+    default: 60
   job:
     description: Name of the backup job.
     type: str
     default: volumes
 notes:
   - O(docker_host) falls back to E(DOCKER_HOST), O(tls) and O(validate_certs) to E(DOCKER_TLS) and E(DOCKER_TLS_VERIFY),
-    O(ca_path), O(client_cert) and O(client_key) to the files in E(DOCKER_CERT_PATH).
+    O(ca_path), O(client_cert) and O(client_key) to the files in E(DOCKER_CERT_PATH), O(timeout) to E(DOCKER_TIMEOUT).
 requirements:
   - docker (the Python library)
 """
@@ -172,15 +182,19 @@ cleaned:
 """
 
 import json
+import tarfile
 import threading
 import time
 
-from ansible_collections.corebackup.backup.plugins.module_utils._docker import HELPER_LABEL, connect
+from ansible_collections.corebackup.backup.plugins.module_utils._docker import DOCKER_ERRORS, HELPER_LABEL
+from ansible_collections.corebackup.backup.plugins.module_utils._docker import ArchiveStream, connect
 from ansible_collections.corebackup.backup.plugins.module_utils._docker import helper as make_helper
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, job_prefix
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import checksum_key, iso, job_prefix
+from ansible_collections.corebackup.backup.plugins.module_utils._lease import job_lease
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import TreeStats, tar_filter
+from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
 from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceRunner
 from ansible_collections.corebackup.backup.plugins.module_utils._specs import VOLUMES
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
@@ -192,6 +206,8 @@ except ImportError:  # pragma: no cover - _docker.connect says what is missing
 
 LEVELS = {"none": 0, "pause": 1, "stop": 2}
 LABEL = "corebackup.quiesce"
+PUT_BACK_ATTEMPTS = 5  # at least, whatever retries.attempts says: a container left stopped is worse than a failed backup
+VERBS = {"paused": ("pause", "unpause"), "stopped": ("stop", "start")}
 
 
 class Quiescer:
@@ -214,21 +230,31 @@ class Quiescer:
             held = self.held.get(container.id)
             if held is None:
                 record = {"id": container.id, "name": container.name, "action": action, "since": iso(self.service.module.now)}
-                self.service.module.backend.write(self.journal_key(container), [json.dumps(record).encode()])
+                try:
+                    self.service.module.backend.write(self.journal_key(container), [json.dumps(record).encode()])
+                except StorageError as exc:
+                    raise BackupError("cannot write the quiesce journal of container %s, so it was not %s: %s"
+                                      % (container.name, action, exc)) from None
                 try:
                     if action == "paused":
                         container.pause()
                     else:
                         container.stop(timeout=self.service.params["stop_timeout"])
-                except BaseException:
-                    self.service.put_back(container, action)  # a stop that timed out may have stopped it anyway
-                    self.service.module.backend.delete_many([self.journal_key(container)])
-                    raise
+                except Exception as exc:  # pylint: disable=broad-exception-caught
+                    # The engine may have acted although the call failed (a lost answer, a time-out): put back what it did.
+                    failure = "cannot %s container %s: %s" % (VERBS[action][0], container.name, exc)
+                    try:
+                        self.service.put_back(container, action)
+                    except BackupError as left:
+                        raise BackupError("%s; %s" % (failure, left)) from None  # the journal stays for the next run
+                    self.forget(container)
+                    raise BackupError(failure) from None
                 held = self.held[container.id] = {"count": 0, "action": action, "since": time.monotonic()}
             held["count"] += 1
             return held
 
     def release(self, container):
+        """Put the container back once no volume of it is being archived; the seconds it was quiesced."""
         with self.lock:
             held = self.held[container.id]
             held["count"] -= 1
@@ -236,8 +262,19 @@ class Quiescer:
                 return time.monotonic() - held["since"]
             del self.held[container.id]
             self.service.put_back(container, held["action"])  # if this fails, the journal stays for the next run
-            self.service.module.backend.delete_many([self.journal_key(container)])
+            self.forget(container)
             return time.monotonic() - held["since"]
+
+    def forget(self, container):
+        """Remove the journal of a container that is back; one left behind only makes the next run look again."""
+        try:
+            result = self.service.module.backend.delete_many([self.journal_key(container)])
+            problems = [error["error"] for error in getattr(result, "errors", [])]
+        except StorageError as exc:
+            problems = [str(exc)]
+        if problems:
+            self.service.module.warn("%s is back, but its quiesce journal %s could not be removed (the next run removes "
+                                     "it): %s" % (container.name, self.journal_key(container), "; ".join(problems)))
 
 
 class VolumeSnapshot(Service):
@@ -247,10 +284,18 @@ class VolumeSnapshot(Service):
 
     def __init__(self, module):
         super().__init__(module)
-        self.client = connect(self.params, timeout=max(60, self.params["stop_timeout"] + 30))
-        self.item_errors = (docker.errors.DockerException,)
+        if self.params["timeout"] < 1:
+            raise OptionError("timeout must be at least 1 second, got %d" % self.params["timeout"])
+        self.client = connect(self.params, timeout=self.params["timeout"])  # a stop gets stop_timeout more
+        self.item_errors = DOCKER_ERRORS
         self.quiescer = Quiescer(self)
         self.reconciled = []
+        retry = module.retry
+        self.put_back_retry = RetryPolicy(attempts=max(PUT_BACK_ATTEMPTS, retry.attempts), delay=retry.delay,
+                                          max_delay=retry.max_delay)
+
+    def engine_error(self, what, exc):
+        return BackupError("cannot %s on the Docker engine at %s: %s" % (what, self.params["docker_host"], exc))
 
     # -- discovery ------------------------------------------------------------------------------
     def discover(self):
@@ -262,14 +307,22 @@ class VolumeSnapshot(Service):
             except docker.errors.ImageNotFound:
                 raise OptionError("helper_image %s does not exist on the Docker engine; pull or build it first"
                                   % self.params["helper_image"]) from None
+            except DOCKER_ERRORS as exc:
+                raise self.engine_error("inspect the image %s" % self.params["helper_image"], exc) from None
         if not self.module.check_mode:
             self.reconcile()
-        self.running = self.client.containers.list(filters={"status": "running"})
+        try:
+            self.running = self.client.containers.list(filters={"status": "running"}, ignore_removed=True)
+        except DOCKER_ERRORS as exc:
+            raise self.engine_error("list the running containers", exc) from None
         items = {}
         for name in self.params["volumes"]:
             items[name] = self.volume_item(name)
         if self.params["volume_labels"]:
-            labelled = self.client.volumes.list(filters={"label": self.params["volume_labels"]})
+            try:
+                labelled = self.client.volumes.list(filters={"label": self.params["volume_labels"]})
+            except DOCKER_ERRORS as exc:
+                raise self.engine_error("list the volumes", exc) from None
             if not labelled:
                 raise OptionError("no volume carries the labels %s" % ", ".join(self.params["volume_labels"]))
             for volume in labelled:
@@ -279,6 +332,8 @@ class VolumeSnapshot(Service):
                 container = self.client.containers.get(name)
             except docker.errors.NotFound:
                 raise OptionError("container %s does not exist" % name) from None
+            except DOCKER_ERRORS as exc:
+                raise self.engine_error("inspect the container %s" % name, exc) from None
             for mount in container.attrs.get("Mounts", []):
                 if mount.get("Type") == "volume":
                     items.setdefault(mount["Name"], self.volume_item(mount["Name"]))
@@ -291,6 +346,8 @@ class VolumeSnapshot(Service):
             self.client.volumes.get(name)
         except docker.errors.NotFound:
             return Item(name, error="volume %s does not exist" % name)
+        except DOCKER_ERRORS as exc:
+            return Item(name, error="cannot inspect the volume %s: %s" % (name, exc))
         return Item(name, data={"volume": name})
 
     def users(self, item):
@@ -333,32 +390,83 @@ class VolumeSnapshot(Service):
         return users
 
     def put_back(self, container, action):
-        container.reload()
-        if action == "paused" and container.attrs["State"].get("Paused"):
-            container.unpause()
-        elif action == "stopped" and not container.attrs["State"].get("Running"):
-            container.start()
+        """Unpause or start a container that this run or a killed one paused or stopped, if it still is.
+
+        Every try reads the container's state again, so that what a failed call did anyway is not done twice; tries
+        are retried with backoff, whatever failed. A container that cannot be put back is reported loudly (a
+        warning and a BackupError naming it and the state it is left in); its journal stays for the next run.
+        """
+        def once():
+            container.reload()
+            state = container.attrs["State"]
+            if action == "paused" and state.get("Paused"):
+                container.unpause()
+            elif action == "stopped" and not state.get("Running"):
+                container.start()
+
+        try:
+            self.put_back_retry.call(once, is_transient=lambda exc: isinstance(exc, DOCKER_ERRORS) and not isinstance(
+                exc, docker.errors.NotFound))
+        except docker.errors.NotFound:
+            self.module.warn("container %s was removed while it was %s: nothing to put back" % (container.name, action))
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            message = ("container %s (%s) was running and is left %s: could not %s it in %d attempts (%s); %s it by hand, "
+                       "or the next run of job %s will" % (container.name, container.id[:12], action, VERBS[action][1],
+                                                           self.put_back_retry.attempts, exc, VERBS[action][1],
+                                                           self.module.job))
+            self.module.warn(message)
+            raise BackupError(message) from None
 
     def reconcile(self):
-        """Put back what a killed run left paused or stopped (its journal says what it did)."""
+        """Put back what a killed run left paused or stopped (its journal says what it did), remove its helpers.
+
+        Under the job's lease: a run that holds it is alive, and its journals and helpers are its own. A run that
+        holds it is waited for (lock_timeout), and has then put back and removed what was its own.
+        """
         prefix = job_prefix(self.module.job) + "quiesce/"
-        for obj in list(self.module.backend.list(prefix)):
+        if not (list(self.module.backend.list(prefix)) or self.helpers()):
+            return
+        self.module.backend.check_root(create=True)
+        with job_lease(self.module.backend, self.module.job, self.params["lock_timeout"]):
+            for obj in list(self.module.backend.list(prefix)):
+                try:
+                    record = json.loads(self.module.backend.read_bytes(obj.key))
+                    if record["action"] not in VERBS:
+                        raise ValueError("unknown action %r" % record["action"])
+                    container = self.client.containers.get(record["id"])
+                except docker.errors.NotFound:
+                    container = None  # the container is gone: nothing to put back
+                except (ValueError, KeyError, TypeError, StorageError) + DOCKER_ERRORS as exc:
+                    raise BackupError("cannot reconcile %s left by a killed run: %s" % (obj.key, exc)) from None
+                if container is not None:
+                    self.put_back(container, record["action"])  # reads the state first; a BackupError if it cannot
+                    self.reconciled.append({"name": record.get("name"), "id": record["id"], "action": record["action"],
+                                            "since": record.get("since")})
+                self.module.backend.delete_many([obj.key])
+            for helper in self.helpers():
+                self.remove_helper(helper)
+
+    def helpers(self):
+        """The helper containers of this job (another job's run, or a restore, may be using its own right now)."""
+        try:
+            return self.client.containers.list(all=True, filters={"label": "%s=%s" % (HELPER_LABEL, self.module.job)},
+                                               ignore_removed=True)
+        except DOCKER_ERRORS as exc:
+            raise self.engine_error("list the helper containers of job %s" % self.module.job, exc) from None
+
+    def remove_helper(self, helper):
+        """Remove a helper container (retried); one left behind is harmless and the next run removes it."""
+        def once():
             try:
-                record = json.loads(self.module.backend.read_bytes(obj.key))
-                container = self.client.containers.get(record["id"])
-                state = container.attrs["State"]
-                if (record["action"] == "paused" and state.get("Paused")) or (
-                        record["action"] == "stopped" and not state.get("Running")):
-                    self.put_back(container, record["action"])
-                self.reconciled.append({"name": record.get("name"), "id": record["id"], "action": record["action"],
-                                        "since": record.get("since")})
+                helper.remove(force=True)
             except docker.errors.NotFound:
-                pass  # the container is gone: nothing to put back
-            except (ValueError, KeyError, docker.errors.APIError, StorageError) as exc:
-                raise BackupError("cannot reconcile %s left by a killed run: %s" % (obj.key, exc)) from None
-            self.module.backend.delete_many([obj.key])
-        for helper in self.client.containers.list(all=True, filters={"label": HELPER_LABEL}):
-            helper.remove(force=True)
+                pass
+
+        try:
+            self.put_back_retry.call(once, is_transient=lambda exc: isinstance(exc, DOCKER_ERRORS))
+        except DOCKER_ERRORS as exc:
+            self.module.warn("could not remove the helper container %s (the next run of job %s will): %s"
+                             % (helper.name, self.module.job, exc))
 
     # -- one volume -----------------------------------------------------------------------------
     def produce(self, item, recorded, entry):
@@ -368,38 +476,72 @@ class VolumeSnapshot(Service):
         image = self.params["helper_image"] or (users[0][0].attrs["Config"]["Image"] if users else None)
         if not image:
             raise BackupError("no running container uses %s: set helper_image to a local image" % item.name)
-        helper, target = make_helper(self.client, image, item.data.get("volume") or item.data["bind"],
-                                     kind="volume" if "volume" in item.data else "bind", label=self.module.job)
-        quiesced = []
+        try:
+            helper, target = make_helper(self.client, image, item.data.get("volume") or item.data["bind"],
+                                         kind="volume" if "volume" in item.data else "bind", label=self.module.job)
+        except DOCKER_ERRORS as exc:
+            raise BackupError("cannot create the helper container that mounts %s: %s" % (item.name, exc)) from None
+        quiesced, stream, artifact, failure = [], None, None, None
         try:
             for record, (container, _rw) in zip(entry["containers"], users):
                 if record["action"] != "none":
                     self.quiescer.acquire(container, record["action"])
                     quiesced.append((record, container))
-            stream, _stat = self.client.api.get_archive(helper.id, target, chunk_size=1 << 20)
             stats = TreeStats()
-            artifact = self.store(item, "tar", tar_filter(stream, self.params["exclude"], strip=1, stats=stats),
+            stream = self.archive(item, helper, target)
+            artifact = self.store(item, "tar", tar_filter(self.chunks(item, stream), self.params["exclude"],
+                                                          strip=1, stats=stats),
                                   {"volume": item.name, "engine": self.params["docker_host"]},
                                   contents=lambda: {"files": stats.files, "bytes": stats.bytes, "tree_digest": stats.digest})
             entry.update(files=stats.files, tree_digest=stats.digest)
-            return artifact
+        except tarfile.TarError as exc:
+            # The engine ended the stream cleanly half-way through a file (one that shrank, or could not be read).
+            failure = BackupError("the archive of %s ends half-way: the engine could not read all of it (%s)" % (item.name, exc))
+            raise failure from None
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
-            self.finish_quiesce(quiesced, helper)
+            if stream is not None:
+                stream.close()
+            problems = self.finish_quiesce(quiesced, helper)
+            if problems:
+                if artifact is not None:
+                    # The item fails, so its artifact goes too: the store holds what the result says.
+                    try:
+                        self.module.backend.delete_many([checksum_key(artifact.key), artifact.key])
+                    except StorageError as exc:
+                        problems.append("its artifact %s could not be removed: %s" % (artifact.key, exc))
+                raise BackupError("; ".join(([str(failure)] if failure is not None else []) + problems)) from None
+        return artifact
+
+    def archive(self, item, helper, target):
+        """The volume's content as the engine's archive API streams it; an error, also half-way, names the volume."""
+        try:
+            return ArchiveStream(self.client, helper.id, target)
+        except DOCKER_ERRORS as exc:
+            raise BackupError("cannot read %s through the archive API: %s" % (item.name, exc)) from None
+
+    @staticmethod
+    def chunks(item, stream):
+        try:
+            yield from stream
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            raise BackupError("the archive stream of %s broke off: %s" % (item.name, exc)) from None
 
     def finish_quiesce(self, quiesced, helper):
-        """Put back every container and remove the helper, whatever happened; then report what could not be."""
+        """Put back every container and remove the helper, whatever happened; what could not be put back."""
         problems = []
         for record, container in reversed(quiesced):
             try:
                 record["seconds"] = round(self.quiescer.release(container), 3)
+            except BackupError as exc:
+                problems.append(str(exc))
             except Exception as exc:  # pylint: disable=broad-exception-caught
-                problems.append("could not put %s back (%s); the next run will: %s" % (container.name, record["action"], exc))
-        try:
-            helper.remove(force=True)
-        except docker.errors.DockerException as exc:
-            problems.append("could not remove the helper container %s: %s" % (helper.name, exc))
-        if problems:
-            raise BackupError("; ".join(problems))
+                problems.append("could not put container %s back (it was %s; the next run of job %s will): %s"
+                                % (container.name, record["action"], self.module.job, exc))
+        self.remove_helper(helper)
+        return problems
 
 
 def main():
