@@ -108,7 +108,8 @@ options:
       upload_concurrency:
         description:
           - S3 only. Parts of a multipart upload sent at once, per artifact; memory grows with it (each part
-            in flight holds up to 16 MiB). The run's budget may lower it (see O(compression_threads)).
+            in flight holds up to 16 MiB). The run's budget of a service module may lower it (see its
+            C(compression_threads) option).
         type: int
         default: 4
       storage_class:
@@ -239,7 +240,7 @@ options:
     default: true
   allow_empty:
     description:
-      - Succeed when the selection holds nothing to back up (an O(include) that matches nothing, an
+      - Succeed when the selection holds nothing to back up (filters that match nothing, an
         organization without repositories). Without it such a run fails, naming what was asked for.
     type: bool
     default: false

@@ -428,6 +428,12 @@ def tar_filter(chunks: t.Iterable[bytes], exclude: t.Sequence[str] = (), strip: 
     stats = stats if stats is not None else TreeStats()
 
     def fill(sink: _ChunkSink) -> None:
+        try:
+            refill(sink)
+        except tarfile.TarError as exc:  # a source that ends half-way or is not a tar
+            raise PipelineError("the tar stream of the source is broken: %s" % exc) from exc
+
+    def refill(sink: _ChunkSink) -> None:
         with tarfile.open(fileobj=ChunkReader(chunks), mode="r|") as source, \
                 tarfile.TarFile(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT, copybufsize=chunk_size) as target:
             skipped: list[str] = []

@@ -383,13 +383,15 @@ class FilesystemBackend(StorageBackend):
             self._write_metadata(path, metadata)
             _fsync_dir(directory)
         except BaseException as exc:
-            if placed:
-                # The data is in place but its metadata is not: do not leave a half-stored object.
-                os.unlink(path)
             try:
+                if placed:
+                    # The data is in place but its metadata is not: do not leave a half-stored object.
+                    os.unlink(path)
                 os.unlink(temp_path)
             except FileNotFoundError:
                 pass
+            except OSError:
+                pass  # a folder made read-only meanwhile: the error that matters is the write's; leftovers are cleaned later
             if isinstance(exc, OSError):
                 raise StorageError("cannot write %s: %s" % (path, exc)) from exc
             raise
