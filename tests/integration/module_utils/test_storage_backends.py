@@ -336,6 +336,6 @@ def test_a_failing_part_among_concurrent_ones_aborts_the_upload(s3_proxy):
     backend = make_s3_backend(s3_proxy.url, part_size=5 * MiB, upload_concurrency=3)
     s3_proxy.add(Rule("UploadPart", "status", status=403, code="AccessDenied", count=-1))
     with pytest.raises(StorageError):
-        backend.write("job/2026-01-01/big.bin", [os.urandom(MiB) for _ in range(16)])
+        backend.write("job/2026-01-01/big.bin", [os.urandom(MiB) for _part in range(16)])
     assert backend.stat("job/2026-01-01/big.bin") is None
     assert backend.client.list_multipart_uploads(Bucket=backend.bucket).get("Uploads", []) == []

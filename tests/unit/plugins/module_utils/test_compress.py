@@ -29,8 +29,8 @@ def sample(size: int, seed: int = 0) -> bytes:
     rng = random.Random(seed)
     third = size // 3
     words = [b"backup", b"restore", b"archive", b"stone", b"river", b"token", b"mirror", b"volume"]
-    text = b" ".join(rng.choice(words) for _ in range(third // 6))[:third]
-    return rng.randbytes(third) + bytes(rng.choice(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef0123456789+/") for _ in range(third)) + text
+    text = b" ".join(rng.choice(words) for _word in range(third // 6))[:third]
+    return rng.randbytes(third) + bytes(rng.choice(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef0123456789+/") for _char in range(third)) + text
 
 
 def pieces(data: bytes, size: int) -> list[bytes]:
