@@ -35,6 +35,8 @@ import socket
 import socketserver
 import threading
 
+from ansible_collections.corebackup.backup.tests.testbed.s3_proxy import request_body
+
 _HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"}
 _VERSION = re.compile(r"^/v[0-9.]+(?=/)")
 BLOCK = 64 * 1024
@@ -103,16 +105,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return "unix"
 
     def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                data = self.rfile.read(size + 2)[:size]
-                if size == 0:
-                    break
-                chunks.append(data)
-            return b"".join(chunks)
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        return request_body(self)
 
     def _send_error(self, status: int) -> None:
         payload = json.dumps({"message": "injected by the test proxy"}).encode()

@@ -85,6 +85,20 @@ class Logged:
     status: int  # 0 for a reset connection
 
 
+def request_body(handler: http.server.BaseHTTPRequestHandler) -> bytes:
+    """The whole body of the request ``handler`` is reading, chunked or with a Content-Length."""
+    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        chunks = []
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0].strip(), 16)
+            data = handler.rfile.read(size + 2)[:size]
+            if size == 0:
+                break
+            chunks.append(data)
+        return b"".join(chunks)
+    return handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "_Server"
@@ -93,16 +107,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                data = self.rfile.read(size + 2)[:size]
-                if size == 0:
-                    break
-                chunks.append(data)
-            return b"".join(chunks)
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        return request_body(self)
 
     def _handle(self) -> None:
         proxy = self.server.proxy
