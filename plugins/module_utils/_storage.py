@@ -25,7 +25,6 @@ its own root (a directory) or prefix (an S3 bucket prefix). Every backend can
 from __future__ import annotations
 
 import base64
-import collections
 import concurrent.futures
 import contextlib
 import datetime
@@ -33,7 +32,9 @@ import errno
 import fcntl
 import functools
 import hashlib
+import io
 import json
+import mmap
 import os
 import re
 import tempfile
@@ -577,16 +578,54 @@ def _md5(data: bytes) -> "hashlib._Hash":
     return hashlib.md5(data, usedforsecurity=False)
 
 
+class _MappedReader(io.RawIOBase):
+    """The first ``size`` bytes of an anonymous mapping, as a seekable file for the HTTP client."""
+
+    def __init__(self, mapping: mmap.mmap, size: int):
+        super().__init__()
+        self._mapping, self._size, self._pos = mapping, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: t.Any) -> int:
+        count = max(0, min(len(buffer), self._size - self._pos))
+        buffer[:count] = self._mapping[self._pos:self._pos + count]
+        self._pos += count
+        return count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
 class _PartBuffer:
-    """Collects one part; spills to a temporary file past ``memory_limit`` to keep memory flat."""
+    """Collects one part in an anonymous mapping of ``memory_limit`` bytes, given back to the system when closed
+    (the allocator would keep freed parts); past that, in a temporary file, to keep memory flat."""
 
     def __init__(self, memory_limit: int):
-        self._spool = tempfile.SpooledTemporaryFile(max_size=memory_limit)  # pylint: disable=consider-using-with
+        self._mapping: mmap.mmap | None = mmap.mmap(-1, memory_limit)
+        self._spool: t.BinaryIO | None = None
         self._md5 = _md5(b"")
         self.size = 0
 
-    def add(self, data: bytes) -> None:
-        self._spool.write(data)
+    def add(self, data: t.Any) -> None:
+        if self._spool is None and self._mapping is not None and self.size + len(data) > len(self._mapping):
+            self._spool = tempfile.TemporaryFile()  # pylint: disable=consider-using-with
+            self._spool.write(self._mapping[:self.size])
+            self._mapping.close()
+            self._mapping = None
+        if self._spool is not None:
+            self._spool.write(data)
+        else:
+            self._mapping[self.size:self.size + len(data)] = data
         self._md5.update(data)
         self.size += len(data)
 
@@ -595,17 +634,23 @@ class _PartBuffer:
         return self._md5.digest()
 
     def body(self) -> t.BinaryIO:
-        self._spool.seek(0)
-        return self._spool
+        if self._spool is not None:
+            self._spool.seek(0)
+            return self._spool
+        return io.BufferedReader(_MappedReader(self._mapping, self.size))  # type: ignore[arg-type]
 
     def close(self) -> None:
-        self._spool.close()
+        if self._spool is not None:
+            self._spool.close()
+        if self._mapping is not None:
+            self._mapping.close()
+            self._mapping = None
 
 
 class _PartUploads:
-    """Parts of one multipart upload sent by up to ``concurrency`` threads; at most that many parts in flight.
+    """Parts of one multipart upload sent by up to ``concurrency`` threads, in whatever order they finish.
 
-    Memory: ``concurrency`` parts in flight plus the one being filled, each at most ``PART_MEMORY`` in memory
+    Memory: at most ``concurrency`` parts at once, sent or being filled, each at most ``PART_MEMORY`` in memory
     (a larger part spills to a temporary file).
     """
 
@@ -613,7 +658,7 @@ class _PartUploads:
         self.backend, self.object_key = backend, object_key
         self.concurrency = max(1, concurrency)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._pending: collections.deque = collections.deque()
+        self._pending: dict = {}  # future -> its part's buffer
         self._parts: list[dict] = []
 
     def _send(self, upload_id: str, number: int, buffer: "_PartBuffer") -> dict:
@@ -628,13 +673,19 @@ class _PartUploads:
             return
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s3-part")
-        self._pending.append((self._pool.submit(self._send, upload_id, number, buffer), buffer))
-        while len(self._pending) >= self.concurrency or (self._pending and self._pending[0][0].done()):
-            self._parts.append(self._pending.popleft()[0].result())  # the first failure stops the upload
+        self._pending[self._pool.submit(self._send, upload_id, number, buffer)] = buffer
+        # At most ``concurrency`` parts held at once: while the next one fills, one fewer is in flight.
+        done = [future for future in self._pending if future.done()]
+        if len(self._pending) >= self.concurrency and not done:
+            done = concurrent.futures.wait(self._pending, return_when=concurrent.futures.FIRST_COMPLETED)[0]
+        for future in done:
+            del self._pending[future]
+            self._parts.append(future.result())  # the first failure stops the upload
 
     def finish(self) -> list[dict]:
-        while self._pending:
-            self._parts.append(self._pending.popleft()[0].result())
+        for future in list(self._pending):
+            self._parts.append(future.result())
+            del self._pending[future]
         self.cancel()
         return sorted(self._parts, key=lambda part: part["PartNumber"])
 
@@ -643,8 +694,9 @@ class _PartUploads:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-        while self._pending:
-            self._pending.popleft()[1].close()
+        for buffer in self._pending.values():
+            buffer.close()
+        self._pending.clear()
 
 
 class S3Backend(StorageBackend):
