@@ -62,6 +62,10 @@ class PipelineError(BackupError):
     """The artifact could not be produced; nothing was stored under its name."""
 
 
+class BrokenTarStream(PipelineError, tarfile.TarError):
+    """A source's tar stream that ends half-way or is not a tar (a TarError still, for callers that say more)."""
+
+
 @dataclass(frozen=True)
 class Artifact:
     """What was stored: the record every service module returns and every manifest keeps."""
@@ -431,7 +435,7 @@ def tar_filter(chunks: t.Iterable[bytes], exclude: t.Sequence[str] = (), strip: 
         try:
             refill(sink)
         except tarfile.TarError as exc:  # a source that ends half-way or is not a tar
-            raise PipelineError("the tar stream of the source is broken: %s" % exc) from exc
+            raise BrokenTarStream("the tar stream of the source is broken: %s" % exc) from exc
 
     def refill(sink: _ChunkSink) -> None:
         with tarfile.open(fileobj=ChunkReader(chunks), mode="r|") as source, \

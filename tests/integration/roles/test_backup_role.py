@@ -103,7 +103,7 @@ def jobs_of(tmp_path, org):
 
 
 def manifest_status(tmp_path, job):
-    [date] = os.listdir(str(tmp_path / "store" / job))
+    [date] = [name for name in os.listdir(str(tmp_path / "store" / job)) if not name.startswith(".")]  # not the lock
     with open(str(tmp_path / "store" / job / date / "manifest.json"), encoding="utf-8") as handle:
         return json.load(handle)["status"]
 
