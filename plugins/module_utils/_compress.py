@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover - depends on the host
     zstandard = None
     HAS_ZSTANDARD = False
 
-GZIP_BLOCK = 256 * 1024
+GZIP_BLOCK = 512 * 1024
 GZIP_DICT = 32 * 1024  # deflate's window: what a block may refer back to
 GZIP_HEADER_OS = 3  # Unix
 ZSTD_MAX_WINDOW_LOG = 22  # 4 MiB: levels 1-9 keep their own window (19-22); higher levels are capped here
@@ -70,19 +70,25 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _blocks(chunks: t.Iterable[bytes], size: int) -> t.Iterator[bytes]:
-    """The input cut into blocks of exactly ``size`` bytes (the last one shorter)."""
+def _blocks(chunks: t.Iterable[bytes], size: int) -> t.Iterator[t.Any]:
+    """The input cut into blocks of exactly ``size`` bytes (the last one shorter); views of the chunks where they
+    hold whole blocks (``bytes`` do not change), copies only across chunk boundaries."""
     pending = bytearray()
     for chunk in chunks:
-        if not chunk:
-            continue
-        if not pending and len(chunk) == size:
-            yield bytes(chunk)
-            continue
-        pending += chunk
-        while len(pending) >= size:
-            yield bytes(pending[:size])
-            del pending[:size]
+        view = memoryview(chunk if isinstance(chunk, bytes) else bytes(chunk))
+        if pending:
+            take = size - len(pending)
+            pending += view[:take]
+            view = view[take:]
+            if len(pending) < size:
+                continue
+            yield bytes(pending)
+            pending = bytearray()
+        while len(view) >= size:
+            yield view[:size]
+            view = view[size:]
+        if len(view):
+            pending += view
     if pending:
         yield bytes(pending)
 
@@ -118,7 +124,7 @@ def parallel_gzip(chunks: t.Iterable[bytes], level: int = 6, threads: int | None
                 in_flight.append(pool.submit(_deflate_block, level, block, primer))
                 crc = zlib.crc32(block, crc)
                 size += len(block)
-                primer = block[-GZIP_DICT:]
+                primer = bytes(block[-GZIP_DICT:])
                 while len(in_flight) >= 2 * threads or (in_flight and in_flight[0].done()):
                     yield in_flight.popleft().result()
             while in_flight:
