@@ -86,14 +86,22 @@ lint: tree
 changelog-lint: tree
 	cd $(COLL) && $(BIN)/antsibull-changelog lint
 
-bench: setup tree
+# python-github-backup, the point of comparison of bench/bench_github.py, in a venv of its own under .cache/ (git-ignored).
+GHB_VENV ?= $(CURDIR)/.cache/ghb-venv
+$(GHB_VENV)/.installed: bench/requirements-ghb.txt
+	$(PYTHON) -m venv $(GHB_VENV)
+	$(GHB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements-ghb.txt
+	touch $@
+
+bench: setup tree $(GHB_VENV)/.installed
 	cd $(COLL) && status=0; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_pipeline.py --results $(CURDIR)/bench/results || status=1; \
-	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_github.py --results $(CURDIR)/bench/results || status=1; \
+	GHB_PYTHON=$(GHB_VENV)/bin/python PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_github.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_volume.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_mongo.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_restore.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_retention.py --results $(CURDIR)/bench/results || status=1; \
+	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_s3_upload.py --results $(CURDIR)/bench/results || status=1; \
 	exit $$status
 
 clean:

@@ -57,3 +57,43 @@ def emit(report: dict, results_dir: str | None, filename: str, targets_met: bool
         with open(os.path.join(results_dir, filename), "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)
     return 0 if targets_met else 1
+
+
+@dataclass
+class WatchedModuleRun(ModuleRun):
+    peak_fds: int  # most file descriptors the module process held open at once, sampled
+    fd_samples: int
+
+
+def _open_fds(pid: int) -> int | None:
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return None
+
+
+def run_module_watched(name: str, args: dict, workdir: str, interval: float = 0.02) -> ModuleRun:
+    """run_module, also sampling the open file descriptors of the module process (/proc/PID/fd) every
+    ``interval`` seconds while it runs: a WatchedModuleRun."""
+    args_file = os.path.join(workdir, "args.json")
+    with open(args_file, "w", encoding="utf-8") as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+    out_path, err_path = os.path.join(workdir, "module.stdout"), os.path.join(workdir, "module.stderr")
+    peak = samples = 0
+    started = time.perf_counter()
+    with open(out_path, "w", encoding="utf-8") as out, open(err_path, "w", encoding="utf-8") as err:
+        with subprocess.Popen([sys.executable, "-c", MODULE_WITH_RSS, name, args_file], stdout=out, stderr=err) as proc:
+            while proc.poll() is None:
+                count = _open_fds(proc.pid)
+                if count is not None:
+                    peak, samples = max(peak, count), samples + 1
+                time.sleep(interval)
+    seconds = time.perf_counter() - started
+    with open(out_path, encoding="utf-8") as out, open(err_path, encoding="utf-8") as err:
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode and not stdout.strip():
+        raise RuntimeError("module %s exited %d: %s" % (name, proc.returncode, stderr[-3000:]))
+    result = json.loads(stdout)
+    if result.get("failed"):
+        raise RuntimeError(result["msg"])
+    return WatchedModuleRun(seconds, result, int(stderr.split()[-1]), peak, samples)

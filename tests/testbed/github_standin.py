@@ -979,7 +979,9 @@ def _parse_authorization(header: str | None) -> str | None:
             user, password = (base64.b64decode(value.strip()).decode("utf-8").split(":", 1) + [""])[:2]
         except (ValueError, UnicodeDecodeError):
             return ""
-        return password or user
+        # GitHub takes the token as the password (user:token, x-access-token:token) or, with the password
+        # x-oauth-basic, as the user name (token:x-oauth-basic, as python-github-backup sends it).
+        return user if password == "x-oauth-basic" else password or user
     return ""
 
 
