@@ -469,6 +469,8 @@ def test_lfs_batch_api(github):
     assert request(github.standin.lfs_download_url(repo, oid, expires=int(time.time()) - 1)).status == 404
     basic = base64.b64encode(("x-access-token:%s" % github.token).encode()).decode()
     assert lfs_batch(github, "lfs-repo", [unknown], basic, scheme="Basic").json()["objects"][0]["error"]["code"] == 404
+    as_user = base64.b64encode(("%s:x-oauth-basic" % github.token).encode()).decode()  # the token as the user name
+    assert lfs_batch(github, "lfs-repo", [unknown], as_user, scheme="Basic").json()["objects"][0]["error"]["code"] == 404
     public = lfs_batch(github, "tracker", [unknown])
     assert public.status == 200 and public.json()["objects"][0]["error"]["code"] == 404
     stored = lfs_batch(github, "lfs-repo", [{"oid": oid, "size": size}], github.token, operation="upload")
