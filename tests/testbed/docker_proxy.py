@@ -34,6 +34,7 @@ import re
 import socket
 import socketserver
 import threading
+import typing as t
 
 from ansible_collections.corebackup.backup.tests.testbed.s3_proxy import request_body
 
@@ -104,6 +105,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def address_string(self) -> str:
         return "unix"
 
+    def _inject(self, rule: t.Any, logged: t.Any) -> None:
+        """Answer as ``rule`` says (an error status, or a dropped connection) and signal that it fired."""
+        rule.hit.set()
+        if rule.action == "status":
+            self._send_error(rule.status)
+            logged.status = rule.status
+        else:
+            self._drop()
+
     def _body(self) -> bytes:
         return request_body(self)
 
@@ -132,12 +142,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         logged = Logged(self.command, path, query, 0, rule)
         proxy.record(logged)
         if rule is not None and rule.action in ("status", "drop") and not rule.forward:
-            rule.hit.set()
-            if rule.action == "status":
-                self._send_error(rule.status)
-                logged.status = rule.status
-            else:
-                self._drop()
+            self._inject(rule, logged)
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
         if body or self.command in ("POST", "PUT"):
@@ -149,12 +154,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             response = upstream.getresponse()
             if rule is not None and rule.action in ("status", "drop"):  # forwarded: the engine acted
                 response.read()
-                rule.hit.set()
-                if rule.action == "status":
-                    self._send_error(rule.status)
-                    logged.status = rule.status
-                else:
-                    self._drop()
+                self._inject(rule, logged)
                 return
             if rule is not None and rule.action == "delay":
                 rule.hit.set()
