@@ -22,7 +22,7 @@ OCTOKIT_SCHEMA_VERSION := 15.26.1
 OCTOKIT_SCHEMA_DIR := $(CURDIR)/.cache/octokit-graphql-schema
 export OCTOKIT_SCHEMA := $(OCTOKIT_SCHEMA_DIR)/package/schema.graphql
 
-.PHONY: test demo setup system-deps octokit-schema tree sanity pytest molecule lint changelog-lint bench clean
+.PHONY: test unit demo setup system-deps octokit-schema tree sanity pytest molecule lint changelog-lint bench clean
 
 test: setup tree sanity pytest molecule lint changelog-lint
 	@echo "make test: all checks passed"
@@ -73,6 +73,10 @@ sanity: tree
 pytest: tree
 	cd $(COLL) && PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m pytest -p no:cacheprovider \
 		--import-mode=importlib --timeout 600 -o console_output_style=classic $(PYTEST_PATHS) $(PYTEST_ARGS)
+
+# The fast tier for your own loop: unit tests only (pure logic and fakes), about half a minute.
+unit: PYTEST_PATHS = tests/unit
+unit: pytest
 
 # The backup role converged twice on this machine (extensions/molecule/default): idempotence and verify.
 molecule: tree
