@@ -35,7 +35,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._manifest import ManifestError, artifacts_of, read_manifest
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import Artifact
-from ansible_collections.corebackup.backup.plugins.module_utils._sets import list_sets
+from ansible_collections.corebackup.backup.plugins.module_utils._sets import iter_sets
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
 
 COMPRESSION_OF_SUFFIX = {"gz": "gzip", "zst": "zstd"}
@@ -68,50 +68,76 @@ class Stored:
     today: bool
 
 
+# How many artifacts of one item, newest first, are kept as candidates while no checksum record is seen among
+# them: older ones are reached only when every newer one proves unusable, and then the item is backed up again.
+CANDIDATES = 8
+
+
 class Catalog:
-    """The artifacts of one job, from one listing of ``<job>/``."""
+    """The artifacts of one job, from one listing of ``<job>/``, read one set at a time.
+
+    What it keeps is bounded by the job's items, not by its history: for each item, its artifacts from the
+    newest down to the first one with a checksum record (at most CANDIDATES), and of each set only what
+    reading its manifest needs (no object list).
+    """
 
     def __init__(self, backend: t.Any, job: str, today: datetime.date, read_only: bool = False):
         self.backend = backend
         self.job = job
         self.today = today
         self.read_only = read_only  # check mode: records what it learns nowhere
-        self.sets, _others = list_sets(backend, job)
-        self._history: dict[str, list[tuple[ArtifactKey, t.Any]]] = {}
-        self._records: set[str] = set()
-        for backup_set in self.sets.values():
-            for obj in backup_set.objects:
-                relative = obj.key[len(backup_set.prefix):]
-                if relative.startswith(CHECKSUMS_FOLDER + "/"):
-                    self._records.add(obj.key)
-                    continue
-                try:
-                    parsed = ArtifactKey.parse(obj.key)
-                except LayoutError:
-                    continue
-                self._history.setdefault(parsed.name, []).append((parsed, obj))
-        for history in self._history.values():
-            history.sort(key=lambda entry: (entry[0].timestamp, entry[0].key), reverse=True)
+        self.sets: dict[str, t.Any] = {}  # date -> BackupSet without its objects, for sets with a manifest or runs
+        # name -> [(ArtifactKey, has a checksum record)], newest first
+        self._history: dict[str, list[tuple[ArtifactKey, bool]]] = {}
+        for backup_set in iter_sets(backend, job):
+            self._add_set(backup_set)
         self._manifests: dict[str, dict] = {}
+
+    def _add_set(self, backup_set: t.Any) -> None:
+        records = set()
+        artifacts = []
+        for obj in backup_set.objects:
+            relative = obj.key[len(backup_set.prefix):]
+            if relative.startswith(CHECKSUMS_FOLDER + "/"):
+                records.add(obj.key)
+                continue
+            try:
+                artifacts.append(ArtifactKey.parse(obj.key))
+            except LayoutError:
+                continue
+        touched = set()
+        for parsed in artifacts:
+            self._history.setdefault(parsed.name, []).append((parsed, checksum_key(parsed.key) in records))
+            touched.add(parsed.name)
+        for name in touched:
+            history = self._history[name]
+            history.sort(key=lambda entry: (entry[0].timestamp, entry[0].key), reverse=True)
+            for index, (_parsed, has_record) in enumerate(history):
+                if has_record or index + 1 >= CANDIDATES:
+                    del history[index + 1:]
+                    break
+        backup_set.objects = []
+        if backup_set.has_manifest or backup_set.runs:
+            self.sets[backup_set.date] = backup_set
 
     def names(self) -> set[str]:
         return set(self._history)
 
     def newest(self, name: str) -> Stored | None:
         """The newest artifact of ``name`` whose sha256 is known; None if there is none."""
-        for parsed, obj in self._history.get(name, []):
+        for parsed, has_record in self._history.get(name, []):
             today = parsed.date == self.today
-            artifact = self.recorded(obj.key, parsed)
+            artifact = self.recorded(parsed.key, parsed, has_record)
             if artifact is None and today:
-                artifact = self._read_again(parsed, obj)
+                artifact = self._read_again(parsed)
             if artifact is not None:
                 return Stored(artifact, today)
         return None
 
-    def recorded(self, key: str, parsed: ArtifactKey) -> Artifact | None:
+    def recorded(self, key: str, parsed: ArtifactKey, has_record: bool) -> Artifact | None:
         """The artifact's record: its checksum record, else its set's manifest."""
         record_key = checksum_key(key)
-        if record_key in self._records:
+        if has_record:
             try:
                 record = json.loads(self.backend.read_bytes(record_key).decode("utf-8"))
                 if isinstance(record, dict) and record.get("key") == key:
@@ -122,7 +148,7 @@ class Catalog:
         if date not in self._manifests:
             self._manifests[date] = {}
             backup_set = self.sets.get(date)
-            if backup_set is not None and (backup_set.has_manifest or backup_set.runs):
+            if backup_set is not None:
                 try:
                     self._manifests[date] = artifacts_of(read_manifest(self.backend, backup_set)[0])
                 except ManifestError:
@@ -130,7 +156,7 @@ class Catalog:
         record = self._manifests[date].get(key)
         return Artifact.from_dict(record) if record else None
 
-    def _read_again(self, parsed: ArtifactKey, obj: t.Any) -> Artifact | None:
+    def _read_again(self, parsed: ArtifactKey) -> Artifact | None:
         """An artifact of today without a record: its sha256 from its bytes, and a record from now on.
 
         An encrypted one is not used: nothing tells to which keys it was encrypted.
@@ -138,17 +164,17 @@ class Catalog:
         ext = parsed.ext.split(".")
         if ext[-1] == "age":
             return None
-        stat = self.backend.stat(obj.key)
+        stat = self.backend.stat(parsed.key)
         if stat is None:
             return None
         try:
-            with self.backend.open(obj.key) as reader:
+            with self.backend.open(parsed.key) as reader:
                 sha256, size = sha256_stream(iter_reader(reader))
         except (StorageError, OSError):
             return None
         if size != stat.size:
             return None
-        artifact = Artifact(key=obj.key, size=size, sha256=sha256, compression=COMPRESSION_OF_SUFFIX.get(ext[-1], "none"),
+        artifact = Artifact(key=parsed.key, size=size, sha256=sha256, compression=COMPRESSION_OF_SUFFIX.get(ext[-1], "none"),
                             created=iso(stat.modified) if stat.modified else "", metadata=dict(stat.metadata))
         if not self.read_only:
             try:

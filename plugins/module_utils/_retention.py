@@ -30,12 +30,15 @@ after the first successful set that lacks it, whatever the other rules say.
 from __future__ import annotations
 
 import datetime
+import json
+import os
+import tempfile
 import typing as t
 from dataclasses import dataclass, field
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, LayoutError, parse_date
-from ansible_collections.corebackup.backup.plugins.module_utils._sets import list_sets
+from ansible_collections.corebackup.backup.plugins.module_utils._sets import iter_sets
 
 RULES = ("keep_days", "keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
 PERIODS: dict[str, t.Callable[[datetime.date], str]] = {
@@ -72,27 +75,40 @@ def check_policy(policy: dict) -> dict:
     return checked
 
 
-def removed_items(contents: dict[datetime.date, set], statuses: dict[datetime.date, str | None]) -> dict[str, tuple]:
+def last_seen_of(contents: dict[datetime.date, set]) -> dict[str, datetime.date]:
+    """{name: the date of the newest set holding an artifact of it} from the item names of each set."""
+    last: dict[str, datetime.date] = {}
+    for date, names in contents.items():
+        for name in names:
+            if name not in last or date > last[name]:
+                last[name] = date
+    return last
+
+
+def removed_items(contents: dict[datetime.date, set] | None, statuses: dict[datetime.date, str | None],
+                  last_seen: dict[str, datetime.date] | None = None) -> dict[str, tuple]:
     """Items absent from the newest successful set: {name: (date of the set with its last artifact,
-    date of the first successful set without it)}."""
+    date of the first successful set without it)}.
+
+    ``contents`` (the item names of each set) or ``last_seen`` (the newest set of each name, what a
+    listing read one set at a time keeps) say where the items are.
+    """
     successful = sorted((date for date, status in statuses.items() if status == "success"), reverse=True)
     if not successful:
         return {}
-    present = set().union(*(names for date, names in contents.items() if date >= successful[0]))
-    last: dict[str, datetime.date] = {}
-    for date, names in contents.items():
-        for name in names - present:
-            if date < successful[0] and (name not in last or date > last[name]):
-                last[name] = date
-    return {name: (date, min(d for d in successful if d > date)) for name, date in last.items()}
+    if last_seen is None:
+        last_seen = last_seen_of(contents or {})
+    return {name: (date, min(d for d in successful if d > date))
+            for name, date in last_seen.items() if date < successful[0]}
 
 
 def decide(sets: t.Iterable[tuple[datetime.date, str | None]], policy: dict,
            delete_unmanifested: bool = False, contents: dict[datetime.date, set] | None = None,
-           keep_removed_days: int = 0) -> list[Decision]:
+           keep_removed_days: int = 0, last_seen: dict[str, datetime.date] | None = None) -> list[Decision]:
     """A Decision for every (date, status) given, newest first.
 
-    ``contents``: the item names of each set, for ``keep_removed_days``.
+    ``contents``: the item names of each set, or ``last_seen``: the newest set of each item, for
+    ``keep_removed_days``.
     """
     policy = check_policy(policy)
     if not isinstance(keep_removed_days, int) or isinstance(keep_removed_days, bool) or keep_removed_days < 0:
@@ -138,9 +154,10 @@ def decide(sets: t.Iterable[tuple[datetime.date, str | None]], policy: dict,
         if not decision.keep:
             keep(decision, "min_keep: at least %d successful sets are kept" % policy["min_keep"])
             kept += 1
-    if keep_removed_days and contents:
+    if keep_removed_days and (contents or last_seen):
         by_date = {d.date: d for d in decisions}
-        for name, (last, since) in sorted(removed_items(contents, {d.date: d.status for d in decisions}).items()):
+        removed = removed_items(contents, {d.date: d.status for d in decisions}, last_seen)
+        for name, (last, since) in sorted(removed.items()):
             if (anchor - since).days < keep_removed_days:
                 keep(by_date[last], "keep_removed_days: last artifact of %s, in no set since %s" % (name, since))
     for decision in decisions:
@@ -162,21 +179,71 @@ def decide(sets: t.Iterable[tuple[datetime.date, str | None]], policy: dict,
 
 
 @dataclass
+class SetSummary:
+    """What retention keeps of one set once its listing is read: no object list."""
+
+    date: str
+    status: str | None
+    size: int
+    objects: int
+
+
+class KeySpool:
+    """The keys of every set, in a temporary file, one set after another: a plan holds the offsets of each
+    set's keys, not the keys (a job of 100,000 objects costs a few MB of disk, not of memory)."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()  # pylint: disable=consider-using-with
+        self._ranges: dict[str, tuple[int, int]] = {}
+
+    def add(self, date: str, objects: t.Iterable[t.Any]) -> None:
+        start = self._file.seek(0, os.SEEK_END)
+        for key, size in sorted((obj.key, obj.size) for obj in objects):
+            self._file.write(json.dumps([key, size]).encode("utf-8") + b"\n")
+        self._ranges[date] = (start, self._file.tell())
+
+    def keys(self, date: str) -> t.Iterator[tuple[str, int]]:
+        """(key, size) of the set's objects, in key order."""
+        start, end = self._ranges[date]
+        self._file.seek(start)
+        while self._file.tell() < end:
+            key, size = json.loads(self._file.readline())
+            yield key, size
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
 class Plan:
-    sets: dict  # {date text: BackupSet}
+    sets: dict  # {date text: SetSummary}
     ignored: list  # keys under the job prefix outside any dated folder
     decisions: list  # Decision, newest first
-    doomed: list  # keys to delete, run records last
     removed: list  # items absent from the newest successful set, with where their last artifact is
+    spool: KeySpool
+
+    def doomed_objects(self) -> t.Iterator[tuple[str, int]]:
+        """(key, size) of every object to delete, oldest set first, the run records of every set last: a set
+        whose deletion is interrupted still shows what it was."""
+        dates = sorted(d.date.isoformat() for d in self.decisions if not d.keep)
+        for runs in (False, True):
+            for date in dates:
+                for key, size in self.spool.keys(date):
+                    if ("/runs/" in key) == runs:
+                        yield key, size
+
+    @property
+    def doomed(self) -> t.Iterator[str]:
+        return (key for key, _size in self.doomed_objects())
 
     def entries(self, keep: bool) -> list[dict]:
         entries = []
         for decision in self.decisions:
             if decision.keep != keep:
                 continue
-            backup_set = self.sets[decision.date.isoformat()]
-            entries.append({"date": backup_set.date, "status": backup_set.status or "unmanifested",
-                            "size": backup_set.size, "objects": len(backup_set.objects), "reasons": decision.reasons})
+            summary = self.sets[decision.date.isoformat()]
+            entries.append({"date": summary.date, "status": summary.status or "unmanifested",
+                            "size": summary.size, "objects": summary.objects, "reasons": decision.reasons})
         return entries
 
 
@@ -193,17 +260,29 @@ def item_names(backup_set: t.Any) -> set:
 
 def plan(backend: t.Any, job: str, policy: dict, delete_unmanifested: bool = False,
          keep_removed_days: int = 0) -> Plan:
-    """What a retention run on ``job`` keeps and deletes, from one listing of ``<job>/``."""
+    """What a retention run on ``job`` keeps and deletes, from one listing of ``<job>/`` read one set at a
+    time (memory holds a summary of each set and the newest set of each item, not the listing)."""
     check_policy(policy)
-    sets, ignored = list_sets(backend, job)
-    contents = {parse_date(date): item_names(backup_set) for date, backup_set in sets.items()}
-    statuses = {parse_date(date): backup_set.status for date, backup_set in sets.items()}
-    decisions = decide(statuses.items(), policy, delete_unmanifested=delete_unmanifested, contents=contents,
-                       keep_removed_days=keep_removed_days)
+    ignored: list[str] = []
+    summaries: dict[str, SetSummary] = {}
+    last_seen: dict[str, datetime.date] = {}
+    names: dict[str, str] = {}  # one string per item name, whatever the number of sets
+    spool = KeySpool()
+    try:
+        for backup_set in iter_sets(backend, job, ignored.append):
+            date = parse_date(backup_set.date)
+            for name in item_names(backup_set):
+                last_seen[names.setdefault(name, name)] = date
+            summaries[backup_set.date] = SetSummary(backup_set.date, backup_set.status, backup_set.size,
+                                                    len(backup_set.objects))
+            spool.add(backup_set.date, backup_set.objects)
+        statuses = {parse_date(date): summary.status for date, summary in summaries.items()}
+        decisions = decide(statuses.items(), policy, delete_unmanifested=delete_unmanifested,
+                           keep_removed_days=keep_removed_days, last_seen=last_seen)
+    except BaseException:
+        spool.close()
+        raise
     kept = {d.date for d in decisions if d.keep}
     removed = [{"name": name, "last_set": last.isoformat(), "missing_since": since.isoformat(), "kept": last in kept}
-               for name, (last, since) in sorted(removed_items(contents, statuses).items())]
-    doomed = [obj.key for decision in decisions if not decision.keep for obj in sets[decision.date.isoformat()].objects]
-    # Run records last: a set whose deletion is interrupted still shows what it was.
-    doomed.sort(key=lambda key: ("/runs/" in key, key))
-    return Plan(sets, ignored, decisions, doomed, removed)
+               for name, (last, since) in sorted(removed_items(None, statuses, last_seen).items())]
+    return Plan(summaries, ignored, decisions, removed, spool)

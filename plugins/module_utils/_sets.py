@@ -26,6 +26,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
     sanitize_name,
     set_prefix,
 )
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
@@ -114,11 +115,17 @@ class BackupSet:
                 self.runs.append(parsed)
 
 
-def list_sets(backend: t.Any, job: str) -> tuple[dict[str, BackupSet], list[str]]:
-    """Every dated folder of ``job`` from one paginated listing: ({date: BackupSet}, other keys)."""
+def iter_sets(backend: t.Any, job: str, others: t.Callable[[str], None] | None = None) -> t.Iterator[BackupSet]:
+    """Every dated folder of ``job``, one at a time, from one paginated listing: a set is yielded whole as soon
+    as the listing has moved past it, so memory holds one set's objects, not the job's.
+
+    Both backends list a folder's keys together (S3 in key order, the filesystem folder by folder); a dated
+    folder that shows up again after another one is a listing this cannot trust and raises StorageError.
+    ``others`` is called with every key under ``<job>/`` outside a dated folder.
+    """
     prefix = job_prefix(job)
-    sets: dict[str, BackupSet] = {}
-    others: list[str] = []
+    current: BackupSet | None = None
+    done: set[str] = set()
     for obj in backend.list(prefix):
         folder, _sep, rest = obj.key[len(prefix):].partition("/")
         try:
@@ -126,11 +133,27 @@ def list_sets(backend: t.Any, job: str) -> tuple[dict[str, BackupSet], list[str]
         except LayoutError:
             valid = False
         if not valid:
-            others.append(obj.key)
+            if others is not None:
+                others(obj.key)
             continue
-        if folder not in sets:
-            sets[folder] = BackupSet(job, folder)
-        sets[folder].add(obj)
+        if current is not None and current.date != folder:
+            done.add(current.date)
+            yield current
+            current = None
+        if current is None:
+            if folder in done:
+                raise StorageError("the listing of %s returned the keys of %s%s/ apart from each other" % (
+                    prefix, prefix, folder))
+            current = BackupSet(job, folder)
+        current.add(obj)
+    if current is not None:
+        yield current
+
+
+def list_sets(backend: t.Any, job: str) -> tuple[dict[str, BackupSet], list[str]]:
+    """Every dated folder of ``job`` from one paginated listing: ({date: BackupSet}, other keys)."""
+    others: list[str] = []
+    sets = {backup_set.date: backup_set for backup_set in iter_sets(backend, job, others.append)}
     return sets, others
 
 

@@ -163,6 +163,22 @@ def _line(entry):
     return "%s %-8s %12d bytes  %s\n" % (entry["date"], entry["status"], entry["size"], "; ".join(entry["reasons"]))
 
 
+# Keys per deletion call: S3's DeleteObjects takes at most 1,000.
+DELETE_BATCH = 1000
+
+
+def _delete(module, backend, batch, errors):
+    """Delete one batch of (key, size) (in check mode, nothing); the bytes freed."""
+    if not batch:
+        return 0
+    if module.check_mode:
+        return sum(size for _key, size in batch)
+    failed = backend.delete_many([key for key, _size in batch]).errors
+    errors.extend(failed)
+    failed_keys = {error["key"] for error in failed}
+    return sum(size for key, size in batch if key not in failed_keys)
+
+
 def run(module):
     params = module.params
     job = module.job
@@ -171,17 +187,22 @@ def run(module):
     backend = module.backend
     backend.check_root()
     found = plan(backend, job, policy, params["delete_unmanifested"], keep_removed_days=params["keep_removed_days"])
-    kept, deleted = found.entries(keep=True), found.entries(keep=False)
-    errors = []
-    if found.doomed and not module.check_mode:
-        errors = backend.delete_many(found.doomed).errors
-    failed_keys = {error["key"] for error in errors}
-    bytes_freed = sum(obj.size for entry in deleted for obj in found.sets[entry["date"]].objects
-                      if obj.key not in failed_keys)
+    try:
+        kept, deleted = found.entries(keep=True), found.entries(keep=False)
+        errors, bytes_freed = [], 0
+        batch = []
+        for key, size in found.doomed_objects():  # from the plan's spool, DELETE_BATCH keys at a time
+            batch.append((key, size))
+            if len(batch) == DELETE_BATCH:
+                bytes_freed += _delete(module, backend, batch, errors)
+                batch = []
+        bytes_freed += _delete(module, backend, batch, errors)
+    finally:
+        found.spool.close()
     output = dict(
         changed=bool(deleted), kept=kept, deleted=deleted, ignored=found.ignored, errors=errors, bytes_freed=bytes_freed,
         removed_items=found.removed,
-        unmanifested=[date for date, backup_set in sorted(found.sets.items()) if backup_set.status is None],
+        unmanifested=[date for date, summary in sorted(found.sets.items()) if summary.status is None],
         api_requests=dict(getattr(backend, "requests", {})),
     )
     if module.module._diff:  # pylint: disable=protected-access
