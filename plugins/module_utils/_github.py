@@ -256,6 +256,10 @@ def parse_link_header(value: str | None) -> dict:
     return {rel: url for url, rel in _LINK_RE.findall(value or "")}
 
 
+# Bytes read at a time from a download.
+DOWNLOAD_BLOCK = 1024 * 1024
+
+
 class _Transport:
     """Keep-alive HTTP(S) connections, one set per thread, with the TLS context built once.
 
@@ -302,10 +306,11 @@ class _Transport:
             connections[key] = conn
         return connections[key]
 
-    def get(self, url: str, headers: dict) -> tuple[int, dict, bytes]:
+    def get(self, url: str, headers: dict, into: t.BinaryIO | None = None) -> tuple[int, dict, bytes]:
+        """GET, following redirects; a successful answer's body goes to ``into`` in blocks when it is given."""
         origin = urllib.parse.urlsplit(url).netloc
         for _redirect in range(self.MAX_REDIRECTS + 1):
-            status, response_headers, body = self._get_once(url, headers)
+            status, response_headers, body = self._get_once(url, headers, into=into)
             location = response_headers.get("location")
             if status not in (301, 302, 303, 307, 308) or not location:
                 return status, response_headers, body
@@ -314,7 +319,8 @@ class _Transport:
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         raise OSError("too many redirects")
 
-    def _get_once(self, url: str, headers: dict, method: str = "GET", body: bytes | None = None) -> tuple[int, dict, bytes]:
+    def _get_once(self, url: str, headers: dict, method: str = "GET", body: bytes | None = None,
+                  into: t.BinaryIO | None = None) -> tuple[int, dict, bytes]:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise OSError("unsupported URL scheme in %s" % parts.scheme)
@@ -324,7 +330,15 @@ class _Transport:
             try:
                 conn.request(method, target, body=body, headers=headers)
                 response = conn.getresponse()
-                body = response.read()
+                if into is not None and 200 <= response.status < 300:
+                    while True:
+                        block = response.read(DOWNLOAD_BLOCK)
+                        if not block:
+                            break
+                        into.write(block)
+                    body = b""
+                else:
+                    body = response.read()
             except (http.client.RemoteDisconnected, http.client.BadStatusLine, BrokenPipeError, ConnectionResetError):
                 conn.close()
                 if attempt == 2:
@@ -388,7 +402,7 @@ class GitHubClient:
         return url[len(self.api_url):] if url.startswith(self.api_url) else urllib.parse.urlsplit(url).path
 
     def _send(self, method: str, url: str, etag: str | None = None, accept: str = "application/vnd.github+json",
-              body: bytes | None = None, kind: str = "rest") -> tuple[int, dict, t.Any]:
+              body: bytes | None = None, kind: str = "rest", into: t.BinaryIO | None = None) -> tuple[int, dict, t.Any]:
         """One request, admitted by the scheduler; (status, headers, body parsed as JSON when it is JSON).
 
         A 401 to a token its source can renew (a GitHub App's installation token) is tried once more
@@ -408,7 +422,7 @@ class GitHubClient:
                         self.graphql_requests += 1
                 try:
                     if method == "GET":
-                        status, response_headers, raw = self._transport.get(url, headers)
+                        status, response_headers, raw = self._transport.get(url, headers, into=into)
                     else:
                         status, response_headers, raw = self._transport._get_once(  # pylint: disable=protected-access
                             url, headers, method=method, body=body)
@@ -455,6 +469,20 @@ class GitHubClient:
         """GET with retries of transient failures; 304 comes back as a Response, not an error."""
         url = self.url_for(path, params)
         return self.retry.call(self._get_once, url, etag, accept, is_transient=self._transient)
+
+    def download(self, path: str, target: str) -> int:
+        """A file (a release asset) written to ``target`` as it arrives, with retries: memory holds a block of it,
+        not the file. Returns its size."""
+        url = self.url_for(path)
+
+        def once() -> int:
+            with open(target, "wb") as handle:
+                status, headers, data = self._send("GET", url, accept="application/octet-stream", into=handle)
+            if status >= 400:
+                raise self._error(status, data, headers, self._display(url))
+            return os.path.getsize(target)
+
+        return self.retry.call(once, is_transient=self._transient)
 
     def _transient(self, exc: BaseException) -> bool:
         if not isinstance(exc, TransientGitHubError):

@@ -56,6 +56,16 @@ def _milestone_ref(milestone: t.Any) -> dict | None:
     return {"number": milestone["number"], "title": milestone["title"]} if isinstance(milestone, dict) else None
 
 
+def sort_comments(comments: t.Iterable[dict]) -> list:
+    """Stored comments in the format's order: by creation, then id."""
+    return sorted(comments, key=lambda c: (c["created_at"] or "", c["id"] or 0))
+
+
+def sort_by_id(items: t.Iterable[dict]) -> list:
+    """Stored reviews and review comments in the format's order: by id."""
+    return sorted(items, key=lambda item: item["id"] or 0)
+
+
 # -- from REST -----------------------------------------------------------------------------------
 
 def rest_repository(repo: dict) -> dict:
@@ -88,7 +98,7 @@ def _rest_conversation(item: dict, comments: list) -> dict:
         "assignees": sorted(a["login"] for a in item.get("assignees") or []),
         "milestone": _milestone_ref(item.get("milestone")),
         "created_at": item.get("created_at"), "updated_at": item.get("updated_at"), "closed_at": item.get("closed_at"),
-        "comment_list": sorted((rest_comment(c) for c in comments), key=lambda c: (c["created_at"] or "", c["id"] or 0)),
+        "comment_list": sort_comments(rest_comment(c) for c in comments),
     }
 
 
@@ -119,8 +129,8 @@ def rest_pull(pull: dict, comments: list, reviews: list, review_comments: list) 
         draft=bool(pull.get("draft")), merged_at=pull.get("merged_at"), merge_commit_sha=pull.get("merge_commit_sha"),
         base={"ref": (pull.get("base") or {}).get("ref"), "sha": (pull.get("base") or {}).get("sha")},
         head={"ref": (pull.get("head") or {}).get("ref"), "sha": (pull.get("head") or {}).get("sha")},
-        review_list=sorted((rest_review(r) for r in reviews), key=lambda r: r["id"] or 0),
-        review_comment_list=sorted((rest_review_comment(c) for c in review_comments), key=lambda c: c["id"] or 0),
+        review_list=sort_by_id(rest_review(r) for r in reviews),
+        review_comment_list=sort_by_id(rest_review_comment(c) for c in review_comments),
     )
     return data
 
@@ -188,8 +198,7 @@ def _graphql_conversation(item: dict) -> dict:
         "assignees": sorted(a["login"] for a in _nodes(item.get("assignees"))),
         "milestone": _milestone_ref(item.get("milestone")),
         "created_at": item.get("createdAt"), "updated_at": item.get("updatedAt"), "closed_at": item.get("closedAt"),
-        "comment_list": sorted((graphql_comment(c) for c in _nodes(item.get("comments"))),
-                               key=lambda c: (c["created_at"] or "", c["id"] or 0)),
+        "comment_list": sort_comments(graphql_comment(c) for c in _nodes(item.get("comments"))),
     }
 
 
@@ -224,8 +233,8 @@ def graphql_pull(pull: dict) -> dict:
         draft=bool(pull.get("isDraft")), merged_at=pull.get("mergedAt"), merge_commit_sha=_oid(pull.get("mergeCommit")),
         base={"ref": pull.get("baseRefName"), "sha": pull.get("baseRefOid")},
         head={"ref": pull.get("headRefName"), "sha": pull.get("headRefOid")},
-        review_list=sorted((graphql_review(r) for r in _nodes(pull.get("reviews"))), key=lambda r: r["id"] or 0),
-        review_comment_list=sorted((graphql_review_comment(c) for c in review_comments), key=lambda c: c["id"] or 0),
+        review_list=sort_by_id(graphql_review(r) for r in _nodes(pull.get("reviews"))),
+        review_comment_list=sort_by_id(graphql_review_comment(c) for c in review_comments),
     )
     return data
 
@@ -258,13 +267,3 @@ def graphql_milestone(milestone: dict) -> dict:
             "creator": _login(milestone.get("creator")), "due_on": milestone.get("dueOn"),
             "created_at": milestone.get("createdAt"), "updated_at": milestone.get("updatedAt"),
             "closed_at": milestone.get("closedAt")}
-
-
-def sort_documents(documents: dict) -> dict:
-    """Every list in the order the format keeps it: issues and pulls by number, releases by creation."""
-    order = {
-        "issues.json": lambda i: i["number"], "pulls.json": lambda p: p["number"],
-        "releases.json": lambda r: (r["created_at"] or "", r["id"] or 0), "labels.json": lambda label: label["name"] or "",
-        "milestones.json": lambda m: m["number"],
-    }
-    return {name: sorted(doc, key=order[name]) if name in order else doc for name, doc in documents.items()}

@@ -227,12 +227,14 @@ class GraphQLReader:
                 found[name] = node if node else errors.get("r%d" % index, "not found")
         return found
 
-    def metadata(self, owner: str, name: str, connections: list[str]) -> dict[str, list]:
-        """connection -> every element of it, each with its nested connections complete."""
-        results: dict[str, list] = {connection: [] for connection in connections}
+    def metadata(self, owner: str, name: str, connections: list[str],
+                 sink: t.Callable[[str, dict], None]) -> None:
+        """Every element of each of ``connections``, handed to ``sink(connection, element)`` once its nested
+        connections are complete: memory holds a page and the elements that wait for a follow-up, not the
+        repository."""
         cursors: dict[str, str | None] = {connection: None for connection in connections}
         pending = list(connections)
-        overflow: list[tuple[dict, str, str, str]] = []
+        follow_ups = _FollowUps(self.client, sink)
         while pending:
             variables = dict({"owner": owner, "name": name}, **{c: cursors[c] for c in pending})
             data = self.client.graphql(metadata_query(pending), variables)
@@ -242,37 +244,60 @@ class GraphQLReader:
             still = []
             for connection in pending:
                 value = repo[connection]
-                elements = [node for node in value["nodes"] if node]
-                results[connection].extend(elements)
-                if ELEMENT_TYPES[connection]:
-                    for element in elements:
-                        overflow.extend(_overflowed(element, ELEMENT_TYPES[connection]))
+                for element in value["nodes"]:
+                    if element:
+                        follow_ups.admit(connection, element, ELEMENT_TYPES[connection])
                 if value["pageInfo"]["hasNextPage"]:
                     cursors[connection] = value["pageInfo"]["endCursor"]
                     still.append(connection)
             pending = still
-        self._complete(overflow)
-        return results
+            follow_ups.send(final=False)
+        follow_ups.send(final=True)
 
-    def _complete(self, overflow: list[tuple[dict, str, str, str]]) -> None:
-        """Read the rest of every overflowed nested connection into its node, FOLLOW_UPS_PER_QUERY to a query."""
-        while overflow:
-            batch, overflow = overflow[:FOLLOW_UPS_PER_QUERY], overflow[FOLLOW_UPS_PER_QUERY:]
+
+class _FollowUps:
+    """Elements whose nested connections overflowed, waiting for the follow-ups that complete them; the
+    follow-ups are sent FOLLOW_UPS_PER_QUERY to a query as soon as that many wait."""
+
+    def __init__(self, client: t.Any, sink: t.Callable[[str, dict], None]):
+        self.client = client
+        self.sink = sink
+        self.queue: list[tuple[dict, dict, str, str, str]] = []  # (element, node, type, connection, cursor)
+        self.waiting: dict[int, list] = {}  # id(element) -> [connection, follow-ups still to read]
+
+    def admit(self, connection: str, element: dict, kind: str | None) -> None:
+        found = _overflowed(element, kind) if kind else []
+        if not found:
+            self.sink(connection, element)
+            return
+        self.waiting[id(element)] = [connection, len(found)]
+        self.queue.extend((element,) + entry for entry in found)
+
+    def send(self, final: bool) -> None:
+        while len(self.queue) >= FOLLOW_UPS_PER_QUERY or (final and self.queue):
+            batch, self.queue = self.queue[:FOLLOW_UPS_PER_QUERY], self.queue[FOLLOW_UPS_PER_QUERY:]
             data = self.client.graphql(follow_up_query([(node["id"], kind, connection, cursor)
-                                                        for node, kind, connection, cursor in batch]))
-            for index, (node, kind, connection, _cursor) in enumerate(batch):
+                                                        for _element, node, kind, connection, cursor in batch]))
+            for index, (element, node, kind, connection, _cursor) in enumerate(batch):
                 value = (data.get("n%d" % index) or {}).get(connection)
                 if value is None:
                     raise GitHubError(404, "%s %s vanished while it was read" % (kind, node.get("id")), "/graphql")
-                elements = [element for element in value["nodes"] if element]
+                elements = [child for child in value["nodes"] if child]
                 node[connection]["nodes"].extend(elements)
                 node[connection]["pageInfo"] = value["pageInfo"]
-                child = NESTED[kind][connection][1]
-                if child:
-                    for element in elements:
-                        overflow.extend(_overflowed(element, child))
+                more = []
+                child_type = NESTED[kind][connection][1]
+                if child_type:
+                    for child in elements:
+                        more.extend(_overflowed(child, child_type))
                 if value["pageInfo"]["hasNextPage"]:
-                    overflow.append((node, kind, connection, value["pageInfo"]["endCursor"]))
+                    more.append((node, kind, connection, value["pageInfo"]["endCursor"]))
+                self.queue.extend((element,) + entry for entry in more)
+                waiting = self.waiting[id(element)]
+                waiting[1] += len(more) - 1
+                if not waiting[1]:
+                    del self.waiting[id(element)]
+                    self.sink(waiting[0], element)
 
 
 def _overflowed(node: dict, kind: str) -> list[tuple[dict, str, str, str]]:

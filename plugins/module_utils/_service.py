@@ -104,6 +104,13 @@ class Service:
         turns out equal to what it describes."""
         raise NotImplementedError
 
+    def prepare(self, items: list[Item], history: set[str]) -> None:
+        """Before any item is processed: ``history`` holds the key names of the items with artifacts in the store
+        (those whose ``unchanged()`` may be asked), for work worth starting for all of them at once."""
+
+    def close(self) -> None:
+        """After every item: stop what ``prepare()`` started."""
+
     def plan(self, item: Item, entry: dict) -> t.Any:
         """In check mode, fill the service's own fields of an entry with what a real run would do."""
 
@@ -213,8 +220,12 @@ class ServiceRunner:
             self.catalog = Catalog(module.backend, job, module.now.date(), read_only=module.check_mode)
             cleaned = [] if module.check_mode else module.backend.clean_leftovers(
                 job_prefix(job), module.now - LEFTOVER_AGE)
-            with concurrent.futures.ThreadPoolExecutor(max_workers=self.module.params["parallel"]) as pool:
-                done = list(pool.map(self.process, items))
+            try:
+                service.prepare(items, self.catalog.names())
+                with concurrent.futures.ThreadPoolExecutor(max_workers=self.module.params["parallel"]) as pool:
+                    done = list(pool.map(self.process, items))
+            finally:
+                service.close()
         if lease is not None and lease.lost:
             module.warn(lease.lost)
         entries = [entry for entry, _artifact in done]

@@ -309,6 +309,7 @@ totals:
            seconds: 12.5}
 """
 
+import concurrent.futures
 import datetime
 import hashlib
 import json
@@ -336,6 +337,13 @@ from ansible_collections.corebackup.backup.plugins.module_utils._github import (
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._github_app import HAS_PYGITHUB, PYGITHUB_IMP_ERR, AppTokenSource
 from ansible_collections.corebackup.backup.plugins.module_utils._github_graphql import GraphQLReader, freshness_of
+from ansible_collections.corebackup.backup.plugins.module_utils._github_metadata import (
+    ListDigest,
+    MetadataSpool,
+    canonical_json,
+    without_download_counts,
+    write_documents,
+)
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, parse_iso, sanitize_name
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import tar_stream
@@ -362,6 +370,8 @@ EXPORT_ABSENT_STATUSES = (404, 410)
 # GraphQL: the connections of a repository each toggle reads, and the freshness parts that tell whether they changed.
 GRAPHQL_CONNECTIONS = {"issues": ("issues",), "pulls": ("pullRequests",), "releases": ("releases",),
                        "labels": ("labels",), "milestones": ("milestones",)}
+# Wikis probed at once (git ls-remote) before a rerun decides which repositories changed.
+WIKI_PROBES = 16
 # What must equal the newest artifact's for a repository read again to count as unchanged.
 SAME_AS_STORED = ("refs_digest", "wiki_refs_digest", "metadata_digest", "options", "metadata_format")
 
@@ -400,10 +410,6 @@ def select_repositories(repos, include, exclude, skip_forks, skip_archived, visi
     return sorted(selected, key=lambda r: r["name"])
 
 
-def canonical_json(data):
-    return (json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
-
-
 class GitHubBackup(Service):
     """The repositories of an organization or user, each mirrored with its wiki and metadata."""
 
@@ -430,6 +436,8 @@ class GitHubBackup(Service):
         self.api = "rest"  # the API the listing used: "graphql" or "rest" (decided by discover)
         self.metadata_api = "rest"  # the API metadata is read with (REST after a GraphQL schema lacked a field)
         self.carry_updates_of = {}
+        self.wiki_probes = {}  # repository name -> its wiki's refs digest, being read (prepare)
+        self.probe_pool = None
         self.git = module.module.get_bin_path("git", required=True)
 
     def _token_source(self):
@@ -568,22 +576,32 @@ class GitHubBackup(Service):
     def enabled_exports(options):
         return [export for export, toggles in EXPORT_TOGGLES.items() if any(options[t] for t in toggles)]
 
-    def fetch_export(self, repo, export, etag=None):
-        """One export: (items, state) where state is [etag, digest]; items is None when 304 answered."""
+    def fetch_export(self, repo, export, etag=None, sink=None):
+        """One export, page by page: each item goes to ``sink`` (when given) as it arrives, never into a list.
+        Returns (state, modified): state is [etag, digest of the items]; modified is False when 304 answered."""
         path, params = self.export_path(repo, export), dict(EXPORTS[export][1], per_page=100)
         try:
             first = self.client.get(path, params, etag=etag)
         except GitHubError as exc:
             if exc.status in EXPORT_ABSENT_STATUSES:
-                return [], ["absent", ""]
+                return ["absent", ""], True
             raise RepositoryFailed("%s export failed: %s" % (export, exc)) from None
         if first.not_modified:
-            return None, [etag, ""]
-        items = list(first.data or [])
+            return [etag, ""], False
+        digest = ListDigest()
+
+        def take(item):
+            digest.add(without_download_counts(item) if export == "releases" else item)
+            if sink is not None:
+                sink(item)
+
+        for item in first.data or []:
+            take(item)
         next_url = _next_link(first.headers)
         if next_url:
-            items.extend(self.client.paginate(next_url))
-        return items, [first.etag or "", export_digest(export, items)]
+            for item in self.client.paginate(next_url):
+                take(item)
+        return [first.etag or "", digest.hexdigest()[:32]], True
 
     def exports_unchanged(self, repo, options, recorded):
         """True if no enabled export changed since the newest artifact.
@@ -598,106 +616,135 @@ class GitHubBackup(Service):
                 return False
             if etag == "absent":
                 try:
-                    items, state = self.fetch_export(repo, export)
+                    state, _modified = self.fetch_export(repo, export)
                 except RepositoryFailed:
                     return False
                 if state[0] != "absent":
                     return False
                 continue
-            items, state = self.fetch_export(repo, export, etag)
-            if items is not None and state[1] != digest:
+            state, modified = self.fetch_export(repo, export, etag)
+            if modified and state[1] != digest:
                 return False
         return True
 
-    def fetch_metadata(self, repo, options):
-        """All enabled exports through REST: (documents by file name, counts, {export: [etag, digest]}, raw releases)."""
-        documents, states, lists = {}, {}, {}
+    def spool_rest(self, repo, options, spool):
+        """Every enabled export through REST into ``spool``, normalized as it arrives; {export: [etag, digest]}."""
+        states = {}
+        sinks = {
+            "issues": lambda issue: None if "pull_request" in issue else spool.add(
+                "issues.json", fmt.rest_issue(issue, []), link=issue.get("url")),
+            "issue_comments": lambda comment: spool.add_child("issue_comments", comment.get("issue_url"),
+                                                              fmt.rest_comment(comment)),
+            "pulls": lambda pull: spool.add("pulls.json", fmt.rest_pull(pull, [], [], []),
+                                            link=[pull.get("issue_url"), pull.get("url"), pull["number"]]),
+            "review_comments": lambda comment: spool.add_child("review_comments", comment.get("pull_request_url"),
+                                                               fmt.rest_review_comment(comment)),
+            "releases": lambda release: self.spool_release(spool, fmt.rest_release(release), release),
+            "labels": lambda label: spool.add("labels.json", fmt.rest_label(label)),
+            "milestones": lambda milestone: spool.add("milestones.json", fmt.rest_milestone(milestone)),
+        }
         for export in self.enabled_exports(options):
-            lists[export], states[export] = self.fetch_export(repo, export)
-        comments = _group(lists.get("issue_comments", []), "issue_url")
-        if options["issues"]:
-            documents["issues.json"] = [fmt.rest_issue(issue, comments.get(issue.get("url"), []))
-                                        for issue in lists.get("issues", []) if "pull_request" not in issue]
-        if options["pulls"]:
-            review_comments = _group(lists.get("review_comments", []), "pull_request_url")
-            pulls = []
-            for pull in lists.get("pulls", []):
-                if states.get("issue_comments", [""])[0] == "absent":
-                    # Issues disabled: the repository-wide listing is refused, a pull request's own is not.
-                    comments[pull.get("issue_url")] = list(self.client.paginate(
-                        "repos/%s/issues/%d/comments" % (repo["full_name"], pull["number"])))
-                reviews = list(self.client.paginate("repos/%s/pulls/%d/reviews" % (repo["full_name"], pull["number"])))
-                pulls.append(fmt.rest_pull(pull, comments.get(pull.get("issue_url"), []), reviews,
-                                           review_comments.get(pull.get("url"), [])))
-            documents["pulls.json"] = pulls
-        for export, normalize in (("releases", fmt.rest_release), ("labels", fmt.rest_label),
-                                  ("milestones", fmt.rest_milestone)):
-            if options[export]:
-                documents[export + ".json"] = [normalize(item) for item in lists.get(export, [])]
-        return fmt.sort_documents(documents), states, lists.get("releases", [])
+            states[export] = self.fetch_export(repo, export, sink=sinks[export])[0]
+        return states
 
-    def fetch_graphql(self, repo, options):
-        """All enabled exports through GraphQL: (documents by file name, raw REST releases when assets are asked)."""
+    @staticmethod
+    def spool_release(spool, release, raw):
+        """A release, and the files of its assets to download."""
+        spool.add("releases.json", release)
+        spool_asset_files(spool, raw)
+
+    def spool_graphql(self, repo, options, spool):
+        """Every enabled export through GraphQL into ``spool``, each element normalized once it is complete."""
         connections = [c for toggle, names in GRAPHQL_CONNECTIONS.items() if options[toggle] for c in names]
         owner, name = repo["full_name"].split("/", 1)
+        assets = []
+        normalize = {"issues": ("issues.json", fmt.graphql_issue), "pullRequests": ("pulls.json", fmt.graphql_pull),
+                     "releases": ("releases.json", fmt.graphql_release), "labels": ("labels.json", fmt.graphql_label),
+                     "milestones": ("milestones.json", fmt.graphql_milestone)}
+
+        def sink(connection, node):
+            file_name, convert = normalize[connection]
+            document = convert(node)
+            spool.add(file_name, document)
+            if connection == "releases" and document["assets"]:
+                assets.append(True)
+
         try:
-            raw = self.reader.metadata(owner, name, connections) if connections else {}
+            if connections:
+                self.reader.metadata(owner, name, connections, sink)
         except GraphQLError as exc:
             raise RepositoryFailed("metadata: %s" % exc) from None
-        documents = {}
-        for toggle, file_name, normalize, connection in (
-                ("issues", "issues.json", fmt.graphql_issue, "issues"),
-                ("pulls", "pulls.json", fmt.graphql_pull, "pullRequests"),
-                ("releases", "releases.json", fmt.graphql_release, "releases"),
-                ("labels", "labels.json", fmt.graphql_label, "labels"),
-                ("milestones", "milestones.json", fmt.graphql_milestone, "milestones")):
-            if options[toggle]:
-                documents[file_name] = [normalize(node) for node in raw.get(connection, [])]
-        releases = []
-        if options["release_assets"] and any(r["assets"] for r in documents.get("releases.json", [])):
-            releases = list(self.client.paginate("repos/%s/releases" % repo["full_name"]))  # asset ids: REST only
-        return fmt.sort_documents(documents), releases
+        if options["release_assets"] and assets:  # asset ids: REST only
+            for release in self.client.paginate("repos/%s/releases" % repo["full_name"]):
+                spool_asset_files(spool, release)
 
-    def read_metadata(self, repo, options):
-        """(documents, counts, REST export states, raw releases) through the API this run reads metadata with."""
-        states = {}
+    def read_metadata(self, repo, options, spool):
+        """Every enabled export into ``spool`` through the API this run reads metadata with; the REST export states."""
         if self.metadata_api == "graphql":
             try:
-                documents, releases = self.fetch_graphql(repo, options)
+                self.spool_graphql(repo, options, spool)
+                return {}
             except GraphQLUnavailable as exc:
                 if self.params["api_mode"] == "graphql":
                     raise RepositoryFailed("metadata: %s" % exc) from None
                 self.module.warn("GitHub's GraphQL API cannot read the metadata (%s): the REST API is used instead"
                                  % exc.message)
                 self.metadata_api = "rest"
-                documents, states, releases = self.fetch_metadata(repo, options)
-        else:
-            documents, states, releases = self.fetch_metadata(repo, options)
-        counts = {}
-        if "issues.json" in documents:
-            issues = documents["issues.json"]
-            counts.update(issues=len(issues), issue_comments=sum(len(i["comment_list"]) for i in issues))
-        if "pulls.json" in documents:
-            pulls = documents["pulls.json"]
-            counts.update(pulls=len(pulls), reviews=sum(len(p["review_list"]) for p in pulls),
-                          review_comments=sum(len(p["review_comment_list"]) for p in pulls))
-        for export in ("releases", "labels", "milestones"):
-            if export + ".json" in documents:
-                counts[export] = len(documents[export + ".json"])
-        documents["repository.json"] = {k: v for k, v in repo.items() if not k.startswith("_")}
-        return documents, counts, states, releases
+                spool.clear()
+        return self.spool_rest(repo, options, spool)
 
-    def download_assets(self, releases, target):
-        """The files of every release's assets (``releases`` as REST lists them: asset ids are REST's only)."""
+    def write_metadata(self, repo, options, spool, states, folder):
+        """The metadata files from ``spool`` into ``folder``: (metadata_digest, counts). REST pull requests get their
+        reviews (and, with issues disabled, their comments) here, one pull request at a time."""
+        counts = {}
+        file_names = [name for toggle, name in (("issues", "issues.json"), ("pulls", "pulls.json"),
+                                                ("releases", "releases.json"), ("labels", "labels.json"),
+                                                ("milestones", "milestones.json")) if options[toggle]]
+        rest = self.metadata_api == "rest"
+        own_comments = states.get("issue_comments", [""])[0] == "absent"
+
+        def complete(file_name, document, link):
+            if file_name == "issues.json":
+                if rest:
+                    document["comment_list"] = fmt.sort_comments(spool.children("issue_comments", link))
+                _count(counts, issues=1, issue_comments=len(document["comment_list"]))
+            elif file_name == "pulls.json":
+                if rest:
+                    issue_url, url, number = link
+                    if own_comments:  # issues disabled: the repository-wide listing is refused, a pull request's own is not
+                        comments = [fmt.rest_comment(c) for c in self.client.paginate(
+                            "repos/%s/issues/%d/comments" % (repo["full_name"], number))]
+                    else:
+                        comments = spool.children("issue_comments", issue_url)
+                    reviews = self.client.paginate("repos/%s/pulls/%d/reviews" % (repo["full_name"], number))
+                    document.update(comment_list=fmt.sort_comments(comments),
+                                    review_list=fmt.sort_by_id(fmt.rest_review(r) for r in reviews),
+                                    review_comment_list=fmt.sort_by_id(spool.children("review_comments", url)))
+                _count(counts, pulls=1, reviews=len(document["review_list"]),
+                       review_comments=len(document["review_comment_list"]))
+            else:
+                _count(counts, **{file_name[:-len(".json")]: 1})
+            return document
+
+        digest = write_documents(spool, folder, file_names, complete)
+        for toggle, names in (("issues", ("issues", "issue_comments")), ("pulls", ("pulls", "reviews", "review_comments")),
+                              ("releases", ("releases",)), ("labels", ("labels",)), ("milestones", ("milestones",))):
+            if options[toggle]:
+                for name in names:
+                    counts.setdefault(name, 0)
+        with open(os.path.join(folder, "repository.json"), "wb") as handle:
+            handle.write(canonical_json({k: v for k, v in repo.items() if not k.startswith("_")}))
+        return digest, counts
+
+    def download_assets(self, spool, target):
+        """The files of every release's assets, one at a time, from the spool's list (REST's asset ids), each written
+        to disk as it arrives."""
         count = 0
-        for release in releases:
-            for asset in release.get("assets", []):
-                response = self.client.get(asset["url"], accept="application/octet-stream")
-                folder = os.path.join(target, sanitize_name(str(release.get("tag_name") or release.get("id"))))
-                os.makedirs(folder, exist_ok=True)
-                with open(os.path.join(folder, os.path.basename(asset["name"])), "wb") as handle:
-                    handle.write(response.data if isinstance(response.data, bytes) else canonical_json(response.data))
-                count += 1
+        for asset in spool.children("asset_files", every=True):
+            folder = os.path.join(target, sanitize_name(asset["folder"]))
+            os.makedirs(folder, exist_ok=True)
+            self.client.download(asset["url"], os.path.join(folder, os.path.basename(asset["name"])))
+            count += 1
         return count
 
     # -- one repository ----------------------------------------------------------------------
@@ -707,20 +754,32 @@ class GitHubBackup(Service):
     def produce(self, item, recorded, entry):
         """A new artifact from GitHub; None when it would equal the artifact ``recorded`` describes."""
         repo, options = item.data, self.options_for(item.name)
-        documents, counts, states, releases = self.read_metadata(repo, options)
-        entry["metadata"] = counts
-        checked = {"metadata_checked_at": iso(self.module.now), "fingerprint": self.fingerprint(item, options)}
-        object_metadata = dict(checked, **{
-            "repository": repo["full_name"], "backup_date": iso(self.module.now),
-            "default_branch": repo.get("default_branch") or "", "size_bytes": str(int(repo.get("size") or 0) * 1024),
-            "pushed_at": repo.get("pushed_at") or "", "options": options_digest(options),
-            "metadata_digest": metadata_digest(documents), "metadata_format": str(fmt.FORMAT_VERSION),
-            "api": self.metadata_api, "exports": json.dumps(states, sort_keys=True, separators=(",", ":")),
-        })
-        self.carry_updates_of[item.name] = checked  # when the artifact read again equals the newest one
-        artifact, entry["refs"] = self.store_repository(item, options, documents, object_metadata, counts, recorded,
-                                                        releases)
-        return artifact
+        workspace = tempfile.mkdtemp(prefix="github-", dir=self.module.module.tmpdir)
+        try:
+            spool = MetadataSpool(workspace)
+            try:
+                states = self.read_metadata(repo, options, spool)
+                meta_dir = os.path.join(workspace, "metadata")
+                os.makedirs(meta_dir)
+                digest, counts = self.write_metadata(repo, options, spool, states, meta_dir)
+                entry["metadata"] = counts
+                checked = {"metadata_checked_at": iso(self.module.now), "fingerprint": self.fingerprint(item, options)}
+                object_metadata = dict(checked, **{
+                    "repository": repo["full_name"], "backup_date": iso(self.module.now),
+                    "default_branch": repo.get("default_branch") or "",
+                    "size_bytes": str(int(repo.get("size") or 0) * 1024), "pushed_at": repo.get("pushed_at") or "",
+                    "options": options_digest(options), "metadata_digest": digest,
+                    "metadata_format": str(fmt.FORMAT_VERSION), "api": self.metadata_api,
+                    "exports": json.dumps(states, sort_keys=True, separators=(",", ":")),
+                })
+                self.carry_updates_of[item.name] = checked  # when the artifact read again equals the newest one
+                artifact, entry["refs"] = self.store_repository(item, options, workspace, object_metadata, counts,
+                                                                recorded, spool)
+            finally:
+                spool.close()
+            return artifact
+        finally:
+            shutil.rmtree(workspace, ignore_errors=True)
 
     def carry_updates(self, item):
         return self.carry_updates_of.get(item.name, {})
@@ -780,46 +839,59 @@ class GitHubBackup(Service):
         """Digest of the wiki's refs ("" without a wiki): a wiki edit does not move the repository's pushed_at."""
         if not (options["wiki"] and repo.get("has_wiki")):
             return ""
+        probe = self.wiki_probes.pop(repo["name"], None)
+        return probe.result() if probe is not None else self.probe_wiki(repo)
+
+    def probe_wiki(self, repo):
         try:
             return self.remote_refs(wiki_url(repo))[1]
         except CommandFailed:
             return ""  # has_wiki is true for every repository whose wiki is enabled, even if it has no page yet
 
-    def store_repository(self, item, options, documents, object_metadata, counts, stored, releases):
-        """Mirror and archive one repository; no artifact when it turns out equal to ``stored`` (its metadata)."""
+    def prepare(self, items, history):
+        """Probe the wikis of the repositories already backed up, WIKI_PROBES at once: their refs decide whether a
+        repository changed (a wiki edit does not move pushed_at, and has_wiki is true also for a wiki never created,
+        so each must be asked), and these tiny git requests are not counted by GitHub's API limits."""
+        wanted = [item.data for item in items if item.key_name in history and not item.error
+                  and self.options_for(item.name)["wiki"] and item.data.get("has_wiki")]
+        if wanted:
+            self.probe_pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(WIKI_PROBES, len(wanted)))
+            self.wiki_probes = {repo["name"]: self.probe_pool.submit(self.probe_wiki, repo) for repo in wanted}
+
+    def close(self):
+        if self.probe_pool is not None:
+            self.probe_pool.shutdown(wait=True, cancel_futures=True)
+
+    def store_repository(self, item, options, workspace, object_metadata, counts, stored, spool):
+        """Mirror and archive one repository (its metadata already in ``workspace``/metadata); no artifact when it
+        turns out equal to ``stored`` (its metadata)."""
         repo = item.data
-        workspace = tempfile.mkdtemp(prefix="github-", dir=self.module.module.tmpdir)
-        try:
-            mirror = self.mirror(repo["clone_url"], os.path.join(workspace, "repo.git"))
-            refs, digest = local_refs(mirror)
-            if not refs:  # no branch yet: GraphQL names none, REST the one the first push will create; stored as null
-                documents["repository.json"] = dict(documents["repository.json"], default_branch=None)
-                object_metadata["default_branch"] = ""
-            sources = [(mirror, "repo.git")]
-            wiki_digest = ""
-            if options["wiki"] and repo.get("has_wiki"):
-                try:
-                    sources.append((self.mirror(wiki_url(repo), os.path.join(workspace, "wiki.git")), "wiki.git"))
-                    wiki_digest = local_refs(sources[-1][0])[1]
-                except CommandFailed:
-                    pass  # has_wiki is true for every repository whose wiki is enabled, even if it has no page yet
-            object_metadata.update(refs_digest=digest, refs_count=str(len(refs)), wiki_refs_digest=wiki_digest)
-            if stored and all(stored.get(k) == object_metadata[k] for k in SAME_AS_STORED):
-                return None, len(refs)
-            if options["lfs"]:
-                sources.append((self.fetch_lfs(mirror, os.path.join(workspace, "lfs"), repo["clone_url"]), "lfs"))
-            meta_dir = os.path.join(workspace, "metadata")
-            os.makedirs(meta_dir)
-            for filename, document in documents.items():
-                with open(os.path.join(meta_dir, filename), "wb") as handle:
-                    handle.write(canonical_json(document))
-            if options["release_assets"]:
-                counts["release_assets"] = self.download_assets(releases, os.path.join(meta_dir, "assets"))
-            sources.append((meta_dir, "metadata"))
-            facts = {"refs": len(refs), "refs_digest": digest, "wiki_refs_digest": wiki_digest, **counts}
-            return self.store(item, "tar", tar_stream(sources), object_metadata, contents=lambda: facts), len(refs)
-        finally:
-            shutil.rmtree(workspace, ignore_errors=True)
+        mirror = self.mirror(repo["clone_url"], os.path.join(workspace, "repo.git"))
+        refs, digest = local_refs(mirror)
+        meta_dir = os.path.join(workspace, "metadata")
+        if not refs:  # no branch yet: GraphQL names none, REST the one the first push will create; stored as null
+            described = {k: v for k, v in repo.items() if not k.startswith("_")}
+            with open(os.path.join(meta_dir, "repository.json"), "wb") as handle:
+                handle.write(canonical_json(dict(described, default_branch=None)))
+            object_metadata["default_branch"] = ""
+        sources = [(mirror, "repo.git")]
+        wiki_digest = ""
+        if options["wiki"] and repo.get("has_wiki"):
+            try:
+                sources.append((self.mirror(wiki_url(repo), os.path.join(workspace, "wiki.git")), "wiki.git"))
+                wiki_digest = local_refs(sources[-1][0])[1]
+            except CommandFailed:
+                pass  # has_wiki is true for every repository whose wiki is enabled, even if it has no page yet
+        object_metadata.update(refs_digest=digest, refs_count=str(len(refs)), wiki_refs_digest=wiki_digest)
+        if stored and all(stored.get(k) == object_metadata[k] for k in SAME_AS_STORED):
+            return None, len(refs)
+        if options["lfs"]:
+            sources.append((self.fetch_lfs(mirror, os.path.join(workspace, "lfs"), repo["clone_url"]), "lfs"))
+        if options["release_assets"]:
+            counts["release_assets"] = self.download_assets(spool, os.path.join(meta_dir, "assets"))
+        sources.append((meta_dir, "metadata"))
+        facts = {"refs": len(refs), "refs_digest": digest, "wiki_refs_digest": wiki_digest, **counts}
+        return self.store(item, "tar", tar_stream(sources), object_metadata, contents=lambda: facts), len(refs)
 
     def fetch_lfs(self, mirror, target, url):
         """LFS objects of every ref, moved out of the mirror into their own folder of the archive."""
@@ -837,6 +909,19 @@ class GitHubBackup(Service):
         return path
 
 
+def spool_asset_files(spool, release):
+    """The files of a release's assets, to download once the repository turns out changed (``release`` as REST
+    lists it: asset ids are REST's only)."""
+    for asset in release.get("assets") or []:
+        spool.add_child("asset_files", None, {"folder": str(release.get("tag_name") or release.get("id")),
+                                              "url": asset["url"], "name": asset["name"]})
+
+
+def _count(counts, **increments):
+    for name, value in increments.items():
+        counts[name] = counts.get(name, 0) + value
+
+
 def options_digest(options):
     """What the artifact holds by the options: a change (wiki turned on) means a new artifact."""
     return ",".join("%s=%d" % (k, bool(v)) for k, v in sorted(options.items()))
@@ -846,27 +931,9 @@ def wiki_url(repo):
     return re.sub(r"\.git$", "", repo["clone_url"]) + ".wiki.git"
 
 
-def metadata_digest(documents):
-    """Digest of the exported metadata, blind to counters that change by reading (an asset's download_count) and
-    to the repository's own description (its pushed_at and size move with every push)."""
-    exported = {name: document for name, document in documents.items() if name != "repository.json"}
-    if "releases.json" in exported:
-        exported["releases.json"] = [dict(r, assets=[{k: v for k, v in a.items() if k != "download_count"}
-                                                     for a in r["assets"]]) for r in exported["releases.json"]]
-    return hashlib.sha256(canonical_json(exported)).hexdigest()
-
-
 def _graphql_repo(node):
     """A repository of a GraphQL listing in the stored format, with the freshness of its metadata."""
     return dict(fmt.graphql_repository(node), _freshness=freshness_of(node))
-
-
-def export_digest(export, items):
-    """Digest of one export's items, blind to counters that change by reading (an asset's download_count)."""
-    if export == "releases":
-        items = [dict(r, assets=[{k: v for k, v in a.items() if k != "download_count"} for a in r.get("assets", [])])
-                 for r in items]
-    return hashlib.sha256(canonical_json(items)).hexdigest()[:32]
 
 
 def _int(value):
@@ -874,13 +941,6 @@ def _int(value):
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _group(items, key):
-    grouped = {}
-    for item in items:
-        grouped.setdefault(item.get(key), []).append(item)
-    return grouped
 
 
 def _next_link(headers):

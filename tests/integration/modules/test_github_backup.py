@@ -385,3 +385,37 @@ def test_the_registered_result_is_recorded_and_verified_by_backup_manifest(githu
     assert len(verified.result["verified"]) == len(record["artifacts"])
     with open(os.path.join(set_dir, "manifest.json"), encoding="utf-8") as handle:
         assert token not in handle.read()
+
+
+def test_a_rerun_probes_the_wikis_at_once_and_still_finds_a_new_wiki(github_standin, tmp_path):
+    """GitHub says has_wiki for wikis never created, so a rerun asks git for each; those probes go out together,
+    not one per worker (parallel 1 here), and a wiki created since the last run is still found."""
+    standin, org = github_standin, "wikico"
+    token = standin.add_token(login="wiki-bot", orgs=[org])
+    names = sorted(github_fixtures.build_many(standin, org, str(tmp_path / "repos"), count=10, metadata=False,
+                                              describe=False))
+    with standin.github.lock:
+        for name in names:
+            standin.github.repo(org, name).has_wiki = True
+    github_fixtures.add_wiki(standin, org, names[0])
+    storage = {"type": "filesystem", "path": str(tmp_path / "store")}
+    args = {"organization": org, "token": token, "api_url": standin.api_url, "storage": storage, "retries": RETRIES,
+            "parallel": 1}
+    first = run_module(COLLECTIONS, "github_backup", args)
+    assert not first.failed and {e["status"] for e in first.result["entries"]} == {"backed_up"}
+    github_fixtures.add_wiki(standin, org, names[-1])  # created since: only its probe can tell
+    latency = 0.3
+    standin.latency = latency
+    standin.reset_log()
+    try:
+        rerun = run_module(COLLECTIONS, "github_backup", args)
+    finally:
+        standin.latency = 0.0
+    assert not rerun.failed, rerun.result.get("msg")
+    statuses = {e["name"]: e["status"] for e in rerun.result["entries"]}
+    assert statuses == dict({name: "unchanged" for name in names}, **{names[-1]: "backed_up"})
+    answered = sorted(r.time for r in standin.log if r.kind == "git" and ".wiki.git/info/refs" in r.path)
+    probes = answered[:len(names)]  # then the new wiki is cloned
+    assert len(answered) > len(names)
+    # One after another, ten probes answered 0.3 s late each would span 2.7 s at least.
+    assert probes[-1] - probes[0] < (len(names) - 1) * latency / 2, probes
