@@ -101,3 +101,40 @@ def test_same_packing_compares_compression_and_recipients():
     assert not writer.same_packing(dict(record, encryption={"recipients": ["age1" + "p" * 58]}))
     assert not writer.same_packing(dict(record, encryption=None))
     assert ArtifactWriter(None, "gzip").same_packing({"compression": "gzip", "encryption": None})
+
+
+class Listing:
+    """A store of many sets that only lists (key order, as S3 lists), and counts what is read."""
+
+    def __init__(self, keys):
+        self.keys = sorted(keys)
+        self.reads = []
+
+    def list(self, prefix=""):
+        from ansible_collections.corebackup.backup.plugins.module_utils._storage import StoredObject
+        return (StoredObject(key=key, size=1) for key in self.keys if key.startswith(prefix))
+
+    def read_bytes(self, key):
+        self.reads.append(key)
+        parsed_key = key.replace("/checksums/", "/")[:-len(".json")]
+        return json.dumps({"key": parsed_key, "size": 1, "sha256": "0" * 64, "compression": "none",
+                           "created": "2026-06-14T02:00:00Z", "metadata": {}}).encode()
+
+
+def test_the_catalog_keeps_a_few_artifacts_per_item_whatever_the_history():
+    """Memory bounded by the items, not the days: 300 daily sets of 20 items, every artifact recorded but the newest."""
+    keys = []
+    for day in range(300):
+        date = TODAY - datetime.timedelta(days=day + 1)
+        for item in range(20):
+            key = "job/%s/item-%02d_%sT020000Z.tar.gz" % (date.isoformat(), item, date.strftime("%Y%m%d"))
+            keys.append(key)
+            if day:  # the newest artifact of each item has no record: a killed run
+                keys.append(checksum_key(key))
+    store = Listing(keys)
+    catalog = Catalog(store, "job", TODAY)
+    assert catalog.names() == {"item-%02d" % i for i in range(20)}
+    assert max(len(history) for history in catalog._history.values()) == 2  # pylint: disable=protected-access
+    assert catalog.sets == {}  # no set with a manifest: nothing kept of them
+    newest = catalog.newest("item-07")
+    assert newest.artifact.key == "job/2026-06-13/item-07_20260613T020000Z.tar.gz" and not newest.today
