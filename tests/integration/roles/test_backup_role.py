@@ -67,12 +67,14 @@ def receiver():
     server.shutdown()
 
 
-def inventory(tmp_path, jobs, **variables):
-    """An inventory folder as a user writes one: hosts, and group_vars for backup_hosts."""
+def inventory(tmp_path, jobs, restore_host=False, **variables):
+    """An inventory folder as a user writes one: hosts, and group_vars for backup_hosts; with ``restore_host``
+    the same host is in restore_hosts too (restore.yml and drill.yml run there)."""
     folder = tmp_path / "inventory"
     (folder / "group_vars" / "backup_hosts").mkdir(parents=True)
-    (folder / "hosts.yml").write_text(yaml.safe_dump({"backup_hosts": {"hosts": {"localhost": {
-        "ansible_connection": "local"}}}}))
+    groups = ["backup_hosts", "restore_hosts"] if restore_host else ["backup_hosts"]
+    (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {group: {"hosts": {"localhost": {
+        "ansible_connection": "local"}}} for group in groups}}}))
     settings = {"backup_storages": {"local": {"type": "filesystem", "path": str(tmp_path / "store")}},
                 "backup_jobs": jobs}
     settings.update(variables)
