@@ -162,3 +162,23 @@ def test_a_configuration_error_is_refused_before_any_job_runs(tmp_path, org):
     assert not os.path.exists(str(tmp_path / "store"))  # no job ran
     families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
     assert families["corebackup_config_error"].samples[0].value == 1
+
+
+def test_an_empty_job_list_is_refused_naming_the_group_whose_variables_were_expected(tmp_path):
+    inv = inventory(tmp_path, [{"name": "etc", "service": "files", "storage": "local",
+                                "options": {"paths": [sample(tmp_path, "etc")]}}])
+    # The user's file is under a group the host is not in (a typo): only the role's defaults apply, no job.
+    (tmp_path / "inventory" / "group_vars" / "backup_hosts").rename(tmp_path / "inventory" / "group_vars" / "backup_host")
+    metrics = tmp_path / "corebackup.prom"
+    refused = run_playbook(COLLECTIONS, PLAYBOOK, inv, extra_vars={"backup_metrics_textfile": str(metrics)})
+    assert refused.returncode != 0  # cron, systemd and AWX see it
+    assert "no job for localhost: backup_jobs is empty" in refused.stdout
+    assert "variables of its group backup_hosts" in refused.stdout and "backup_allow_no_jobs" in refused.stdout
+    families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
+    assert families["corebackup_config_error"].samples[0].value == 1
+    allowed = run_playbook(COLLECTIONS, PLAYBOOK, inv, extra_vars={"backup_metrics_textfile": str(metrics),
+                                                                   "backup_allow_no_jobs": True})
+    assert allowed.returncode == 0, allowed.stdout[-3000:]
+    assert "no job: backup_jobs is empty" in allowed.stdout
+    families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
+    assert families["corebackup_config_error"].samples[0].value == 0
