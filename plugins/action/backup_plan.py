@@ -4,22 +4,28 @@
 
 from __future__ import annotations
 
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.corebackup.backup.plugins.module_utils._plan import plan_jobs
+from ansible_collections.corebackup.backup.plugins.module_utils._plan import no_jobs_problem, plan_jobs
 
 
 class ActionModule(ActionBase):
     """Checks a whole job list on the controller and says which jobs run; see the module's documentation."""
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("storages", "jobs", "only", "defaults"))
+    _VALID_ARGS = frozenset(("storages", "jobs", "only", "defaults", "allow_no_jobs"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
         args = self._task.args
-        planned, skipped, problems = plan_jobs(args.get("storages") or {}, args.get("jobs") or [], args.get("only"),
+        jobs = args.get("jobs") or []
+        planned, skipped, problems = plan_jobs(args.get("storages") or {}, jobs, args.get("only"),
                                                args.get("defaults") or {})
+        if jobs == [] and not boolean(args.get("allow_no_jobs", False), strict=False):
+            problems.append(no_jobs_problem(task_vars.get("inventory_hostname", "this host"),
+                                            task_vars.get("group_names") or [], task_vars.get("inventory_dir")))
         result.update(changed=False, jobs=planned, skipped=skipped, problems=problems)
         if problems:
             result.update(failed=True, msg="the job list has %d problem(s); no job was run: %s" % (

@@ -39,6 +39,19 @@ def selected_names(only: t.Any) -> list[str]:
     raise ValueError("only must be a list of job names or a comma-separated string, got %r" % (only,))
 
 
+def no_jobs_problem(host: str, groups: t.Sequence[str], inventory_dir: str | None = None) -> str:
+    """What an empty job list says, naming where the host's jobs were expected: its group's variables. The usual
+    cause is a group_vars file under another group's name or beside another inventory; the role's default (no
+    job) then applies and passes the argument spec."""
+    groups = [group for group in groups if group != "all"] or ["all"]
+    which = "its group %s" % groups[0] if len(groups) == 1 else "one of its groups %s" % ", ".join(groups)
+    files = " or ".join("group_vars/%s.yml, group_vars/%s/" % (group, group) for group in groups)
+    return ("no job for %s: backup_jobs is empty. The jobs were expected in the variables of %s (%s, in the "
+            "inventory %s or beside the playbook) or in host_vars/%s; a group_vars file named after a group the host "
+            "is not in is not read. Set backup_allow_no_jobs: true if this host has no jobs on purpose" % (
+                host, which, files, inventory_dir or "folder", host))
+
+
 def retention_args(retention: dict) -> dict:
     """The backup_retention arguments of a job's policy, as written: the rules it does not name are off
     (so {keep_daily: 7} does not also keep the module's default 30 days)."""

@@ -13,6 +13,10 @@ description:
   - Writes, for the node exporter's textfile collector, per job the last success time, the duration, the bytes
     stored, the artifacts and the failed items of its latest run, and its status; and whether the job list was
     refused (a configuration error), so that a failing job and a refused configuration can be told apart.
+  - Per notification receiver, the last time a notification to it failed
+    (C(corebackup_notify_last_failure_timestamp_seconds)); a run whose notifications succeed keeps the time the file
+    held, so an alert on it (C(time() - corebackup_notify_last_failure_timestamp_seconds < 86400)) does not depend on
+    when the next run happens; V(0) until a notification to the receiver first fails.
   - The file is replaced atomically. A job that failed keeps the last success time the file held for it.
 author:
   - corebackup.backup contributors (@corebackup)
@@ -41,6 +45,23 @@ options:
     description: The job list was refused before any job ran.
     type: bool
     default: false
+  notifications:
+    description:
+      - The notification receivers of this run (RV(corebackup.backup.backup_notify#module:receivers)), each with
+        C(receiver) (V(slack), V(webhook)) and C(failed) (a notification to it failed in this run). A receiver left
+        out loses its sample.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      receiver:
+        description: The receiver, the C(receiver) label of its sample.
+        type: str
+        required: true
+      failed:
+        description: A notification to it failed in this run.
+        type: bool
+        default: false
 """
 
 EXAMPLES = r"""
@@ -48,6 +69,7 @@ EXAMPLES = r"""
   corebackup.backup.backup_metrics:
     path: /var/lib/prometheus/node-exporter/corebackup.prom
     jobs: "{{ outcomes }}"
+    notifications: "{{ notified.receivers }}"
 """
 
 RETURN = r"""
@@ -75,28 +97,54 @@ GAUGES = (
     ("failures", "Items that failed in the job's latest run."),
 )
 STATUSES = ("success", "partial", "failed")
-_SAMPLE = re.compile(r'^%s_job_last_success_timestamp_seconds\{job="((?:[^"\\]|\\.)*)"\} (\S+)$' % PREFIX)
+LAST_SUCCESS = "%s_job_last_success_timestamp_seconds" % PREFIX
+NOTIFY_FAILURE = "%s_notify_last_failure_timestamp_seconds" % PREFIX
+NOTIFY_HELP = ("Time a notification to the receiver last failed (no answer, or not 2xx); 0 if none has failed since the "
+               "file was first written; runs whose notifications succeed keep it.")
 
 
 def label(value):
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def previous_successes(path):
-    """{job: last success time} from the file as it is, for jobs that fail this time."""
+def unlabel(text):
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), text)
+
+
+def previous_values(path, metric, name):
+    """{label value: sample value} of ``metric{name="..."}`` in the file as it is: what a run that does not
+    renew a sample keeps (the last success of a job that fails, the last failure of a receiver)."""
+    sample = re.compile(r'^%s\{%s="((?:[^"\\]|\\.)*)"\} (\S+)$' % (re.escape(metric), re.escape(name)))
     found = {}
     try:
         with open(path, encoding="utf-8") as handle:
             for line in handle:
-                match = _SAMPLE.match(line.strip())
+                match = sample.match(line.strip())
                 if match:
-                    found[match.group(1)] = float(match.group(2))
+                    found[unlabel(match.group(1))] = float(match.group(2))
     except (OSError, ValueError):
         pass
     return found
 
 
-def render(jobs, config_error, previous):
+def previous_successes(path):
+    """{job: last success time} from the file as it is, for jobs that fail this time."""
+    return previous_values(path, LAST_SUCCESS, "job")
+
+
+def notify_samples(notifications, previous_failures, now):
+    """The last failure time of each receiver: now if a notification to it failed, else what the file held, else 0."""
+    samples = []
+    for receiver in sorted(notifications, key=lambda n: n["receiver"]):
+        name = receiver["receiver"]
+        value = now if receiver["failed"] else previous_failures.get(name, 0.0)
+        samples.append('%s{receiver="%s"} %s' % (NOTIFY_FAILURE, label(name), repr(float(value))))
+    if not samples:
+        return []
+    return ["# HELP %s %s" % (NOTIFY_FAILURE, NOTIFY_HELP), "# TYPE %s gauge" % NOTIFY_FAILURE] + samples
+
+
+def render(jobs, config_error, previous, notifications=(), previous_failures=None, now=0.0):
     lines = []
     samples = {name: [] for name, _help in GAUGES}
     samples["status"] = []
@@ -119,6 +167,7 @@ def render(jobs, config_error, previous):
             lines += samples[metric]
     lines += ["# HELP %s_config_error 1 when the job list was refused before any job ran." % PREFIX,
               "# TYPE %s_config_error gauge" % PREFIX, "%s_config_error %d" % (PREFIX, bool(config_error))]
+    lines += notify_samples(notifications, previous_failures or {}, now)
     return "\n".join(lines) + "\n"
 
 
@@ -128,7 +177,8 @@ def run(module):
         if not job.get("name") or job.get("status") not in STATUSES:
             raise BackupError("jobs: each job needs a name and a status (%s), got %r" % (", ".join(STATUSES), job))
     path = params["path"]
-    text = render(params["jobs"], params["config_error"], previous_successes(path))
+    text = render(params["jobs"], params["config_error"], previous_successes(path), params["notifications"],
+                  previous_values(path, NOTIFY_FAILURE, "receiver"), module.now.timestamp())
     try:
         with open(path, encoding="utf-8") as handle:
             changed = handle.read() != text
@@ -155,6 +205,10 @@ def main():
         path=dict(type="path", required=True),
         jobs=dict(type="list", elements="dict", default=[]),
         config_error=dict(type="bool", default=False),
+        notifications=dict(type="list", elements="dict", default=[], options=dict(
+            receiver=dict(type="str", required=True),
+            failed=dict(type="bool", default=False),
+        )),
     ), storage=False)
     module.run(run)
 

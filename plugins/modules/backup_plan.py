@@ -14,6 +14,8 @@ description:
     the third job does not surface after two jobs have run, and says which jobs run.
   - Checks each storage's options, each job's name (unique, a valid job name), service, storage (defined in
     O(storages)), retention policy, and options against the argument spec of the module that will run it.
+  - An empty O(jobs) is refused unless O(allow_no_jobs) is set (a job list in a group_vars file the host does not
+    read leaves the role's default, no job); the error names the groups whose variables were expected to hold them.
   - Returns no option values, so no secret passes through it.
 author:
   - corebackup.backup contributors (@corebackup)
@@ -46,6 +48,10 @@ options:
   defaults:
     description: Options every service module gets unless a job's C(options) say otherwise (compression, encryption).
     type: dict
+  allow_no_jobs:
+    description: Accept an empty O(jobs) (a host without jobs on purpose); without it an empty list is a problem.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""

@@ -9,7 +9,9 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import socket
 import threading
+import time
 
 import pytest
 import yaml
@@ -18,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ansible_collections.corebackup.backup.tests.conftest import files_below
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_playbook
+from ansible_collections.corebackup.backup.tests.testbed.secret_scan import SecretScanner, forms
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(ROOT)))
@@ -26,17 +29,19 @@ BAD_TOKEN = "ghp_badbadbadbadbadbadbadbadbadbadbadbad1"
 
 
 class Receiver(http.server.ThreadingHTTPServer):
-    """A local HTTP endpoint that keeps what was posted to it (a Slack webhook, a JSON webhook)."""
+    """A local HTTP endpoint that keeps what was posted to it (a Slack webhook, a JSON webhook) and answers with
+    ``status``."""
 
     def __init__(self):
         self.posts = []
+        self.status = 200
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.posts.append((self.path, json.loads(body)))
-                self.send_response(200)
+                self.send_response(receiver.status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -67,12 +72,21 @@ def receiver():
     server.shutdown()
 
 
-def inventory(tmp_path, jobs, **variables):
-    """An inventory folder as a user writes one: hosts, and group_vars for backup_hosts."""
+def closed_port():
+    """A port of 127.0.0.1 that nothing listens on: a receiver that refuses connections."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def inventory(tmp_path, jobs, restore_host=False, **variables):
+    """An inventory folder as a user writes one: hosts, and group_vars for backup_hosts; with ``restore_host``
+    the same host is in restore_hosts too (restore.yml and drill.yml run there)."""
     folder = tmp_path / "inventory"
     (folder / "group_vars" / "backup_hosts").mkdir(parents=True)
-    (folder / "hosts.yml").write_text(yaml.safe_dump({"backup_hosts": {"hosts": {"localhost": {
-        "ansible_connection": "local"}}}}))
+    groups = ["backup_hosts", "restore_hosts"] if restore_host else ["backup_hosts"]
+    (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {group: {"hosts": {"localhost": {
+        "ansible_connection": "local"}}} for group in groups}}}))
     settings = {"backup_storages": {"local": {"type": "filesystem", "path": str(tmp_path / "store")}},
                 "backup_jobs": jobs}
     settings.update(variables)
@@ -151,12 +165,69 @@ def test_a_configuration_error_is_refused_before_any_job_runs(tmp_path, org):
     jobs[4]["options"]["organisation"] = "typo"
     jobs.append(dict(jobs[0]))
     metrics = tmp_path / "corebackup.prom"
-    run = run_playbook(COLLECTIONS, PLAYBOOK, inventory(tmp_path, jobs, backup_metrics_textfile=str(metrics)))
+    run = run_playbook(COLLECTIONS, PLAYBOOK, inventory(tmp_path, jobs, backup_metrics_textfile=str(metrics),
+                                                        backup_notify_webhook="http://127.0.0.1:%d/" % closed_port()))
     assert run.returncode != 0
     text = run.all_text()
+    assert "webhook notification failed: no answer (Connection refused)" in run.stdout  # said, not hidden by no_log
     assert "job srv: storage 'nowhere' is not defined in storages (local)" in text
     assert "job good-code: options: " in text and "organisation" in text
     assert "job etc: the name is used by an earlier job too" in text
     assert not os.path.exists(str(tmp_path / "store"))  # no job ran
     families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
     assert families["corebackup_config_error"].samples[0].value == 1
+    assert families["corebackup_notify_last_failure_timestamp_seconds"].samples[0].value > 0
+
+
+def test_an_empty_job_list_is_refused_naming_the_group_whose_variables_were_expected(tmp_path):
+    inv = inventory(tmp_path, [{"name": "etc", "service": "files", "storage": "local",
+                                "options": {"paths": [sample(tmp_path, "etc")]}}])
+    # The user's file is under a group the host is not in (a typo): only the role's defaults apply, no job.
+    (tmp_path / "inventory" / "group_vars" / "backup_hosts").rename(tmp_path / "inventory" / "group_vars" / "backup_host")
+    metrics = tmp_path / "corebackup.prom"
+    refused = run_playbook(COLLECTIONS, PLAYBOOK, inv, extra_vars={"backup_metrics_textfile": str(metrics)})
+    assert refused.returncode != 0  # cron, systemd and AWX see it
+    assert "no job for localhost: backup_jobs is empty" in refused.stdout
+    assert "variables of its group backup_hosts" in refused.stdout and "backup_allow_no_jobs" in refused.stdout
+    families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
+    assert families["corebackup_config_error"].samples[0].value == 1
+    allowed = run_playbook(COLLECTIONS, PLAYBOOK, inv, extra_vars={"backup_metrics_textfile": str(metrics),
+                                                                   "backup_allow_no_jobs": True})
+    assert allowed.returncode == 0, allowed.stdout[-3000:]
+    assert "no job: backup_jobs is empty" in allowed.stdout
+    families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
+    assert families["corebackup_config_error"].samples[0].value == 0
+
+
+def test_a_failed_notification_is_reported_without_its_url_and_never_fails_the_backup(tmp_path, receiver):
+    secret = "hk" + os.urandom(12).hex()  # the part of a webhook URL that is its credential
+    receiver.status = 500
+    metrics = tmp_path / "corebackup.prom"
+    inv = inventory(tmp_path, [{"name": "etc", "service": "files", "storage": "local",
+                                "options": {"paths": [sample(tmp_path, "etc")]}}],
+                    backup_notify_on="always", backup_metrics_textfile=str(metrics),
+                    backup_notify_slack_webhook="%s/services/T0/B0/%s" % (receiver.url, secret),
+                    backup_notify_webhook="http://127.0.0.1:%d/hook?token=%s" % (closed_port(), secret))
+    started = time.time()
+    run = run_playbook(COLLECTIONS, PLAYBOOK, inv, args=("-vvv",))
+    assert run.returncode == 0, run.stdout[-3000:]  # the backup succeeded; its notification did not
+    assert receiver.posts and receiver.posts[0][0].endswith(secret)  # Slack was reached, and answered 500
+    assert "slack notification of etc failed: HTTP 500" in run.stdout
+    assert "webhook notification of etc failed: no answer (Connection refused)" in run.stdout
+    leaks = SecretScanner({"webhook URL": forms(secret)})
+    leaks.scan_text(run.all_text(), "output at -vvv")
+    assert not leaks.findings, leaks.report()
+    assert manifest_status(tmp_path, "etc") == "success"
+
+    def last_failures():
+        families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
+        return {s.labels["receiver"]: s.value for s in families["corebackup_notify_last_failure_timestamp_seconds"].samples}
+
+    failed = last_failures()
+    assert set(failed) == {"slack", "webhook"} and all(started - 1 <= v <= time.time() for v in failed.values())
+    # The next run notifies both without a fault: the time of the last failure stays for alerts to see.
+    receiver.status = 200
+    again = run_playbook(COLLECTIONS, PLAYBOOK, inv, extra_vars={"backup_notify_webhook": receiver.url + "/hook"})
+    assert again.returncode == 0 and "notification of" not in again.stdout, again.stdout[-3000:]
+    assert len(receiver.posts) == 3
+    assert last_failures() == failed

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.corebackup.backup.plugins.module_utils._plan import plan_jobs, retention_args, selected_names
+from ansible_collections.corebackup.backup.plugins.module_utils._plan import (
+    no_jobs_problem,
+    plan_jobs,
+    retention_args,
+    selected_names,
+)
 
 STORAGES = {"local": {"type": "filesystem", "path": "/mnt/backups"}}
 
@@ -55,3 +60,16 @@ def test_only_is_a_list_or_a_comma_separated_string(only, names):
 def test_a_storage_with_bad_options_is_named():
     _planned, _skipped, problems = plan_jobs({"s3": {"type": "s3"}}, [], None)
     assert problems and problems[0].startswith("storage s3:") and "bucket" in problems[0]
+
+
+@pytest.mark.parametrize("groups, expected", [
+    (["backup_hosts"], "variables of its group backup_hosts (group_vars/backup_hosts.yml, group_vars/backup_hosts/, in"),
+    (["backup_hosts", "eu"], "variables of one of its groups backup_hosts, eu (group_vars/backup_hosts.yml, "
+                             "group_vars/backup_hosts/ or group_vars/eu.yml, group_vars/eu/, in"),
+    ([], "variables of its group all (group_vars/all.yml, group_vars/all/, in"),
+])
+def test_an_empty_job_list_names_where_the_jobs_were_expected(groups, expected):
+    text = no_jobs_problem("db1", groups, "/srv/inventory")
+    assert text.startswith("no job for db1: backup_jobs is empty")
+    assert expected in text and "the inventory /srv/inventory" in text and "host_vars/db1" in text
+    assert "backup_allow_no_jobs: true" in text
