@@ -64,8 +64,8 @@ notes:
   - With O(skip_unchanged), a path is unchanged when the path, size, modification and change times, inode,
     mode and owner of every entry it holds are as recorded with its newest artifact.
   - A path with C(sqlite) is unchanged when what the database holds is, whatever its files look like (a
-    checkpoint or a reader rewrites them without a write): every run, check mode too, reads the whole
-    database to make its consistent copy and hashes that copy (the copy of an unwritten database is the
+    checkpoint or a reader rewrites them without a write). So every run, check mode too, reads the whole
+    database to make its consistent copy, and hashes that copy (the copy of an unwritten database is the
     same bytes each time); the copy is archived when it differs. The first run after an upgrade from a
     release that compared file attributes backs each database up once more.
 """
