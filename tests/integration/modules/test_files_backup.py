@@ -268,18 +268,22 @@ def test_two_paths_that_would_share_an_artifact_name_are_refused(tmp_path):
 
 def test_a_one_path_job_compresses_on_every_core_by_default(tmp_path):
     """The run's threads (twice the cores) are shared by the items that run at once, not by ``parallel``
-    (default 4) whatever is selected: one path alone gets every core."""
+    (default 4) whatever is selected: one path alone gets every core; of four paths, the one still compressing
+    when the three others are done takes their threads."""
     cores = len(os.sched_getaffinity(0))
     storage = {"type": "filesystem", "path": str(tmp_path / "store")}
     for name in ("a", "b", "c", "d"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "f").write_bytes(name.encode() * 100000)
+    (tmp_path / "d" / "big").write_bytes(os.urandom(48 * 1024 * 1024))  # seconds on one thread at gzip -6
     alone = files([str(tmp_path / "a")], storage, job="alone")
     assert not alone.failed, alone.result.get("msg")
     assert alone.result["totals"]["budget"]["compression_threads"] == cores
     assert alone.result["totals"]["budget"]["items_at_once"] == 1
     four = files([str(tmp_path / name) for name in "abcd"], storage, job="four")
+    assert [entry["status"] for entry in four.result["entries"]] == ["backed_up"] * 4
     assert four.result["totals"]["budget"]["items_at_once"] == 4
     assert four.result["totals"]["budget"]["compression_threads"] == max(1, 2 * cores // 4)
+    assert four.result["totals"]["budget"]["compression_threads_max"] == cores
     restored = extract(storage["path"], alone.result["entries"][0]["key"], str(tmp_path / "restored"))
     assert (tmp_path / "restored" / "a" / "f").read_bytes() == b"a" * 100000 and restored
