@@ -176,10 +176,16 @@ options:
       - Threads that compress one artifact; by default every core the module may run on. V(gzip) is
         written as C(pigz) writes it (independent blocks in one standard gzip stream, the same bytes
         whatever the number of threads); V(zstd) uses zstd's own workers.
-      - One budget covers the whole run, whatever the options say - compression threads times
-        O(parallel) stay within twice the cores (at least one thread per item), and S3 upload buffers
+      - One budget covers the whole run, whatever the options say - the compression threads of the items
+        that run at once stay within twice the cores (at least one thread per item), and S3 upload buffers
         (O(parallel) times O(storage.upload_concurrency) parts of up to 16 MiB) within 256 MiB; the result's
         RV(totals) says what was used (C(budget)).
+      - The items that run at once are O(parallel), or fewer when fewer are selected or left - a run of one
+        item compresses on every core whatever O(parallel) says. When the last items finish, the threads
+        they free go to the items still running - at the next block for V(gzip), at the next item for
+        V(zstd) (zstd's workers are fixed when an artifact starts). C(budget.compression_threads) is the
+        share of each item when the run starts, C(budget.compression_threads_max) the most one item got (0
+        when nothing was compressed).
       - Reading an artifact back (verification, restore) decompresses on one core.
     type: int
   encryption:

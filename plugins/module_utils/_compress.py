@@ -25,6 +25,7 @@ import collections
 import concurrent.futures
 import os
 import struct
+import threading
 import typing as t
 import zlib
 
@@ -49,17 +50,104 @@ THREADS_PER_CORE = 2  # the run's ceiling of compression threads: twice the core
 MEMORY_CEILING = 256 * 1024 * 1024  # the run's ceiling of upload buffers
 
 
+def thread_share(compression_threads: int | None, cores: int, at_once: int) -> int:
+    """Compression threads of one item when ``at_once`` items run together: the run's ceiling (twice the cores)
+    divided among them, at most ``compression_threads`` (every core by default), at least one."""
+    return max(1, min(compression_threads or cores, THREADS_PER_CORE * cores // max(1, at_once), MAX_THREADS))
+
+
 def run_budget(parallel: int, compression_threads: int | None, upload_concurrency: int, part_memory: int,
-               cores: int | None = None) -> dict:
+               cores: int | None = None, selected: int | None = None) -> dict:
     """What one module run may use, whatever its options ask: compression threads per item and S3 parts in flight
-    per artifact, so that ``parallel`` items at once stay within the thread and memory ceilings."""
+    per artifact, so that the items running at once stay within the thread and memory ceilings.
+
+    Threads are divided among the items that can run at once, ``min(parallel, selected)``, not ``parallel``:
+    one item alone gets every core. Upload buffers are sized by ``parallel`` (the store is opened before the
+    items are known)."""
     cores = cores or default_threads()
     parallel = max(1, parallel)
-    thread_ceiling = THREADS_PER_CORE * cores
-    threads = max(1, min(compression_threads or cores, thread_ceiling // parallel, MAX_THREADS))
+    at_once = max(1, min(parallel, parallel if selected is None else selected))
     uploads = max(1, min(upload_concurrency, MEMORY_CEILING // (parallel * part_memory)))
-    return {"parallel": parallel, "compression_threads": threads, "upload_concurrency": uploads,
-            "threads_ceiling": thread_ceiling, "memory_ceiling_bytes": MEMORY_CEILING}
+    return {"parallel": parallel, "items_at_once": at_once,
+            "compression_threads": thread_share(compression_threads, cores, at_once),
+            "upload_concurrency": uploads, "threads_ceiling": THREADS_PER_CORE * cores,
+            "memory_ceiling_bytes": MEMORY_CEILING}
+
+
+class RunBudget:
+    """The budget of one run (:func:`run_budget`), shared by its items while they run.
+
+    The run says how many items it selected (:meth:`select`) and when each is done (:meth:`finished`); the
+    items that can run at once are then ``min(parallel, items not done)``, and an item's share of the threads
+    grows as the last items finish. A gzip compression (:func:`parallel_gzip`) asks for its share before each
+    block, so it takes freed threads while it runs; a zstd compression's workers are fixed when its frame
+    starts (the library cannot add workers to a frame), so it gets the share of that moment.
+    """
+
+    def __init__(self, parallel: int, compression_threads: int | None, upload_concurrency: int, part_memory: int,
+                 cores: int | None = None):
+        self.cores = cores or default_threads()
+        self.compression_threads = compression_threads
+        self.start = run_budget(parallel, compression_threads, upload_concurrency, part_memory, self.cores)
+        self.parallel = self.start["parallel"]
+        self.per_item = thread_share(compression_threads, self.cores, 1)  # the most one item ever gets
+        self.upload_concurrency = self.start["upload_concurrency"]
+        self._left: int | None = None  # items not done; None until the run says how many it selected
+        self._most = 0
+        self.changed = threading.Condition()
+
+    def select(self, items: int) -> None:
+        with self.changed:
+            self._left = items
+            self.start = dict(self.start, items_at_once=self.at_once(), compression_threads=self.share())
+            self.changed.notify_all()
+
+    def finished(self) -> None:
+        """One item is done: its threads go to the items still running."""
+        with self.changed:
+            if self._left:
+                self._left -= 1
+            self.changed.notify_all()
+
+    def at_once(self) -> int:
+        return max(1, min(self.parallel, self.parallel if self._left is None else self._left))
+
+    def share(self) -> int:
+        """One item's compression threads now."""
+        return thread_share(self.compression_threads, self.cores, self.at_once())
+
+    def take(self) -> int:
+        """The share of an item that starts compressing (or takes another thread) now; remembered for the report."""
+        share = self.share()
+        self._most = max(self._most, share)
+        return share
+
+    def gate(self) -> "ThreadGate":
+        return ThreadGate(self)
+
+    def to_dict(self) -> dict:
+        """What the run used: the share when its items were selected, and the most one item was given since."""
+        return dict(self.start, compression_threads_max=self._most)
+
+
+class ThreadGate:
+    """Lets at most the budget's current share of one compression's blocks be compressed at once."""
+
+    def __init__(self, budget: RunBudget):
+        self.budget = budget
+        self.active = 0
+
+    def __enter__(self) -> None:
+        with self.budget.changed:
+            while self.active >= self.budget.share():
+                self.budget.changed.wait()
+            self.active += 1
+            self.budget.take()
+
+    def __exit__(self, *_exc: t.Any) -> None:
+        with self.budget.changed:
+            self.active -= 1
+            self.budget.changed.notify_all()
 
 
 def default_threads() -> int:
@@ -93,7 +181,10 @@ def _blocks(chunks: t.Iterable[bytes], size: int) -> t.Iterator[t.Any]:
         yield bytes(pending)
 
 
-def _deflate_block(level: int, block: bytes, primer: bytes) -> bytes:
+def _deflate_block(level: int, block: bytes, primer: bytes, gate: ThreadGate | None = None) -> bytes:
+    if gate is not None:
+        with gate:
+            return _deflate_block(level, block, primer)
     if primer:
         compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, primer)
     else:
@@ -107,25 +198,29 @@ def gzip_header(level: int) -> bytes:
     return b"\x1f\x8b\x08\x00" + struct.pack("<I", 0) + bytes([extra_flags, GZIP_HEADER_OS])
 
 
-def parallel_gzip(chunks: t.Iterable[bytes], level: int = 6, threads: int | None = None,
+def parallel_gzip(chunks: t.Iterable[bytes], level: int = 6, threads: int | RunBudget | None = None,
                   block_size: int = GZIP_BLOCK) -> t.Iterator[bytes]:
     """One gzip member of ``chunks``, its blocks deflated by ``threads`` workers; bytes independent of ``threads``.
 
+    ``threads`` may be a run's :class:`RunBudget`: the workers are then the item's share of it, read again
+    before each block, so that threads freed by items that finished are taken up while this one runs.
     At most two blocks per worker are in flight: memory is a few times ``threads * block_size``.
     """
-    threads = max(1, min(MAX_THREADS, threads or default_threads()))
+    gate = threads.gate() if isinstance(threads, RunBudget) else None
+    workers = gate.budget.per_item if gate else max(1, min(MAX_THREADS, threads or default_threads()))
     yield gzip_header(level)
     crc, size = 0, 0
     primer = b""
     in_flight: collections.deque = collections.deque()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gzip") as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gzip") as pool:
         try:
             for block in _blocks(chunks, block_size):
-                in_flight.append(pool.submit(_deflate_block, level, block, primer))
+                in_flight.append(pool.submit(_deflate_block, level, block, primer, gate))
                 crc = zlib.crc32(block, crc)
                 size += len(block)
                 primer = bytes(block[-GZIP_DICT:])
-                while len(in_flight) >= 2 * threads or (in_flight and in_flight[0].done()):
+                limit = 2 * (gate.budget.share() if gate else workers)
+                while len(in_flight) >= limit or (in_flight and in_flight[0].done()):
                     yield in_flight.popleft().result()
             while in_flight:
                 yield in_flight.popleft().result()
@@ -136,7 +231,7 @@ def parallel_gzip(chunks: t.Iterable[bytes], level: int = 6, threads: int | None
     yield struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF)
 
 
-def zstd_parameters(level: int, threads: int | None = None) -> t.Any:
+def zstd_parameters(level: int, threads: int | RunBudget | None = None) -> t.Any:
     """zstd's parameters for ``level``, with window, tables and job size capped so that memory stays bounded.
 
     A worker holds its jobs' input and output (``ZSTD_JOB_SIZE`` each, plus the window it may refer back to)
@@ -144,6 +239,8 @@ def zstd_parameters(level: int, threads: int | None = None) -> t.Any:
     Measured with two workers, on top of the pipeline's own: 12-16 MiB at levels 1-6, about 25 MiB at
     level 9; above that the window (4 MiB) and the caps bound it, at some cost in ratio.
     """
+    if isinstance(threads, RunBudget):
+        threads = threads.take()  # the workers of a frame are fixed when it starts
     threads = max(1, min(MAX_THREADS, threads or default_threads()))
     base = zstandard.ZstdCompressionParameters.from_level(level)
     return zstandard.ZstdCompressionParameters.from_level(
@@ -152,7 +249,7 @@ def zstd_parameters(level: int, threads: int | None = None) -> t.Any:
         job_size=ZSTD_JOB_SIZE if threads > 1 else 0, write_content_size=False, write_checksum=True)
 
 
-def zstd_compress(chunks: t.Iterable[bytes], level: int = 3, threads: int | None = None,
+def zstd_compress(chunks: t.Iterable[bytes], level: int = 3, threads: int | RunBudget | None = None,
                   read_size: int = 1024 * 1024) -> t.Iterator[bytes]:
     """One zstd frame of ``chunks``, compressed by ``threads`` workers in bounded memory."""
     compressor = zstandard.ZstdCompressor(compression_params=zstd_parameters(level, threads))

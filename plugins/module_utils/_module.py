@@ -28,7 +28,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.corebackup.backup.plugins.module_utils._common import common_argument_spec
-from ansible_collections.corebackup.backup.plugins.module_utils._compress import run_budget
+from ansible_collections.corebackup.backup.plugins.module_utils._compress import RunBudget
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, CommandFailed
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import utc_now, validate_job
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter
@@ -60,7 +60,7 @@ class BackupModule:
         self._retry: RetryPolicy | None = None
         self._backend: t.Any = None
         self._writer: ArtifactWriter | None = None
-        self._budget: dict | None = None
+        self._budget: RunBudget | None = None
         self.now = None
 
     # -- secrets and outcomes ------------------------------------------------------------------
@@ -114,14 +114,14 @@ class BackupModule:
             if storage.get("type") == "filesystem" and storage.get("path") and not os.path.isabs(storage["path"]):
                 # Relative to whatever directory Ansible runs the module in: a temporary one, or the user's home.
                 raise BackupError("storage.path must be an absolute path, got %r" % storage["path"])
-            if storage.get("type") == "s3" and self.budget:
-                storage = dict(storage, upload_concurrency=self.budget["upload_concurrency"])
+            if storage.get("type") == "s3" and self.run_budget is not None:
+                storage = dict(storage, upload_concurrency=self.run_budget.upload_concurrency)
             self._backend = backend_from_params(storage, self.retry)
         return self._backend
 
     @property
-    def budget(self) -> dict | None:
-        """Threads and buffers of this run (service modules, which write artifacts): see ``run_budget``."""
+    def run_budget(self) -> RunBudget | None:
+        """Threads and buffers of this run (service modules, which write artifacts), shared by its items."""
         if "compression_threads" not in self.params:
             return None
         if self._budget is None:
@@ -131,16 +131,20 @@ class BackupModule:
             storage = self.params.get("storage") or {}
             if (storage.get("upload_concurrency") or 1) < 1:
                 raise BackupError("storage.upload_concurrency must be at least 1, got %d" % storage["upload_concurrency"])
-            self._budget = run_budget(self.params.get("parallel") or 1, self.params["compression_threads"],
-                                      storage.get("upload_concurrency") or 4, PART_MEMORY)
+            self._budget = RunBudget(self.params.get("parallel") or 1, self.params["compression_threads"],
+                                     storage.get("upload_concurrency") or 4, PART_MEMORY)
         return self._budget
+
+    @property
+    def budget(self) -> dict | None:
+        """What the run's budget gives (see ``run_budget`` in _compress), for the result's totals."""
+        return self.run_budget.to_dict() if self.run_budget is not None else None
 
     @property
     def writer(self) -> ArtifactWriter:
         if self._writer is None:
             age = self.module.get_bin_path("age", required=True) if self.params.get("encryption") else None
-            self._writer = ArtifactWriter.from_params(self.backend, self.params, age_path=age,
-                                                      threads=(self.budget or {}).get("compression_threads"))
+            self._writer = ArtifactWriter.from_params(self.backend, self.params, age_path=age, threads=self.run_budget)
         return self._writer
 
     # -- external commands ---------------------------------------------------------------------

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
 from ansible_collections.corebackup.backup.plugins.module_utils._checksum import StreamDigest, iter_reader
-from ansible_collections.corebackup.backup.plugins.module_utils._compress import parallel_gzip, zstd_compress
+from ansible_collections.corebackup.backup.plugins.module_utils._compress import RunBudget, parallel_gzip, zstd_compress
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, checksum_key, iso, utc_now
 
 try:
@@ -520,8 +520,9 @@ def check_compression(algorithm: str, level: int | None) -> int:
 
 
 def compress(chunks: t.Iterable[bytes], algorithm: str, level: int | None = None,
-             threads: int | None = None) -> t.Iterator[bytes]:
-    """``chunks`` compressed on ``threads`` threads (every core by default); see :mod:`_compress`."""
+             threads: int | RunBudget | None = None) -> t.Iterator[bytes]:
+    """``chunks`` compressed on ``threads`` threads (every core by default, or an item's share of a run's
+    :class:`RunBudget`); see :mod:`_compress`."""
     level = check_compression(algorithm, level)
     if algorithm == "none":
         yield from chunks
@@ -639,7 +640,7 @@ class ArtifactWriter:
     """Turns producers into stored, checksummed artifacts on one backend."""
 
     def __init__(self, backend: t.Any, compression: str = "gzip", compression_level: int | None = 6,
-                 encryption: dict | None = None, age_path: str | None = None, threads: int | None = None):
+                 encryption: dict | None = None, age_path: str | None = None, threads: int | RunBudget | None = None):
         self.backend = backend
         self.compression = compression
         self.compression_level = check_compression(compression, compression_level)
@@ -653,7 +654,7 @@ class ArtifactWriter:
 
     @classmethod
     def from_params(cls, backend: t.Any, params: dict, age_path: str | None = None,
-                    threads: int | None = None) -> "ArtifactWriter":
+                    threads: int | RunBudget | None = None) -> "ArtifactWriter":
         return cls(backend, params.get("compression") or "gzip", params.get("compression_level"),
                    params.get("encryption"), age_path=age_path, threads=threads)
 

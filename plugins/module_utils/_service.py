@@ -212,6 +212,8 @@ class ServiceRunner:
         if not items and not module.params["allow_empty"]:
             raise BackupError("nothing to back up: %s; set allow_empty: true if an empty selection is expected"
                               % (service.selection() or "no %s selected" % service.item_kind))
+        if module.run_budget is not None:  # threads shared by the items that can run at once, not by parallel
+            module.run_budget.select(len(items))
         self.writer = module.writer  # bad compression or recipients fail the module, not each item
         module.backend.check_root(create=True, dry_run=module.check_mode)
         waited = time.monotonic()
@@ -223,7 +225,7 @@ class ServiceRunner:
             try:
                 service.prepare(items, self.catalog.names())
                 with concurrent.futures.ThreadPoolExecutor(max_workers=self.module.params["parallel"]) as pool:
-                    done = list(pool.map(self.process, items))
+                    done = list(pool.map(self.process_one, items))
             finally:
                 service.close()
         if lease is not None and lease.lost:
@@ -247,6 +249,14 @@ class ServiceRunner:
             module.fail("%d of %d %s failed: %s" % (len(failed), len(entries), service.item_kind, "; ".join(
                 "%s: %s" % (entry["name"], entry["error"]) for entry in failed)), **output)
         module.exit(**output)
+
+    def process_one(self, item: Item) -> tuple[dict, Artifact | None]:
+        """process(), then the item's compression threads go to the items still running."""
+        try:
+            return self.process(item)
+        finally:
+            if self.module.run_budget is not None:
+                self.module.run_budget.finished()
 
     def process(self, item: Item) -> tuple[dict, Artifact | None]:
         """The decision for one item, then what it asks for; a failure fails this item only."""

@@ -63,6 +63,11 @@ options:
 notes:
   - With O(skip_unchanged), a path is unchanged when the path, size, modification and change times, inode,
     mode and owner of every entry it holds are as recorded with its newest artifact.
+  - A path with C(sqlite) is unchanged when what the database holds is, whatever its files look like (a
+    checkpoint or a reader rewrites them without a write). So every run, check mode too, reads the whole
+    database to make its consistent copy, and hashes that copy (the copy of an unwritten database is the
+    same bytes each time); the copy is archived when it differs. The first run after an upgrade from a
+    release that compared file attributes backs each database up once more.
 """
 
 EXAMPLES = r"""
@@ -122,11 +127,14 @@ cleaned:
 
 import hashlib
 import os
+import shutil
 import socket
 import sqlite3
 import tempfile
 import urllib.parse
+from dataclasses import dataclass
 
+from ansible_collections.corebackup.backup.plugins.module_utils._checksum import iter_reader, sha256_stream
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import TreeStats, tar_stream, walk_tree
@@ -138,6 +146,10 @@ class FilesBackup(Service):
     source_type = "files"
     item_kind = "paths"
     entry_fields = {"warnings": []}
+
+    def __init__(self, module):
+        super().__init__(module)
+        self._snapshots = {}  # SQLite copies of this run by item: made once, by unchanged() or produce()
 
     def discover(self):
         if not self.params["paths"]:
@@ -166,26 +178,63 @@ class FilesBackup(Service):
                     one_file_system=self.params["one_file_system"], follow_symlinks=self.params["follow_symlinks"])
 
     def fingerprint(self, spec):
-        entries = list(walk_tree(spec["path"], **self.tree(spec)))
-        if spec.get("sqlite") and os.path.exists(spec["path"] + "-wal"):  # a write may sit in the log only
-            entries.append(next(walk_tree(spec["path"] + "-wal")))
+        """A path's fingerprint: what the walk sees of every entry (no content is read)."""
         digest = hashlib.sha256(repr((sorted(spec.items()), sorted(self.tree(spec).items()))).encode())
-        for entry in entries:
+        for entry in walk_tree(spec["path"], **self.tree(spec)):
             info = entry.stat
             digest.update(repr((entry.relative, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino,
                                 info.st_mode, info.st_uid, info.st_gid)).encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
 
+    def sqlite_snapshot(self, item):
+        """The item's consistent copy of this run, made on first use, and its fingerprint: what the database
+        holds (the copy's sha256), not what its files look like. A checkpoint or a reader rewrites the files
+        without changing the rows; the copy, in rollback-journal mode, is the same bytes until a write."""
+        snapshot = self._snapshots.get(item.key_name)
+        if snapshot is None:
+            spec = item.data
+            workspace = tempfile.mkdtemp(prefix="sqlite-", dir=self.module.module.tmpdir)
+            try:
+                copy = os.path.join(workspace, arcname_of(spec))
+                sqlite_copy(spec["path"], copy)
+                with open(copy, "rb") as handle:
+                    content, _size = sha256_stream(iter_reader(handle, 64 * 1024))
+            except BaseException:
+                shutil.rmtree(workspace, ignore_errors=True)
+                raise
+            digest = hashlib.sha256(repr(("sqlite", sorted(spec.items()), content)).encode())
+            snapshot = self._snapshots[item.key_name] = SqliteSnapshot(workspace, copy, digest.hexdigest())
+        return snapshot
+
+    def release(self, item):
+        """Remove the item's copy once it is stored, or not needed."""
+        snapshot = self._snapshots.pop(item.key_name, None)
+        if snapshot is not None:
+            shutil.rmtree(snapshot.workspace, ignore_errors=True)
+
     def unchanged(self, item, recorded, entry):
-        return recorded.get("fingerprint") == self.fingerprint(item.data)
+        if not item.data.get("sqlite"):
+            return recorded.get("fingerprint") == self.fingerprint(item.data)
+        same = recorded.get("fingerprint") == self.sqlite_snapshot(item).fingerprint
+        if same or self.module.check_mode:
+            self.release(item)  # carried or left as it is: the copy is not stored
+        return same
 
     def produce(self, item, recorded, entry):
+        if item.data.get("sqlite"):
+            try:
+                return self.produce_one(item, recorded, entry, self.sqlite_snapshot(item))
+            finally:
+                self.release(item)
+        return self.produce_one(item, recorded, entry)
+
+    def produce_one(self, item, recorded, entry, snapshot=None):
         spec = item.data
-        fingerprint = self.fingerprint(spec)
+        fingerprint = snapshot.fingerprint if snapshot is not None else self.fingerprint(spec)
         if recorded and recorded.get("fingerprint") == fingerprint:
             return None
         metadata = {"path": spec["path"], "fingerprint": fingerprint}
-        arcname = os.path.basename(spec["path"].rstrip("/")) or "root"
+        arcname = arcname_of(spec)
 
         def warn(message):
             entry["warnings"].append(message)
@@ -196,13 +245,24 @@ class FilesBackup(Service):
         def contents():
             return {"files": stats.files, "bytes": stats.bytes, "tree_digest": stats.digest}
 
-        if not spec.get("sqlite"):
+        if snapshot is None:
             stream = tar_stream([(spec["path"], arcname)], warn=warn, stats=stats, **self.tree(spec))
-            return self.store(item, "tar", stream, metadata, contents=contents)
-        with tempfile.TemporaryDirectory(dir=self.module.module.tmpdir) as workspace:
-            copy = os.path.join(workspace, arcname)
-            sqlite_copy(spec["path"], copy)
-            return self.store(item, "tar", tar_stream([(copy, arcname)], warn=warn, stats=stats), metadata, contents=contents)
+        else:
+            stream = tar_stream([(snapshot.copy, arcname)], warn=warn, stats=stats)
+        return self.store(item, "tar", stream, metadata, contents=contents)
+
+
+@dataclass(frozen=True)
+class SqliteSnapshot:
+    """A consistent copy of a SQLite database in the module's temporary directory, and its fingerprint."""
+
+    workspace: str
+    copy: str
+    fingerprint: str
+
+
+def arcname_of(spec):
+    return os.path.basename(spec["path"].rstrip("/")) or "root"
 
 
 def sqlite_copy(path, target):

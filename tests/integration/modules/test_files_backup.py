@@ -10,6 +10,8 @@ import os
 import sqlite3
 import stat
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -129,6 +131,92 @@ def test_a_live_sqlite_database_is_copied_consistently_without_its_side_files(tm
     assert copy.execute("SELECT count(*), min(n) FROM t").fetchone() == (1000, 0)
 
 
+# A process of its own that holds the database open (as an application does) and acts when told to.
+SQLITE_WRITER = r"""
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA journal_mode=" + sys.argv[2])
+db.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER, label TEXT)")
+db.execute("BEGIN")
+db.executemany("INSERT INTO t VALUES (?, ?)", [(n, "row %d" % n) for n in range(2000)])
+db.execute("COMMIT")
+for line in sys.stdin:
+    command = line.strip()
+    if command == "write":
+        db.execute("INSERT INTO t VALUES (-1, 'one more row')")
+    elif command == "checkpoint":  # the log copied into the database file: the file changes, its content does not
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    elif command == "rollback":  # a transaction too big for the page cache, rolled back: the file is rewritten
+        db.execute("PRAGMA cache_size=1")
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("UPDATE t SET label = label || ' never kept'")
+        db.execute("ROLLBACK")
+    print(db.execute("PRAGMA journal_mode").fetchone()[0], flush=True)
+"""
+
+
+class SqliteWriter:
+    """The writer process; ``do()`` returns once it has acted."""
+
+    def __init__(self, database, journal_mode):
+        # pylint: disable-next=consider-using-with
+        self.process = subprocess.Popen([sys.executable, "-c", SQLITE_WRITER, database, journal_mode],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.do("ready") == journal_mode.lower()
+
+    def do(self, command):
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("journal_mode", ["WAL", "DELETE"])
+def test_a_sqlite_database_is_backed_up_again_only_when_its_content_changes(tmp_path, journal_mode):
+    database = str(tmp_path / "app.db")
+    writer = SqliteWriter(database, journal_mode)
+    storage = {"type": "filesystem", "path": str(tmp_path / "store")}
+    paths = [{"path": database, "sqlite": True}]
+    try:
+        first = files(paths, storage)
+        assert not first.failed, first.result.get("msg")
+        [entry] = first.result["entries"]
+        assert first.changed and entry["status"] == "backed_up"
+
+        checked = files(paths, storage, check=True)
+        assert not checked.changed and checked.result["entries"][0]["status"] == "unchanged"
+        again = files(paths, storage)
+        assert not again.changed and again.result["entries"][0]["status"] == "unchanged"
+        assert again.result["entries"][0]["key"] == entry["key"]
+
+        # A checkpoint (WAL) or a rolled-back transaction (rollback journal) rewrites the file, not its rows.
+        before = os.stat(database).st_mtime_ns
+        time.sleep(0.01)
+        writer.do("checkpoint" if journal_mode == "WAL" else "rollback")
+        assert os.stat(database).st_mtime_ns != before
+        quiet = files(paths, storage)
+        assert not quiet.changed and quiet.result["entries"][0]["status"] == "unchanged"
+        assert files(paths, storage, check=True).result["entries"][0]["status"] == "unchanged"
+
+        writer.do("write")  # one row
+        would = files(paths, storage, check=True)
+        assert would.changed and would.result["entries"][0]["status"] == "would_back_up"
+        written = files(paths, storage)
+        assert written.changed and written.result["entries"][0]["status"] == "backed_up"
+        assert written.result["entries"][0]["key"] != entry["key"]
+        settled = files(paths, storage)
+        assert not settled.changed and settled.result["entries"][0]["status"] == "unchanged"
+    finally:
+        writer.close()
+    restored = extract(storage["path"], written.result["entries"][0]["key"], str(tmp_path / "restored"))
+    copy = sqlite3.connect(os.path.join(restored, "app.db"))
+    assert copy.execute("SELECT count(*), min(n) FROM t").fetchone() == (2001, -1)
+    copy.close()
+
+
 def test_missing_and_unreadable_paths_fail_alone_and_growing_files_are_named(tmp_path):
     good = tmp_path / "good"
     good.mkdir()
@@ -176,3 +264,26 @@ def test_two_paths_that_would_share_an_artifact_name_are_refused(tmp_path):
     assert run.failed and "two paths would share the artifact name 'x'; give one a name" in run.result["msg"]
     empty = files([], {"type": "filesystem", "path": str(tmp_path / "s")})
     assert empty.failed and empty.result["msg"] == "paths is empty: name at least one path to back up"
+
+
+def test_a_one_path_job_compresses_on_every_core_by_default(tmp_path):
+    """The run's threads (twice the cores) are shared by the items that run at once, not by ``parallel``
+    (default 4) whatever is selected: one path alone gets every core; of four paths, the one still compressing
+    when the three others are done takes their threads."""
+    cores = len(os.sched_getaffinity(0))
+    storage = {"type": "filesystem", "path": str(tmp_path / "store")}
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_bytes(name.encode() * 100000)
+    (tmp_path / "d" / "big").write_bytes(os.urandom(48 * 1024 * 1024))  # seconds on one thread at gzip -6
+    alone = files([str(tmp_path / "a")], storage, job="alone")
+    assert not alone.failed, alone.result.get("msg")
+    assert alone.result["totals"]["budget"]["compression_threads"] == cores
+    assert alone.result["totals"]["budget"]["items_at_once"] == 1
+    four = files([str(tmp_path / name) for name in "abcd"], storage, job="four")
+    assert [entry["status"] for entry in four.result["entries"]] == ["backed_up"] * 4
+    assert four.result["totals"]["budget"]["items_at_once"] == 4
+    assert four.result["totals"]["budget"]["compression_threads"] == max(1, 2 * cores // 4)
+    assert four.result["totals"]["budget"]["compression_threads_max"] == cores
+    restored = extract(storage["path"], alone.result["entries"][0]["key"], str(tmp_path / "restored"))
+    assert (tmp_path / "restored" / "a" / "f").read_bytes() == b"a" * 100000 and restored

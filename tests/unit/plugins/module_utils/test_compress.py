@@ -12,13 +12,18 @@ import os
 import random
 import shutil
 import subprocess
+import threading
+import time
 
 import pytest
 
+from ansible_collections.corebackup.backup.plugins.module_utils import _compress
 from ansible_collections.corebackup.backup.plugins.module_utils._compress import (
     GZIP_BLOCK,
     ZSTD_MAX_WINDOW_LOG,
+    RunBudget,
     parallel_gzip,
+    run_budget,
     zstd_compress,
     zstd_parameters,
 )
@@ -102,3 +107,55 @@ def test_one_budget_per_run_whatever_the_options_ask():
     assert greedy["upload_concurrency"] * 16 * 16 * mib <= MEMORY_CEILING
     crowded = run_budget(parallel=100, compression_threads=4, upload_concurrency=4, part_memory=16 * mib, cores=2)
     assert crowded["compression_threads"] == 1 and crowded["upload_concurrency"] == 1  # at least one each
+
+
+def test_threads_are_divided_among_the_items_that_run_at_once_not_by_parallel():
+    mib = 1024 * 1024
+    one = run_budget(parallel=4, compression_threads=None, upload_concurrency=4, part_memory=16 * mib, cores=2, selected=1)
+    assert (one["items_at_once"], one["compression_threads"]) == (1, 2)  # every core, not 2 * 2 // 4
+    two = run_budget(parallel=4, compression_threads=None, upload_concurrency=4, part_memory=16 * mib, cores=8, selected=2)
+    assert (two["items_at_once"], two["compression_threads"]) == (2, 8)
+    many = run_budget(parallel=4, compression_threads=None, upload_concurrency=4, part_memory=16 * mib, cores=8, selected=9)
+    assert (many["items_at_once"], many["compression_threads"]) == (4, 4)
+    asked = run_budget(parallel=4, compression_threads=1, upload_concurrency=4, part_memory=16 * mib, cores=8, selected=1)
+    assert asked["compression_threads"] == 1
+
+
+def test_threads_freed_by_finished_items_go_to_a_gzip_compression_still_running(monkeypatch):
+    """Three items on two cores share four threads, one each; when two are done, the third, half-way through its
+    stream, compresses on two. Its bytes are the same as on one thread."""
+    budget = RunBudget(parallel=4, compression_threads=None, upload_concurrency=4, part_memory=16 << 20, cores=2)
+    budget.select(3)
+    assert budget.to_dict()["compression_threads"] == 1 and budget.to_dict()["items_at_once"] == 3
+    lock, active, peaks = threading.Lock(), [0], []
+    original = _compress._deflate_block
+
+    def observed(level, block, primer, gate=None):
+        with gate:
+            with lock:
+                active[0] += 1
+                peaks[-1] = max(peaks[-1], active[0])
+            time.sleep(0.02)
+            out = original(level, block, primer)
+            with lock:
+                active[0] -= 1
+        return out
+
+    data = sample(40 * 64 * 1024, seed=9)
+    blocks = pieces(data, 64 * 1024)
+    one_thread = b"".join(parallel_gzip(blocks, 6, 1, block_size=64 * 1024))
+    monkeypatch.setattr(_compress, "_deflate_block", observed)
+
+    def source():
+        peaks.append(0)
+        for index, block in enumerate(blocks):
+            if index == len(blocks) // 2:
+                budget.finished()
+                budget.finished()  # two items done: their threads are free
+                peaks.append(0)
+            yield block
+
+    out = b"".join(parallel_gzip(source(), 6, budget, block_size=64 * 1024))
+    assert peaks == [1, 2]
+    assert budget.to_dict()["compression_threads_max"] == 2
+    assert out == one_thread and gzip.decompress(out) == data
