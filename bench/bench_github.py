@@ -5,7 +5,7 @@
 """Benchmark: github_backup against python-github-backup and the original design's loop, on the GitHub stand-in.
 
 One run, one organization (100 repositories by default, one of them with 1,000 issues, some with many comments;
-a few with a wiki), the stand-in answering every request 50 ms late (REST, GraphQL and git alike), with GitHub's
+every one with has_wiki, as GitHub makes new repositories, five with a wiki page), the stand-in answering every request 50 ms late (REST, GraphQL and git alike), with GitHub's
 secondary rate limits on for the module and the loop. python-github-backup runs without them (``--ghb-secondary-limits``
 turns them on): it does not retry a secondary-limit 403 and stops there, in the middle of the busy repository.
 
@@ -271,6 +271,9 @@ def build_org(standin, root, repositories, big_issues, seed=0):
     wikis = [name for index, name in enumerate(names) if index % 20 == 0]
     for name in wikis:
         github_fixtures.add_wiki(standin, ORG, name)
+    with standin.github.lock:  # GitHub turns the wiki on for every new repository, though few ever get a page
+        for name in names:
+            standin.github.repo(ORG, name).has_wiki = True
     return names, {"big_repository": big, "big_repository_issues": made["issues"] + 1,
                    "big_repository_comments": made["comments"], "wikis": len(wikis),
                    "has_wiki": sum(1 for n in names if standin.github.repo(ORG, n).has_wiki)}

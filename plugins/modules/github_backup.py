@@ -174,10 +174,14 @@ options:
 notes:
   - Private repositories of a O(user) other than the token's owner cannot be listed; name them in O(repositories).
   - With O(skip_unchanged), a repository is unchanged when its refs (no push since, by C(pushed_at), else
-    C(git ls-remote)), its wiki's refs (C(git ls-remote); a wiki edit does not move C(pushed_at)), its
+    C(git ls-remote)), its wiki's refs (C(git ls-remote); a wiki edit does not move C(pushed_at); the wikis of
+    the repositories backed up before are asked 16 at once when the run starts), its
     metadata and the options that shape the artifact are as recorded with its newest artifact. With
     GraphQL, the metadata's freshness comes from the listing itself (see O(full_refresh_days)); with REST,
     from the first page of each export, asked with its recorded C(ETag) (a 304 costs no rate limit).
+  - Metadata is spooled to a SQLite file in the module's temporary folder as it is read, and release assets are
+    written to disk as they arrive, so memory does not grow with a repository's issues or assets; that folder
+    needs room for the metadata, mirrors and assets of the repositories backed up at once (O(parallel)).
   - git commands are retried on transient network errors (resets, time-outs, 5xx answers), never on
     authentication errors or missing repositories.
 requirements:
