@@ -5,9 +5,10 @@
 """Benchmark: github_backup against python-github-backup and the original design's loop, on the GitHub stand-in.
 
 One run, one organization (100 repositories by default, one of them with 1,000 issues, some with many comments;
-every one with has_wiki, as GitHub makes new repositories, five with a wiki page), the stand-in answering every request 50 ms late (REST, GraphQL and git alike), with GitHub's
-secondary rate limits on for the module and the loop. python-github-backup runs without them (``--ghb-secondary-limits``
-turns them on): it does not retry a secondary-limit 403 and stops there, in the middle of the busy repository.
+every one with has_wiki, as GitHub makes new repositories, five with a wiki page), the stand-in answering every
+request 50 ms late (REST, GraphQL and git alike), with GitHub's secondary rate limits on for the module and the
+loop. python-github-backup runs without them (``--ghb-secondary-limits`` turns them on): it does not retry a
+secondary-limit 403 and stops there, in the middle of the busy repository.
 
     ghb:         python-github-backup 0.65.1 (a venv of its own: GHB_PYTHON, `make bench` makes it), exports
                  comparable to github_backup's defaults: --repositories --bare --wikis --issues --issue-comments
