@@ -10,11 +10,20 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.corebackup.backup.plugins.module_utils._plan import no_jobs_problem, plan_jobs
 
 
+# Role variables on their way out, and what to do instead.
+DEPRECATED = {
+    "backup_secrets": "backup_secrets is deprecated and will be removed in 1.0.0: the modules know their secrets and "
+                      "record their own runs; while it is set, each run is recorded by backup_manifest with it, as before",
+    "backup_module_defaults": "backup_module_defaults is deprecated and will be removed in 1.0.0: set options for every "
+                              "job with module_defaults for the group corebackup.backup.backup on the play instead",
+}
+
+
 class ActionModule(ActionBase):
     """Checks a whole job list on the controller and says which jobs run; see the module's documentation."""
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("storages", "jobs", "only", "defaults", "allow_no_jobs"))
+    _VALID_ARGS = frozenset(("storages", "jobs", "only", "defaults", "allow_no_jobs", "deprecated"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -27,6 +36,10 @@ class ActionModule(ActionBase):
             problems.append(no_jobs_problem(task_vars.get("inventory_hostname", "this host"),
                                             task_vars.get("group_names") or [], task_vars.get("inventory_dir")))
         result.update(changed=False, jobs=planned, skipped=skipped, problems=problems)
+        deprecations = [{"msg": DEPRECATED[name], "version": "1.0.0", "collection_name": "corebackup.backup"}
+                        for name in args.get("deprecated") or [] if name in DEPRECATED]
+        if deprecations:
+            result["deprecations"] = deprecations
         if problems:
             result.update(failed=True, msg="the job list has %d problem(s); no job was run: %s" % (
                 len(problems), "; ".join(problems)))

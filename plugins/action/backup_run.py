@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.corebackup.backup.plugins.module_utils._specs import SERVICES
-
-MODULES = frozenset(module for module, _spec in SERVICES.values())
+from ansible_collections.corebackup.backup.plugins.module_utils._registry import MODULES
 
 
 class ActionModule(ActionBase):

@@ -257,4 +257,13 @@ options:
         over when its holder died); V(0) fails at once, naming the run that holds it.
     type: int
     default: 0
+  record:
+    description:
+      - Record the run in the backup set it wrote, under the lease it holds - its run record, and the set's
+        C(manifest.json) and C(SHA256SUMS) - and return it as RV(run), with RV(manifest_key). A run that failed as a
+        whole is recorded too, as failed. Not in check mode.
+      - With V(false), record the registered result with M(corebackup.backup.backup_manifest) instead (a result
+        that was recorded already is not recorded twice).
+    type: bool
+    default: true
 """

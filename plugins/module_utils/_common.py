@@ -84,6 +84,7 @@ _SERVICE_ARGUMENT_SPEC = dict(
     fail_on_error=dict(type="bool", default=True),
     allow_empty=dict(type="bool", default=False),
     lock_timeout=dict(type="int", default=0),
+    record=dict(type="bool", default=True),
 )
 
 

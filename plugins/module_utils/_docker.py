@@ -50,7 +50,7 @@ CONNECTION_SPEC = dict(
     api_version=dict(type="str", default="auto"),
 )
 
-# How long a call to the engine may take; volume_snapshot takes it (backup_plan checks jobs against _specs.VOLUMES).
+# How long a call to the engine may take; volume_snapshot takes it (backup_plan checks jobs against the docker_volume slice's spec).
 TIMEOUT_SPEC = dict(
     timeout=dict(type="int", default=60, fallback=(env_fallback, ["DOCKER_TIMEOUT"])),
 )

@@ -63,10 +63,27 @@ class BackupModule:
         self._budget: RunBudget | None = None
         self.now = None
 
+    def derive(self, params: dict) -> "BackupModule":
+        """This run with other (already validated) parameters: its AnsibleModule, its secrets (shared: a secret
+        either learns is scrubbed by both) and its clock; a pre-restore backup runs a service inside a restore."""
+        child = object.__new__(BackupModule)
+        child.module = self.module
+        child.params = params
+        child.check_mode = self.check_mode
+        child._secrets = self._secrets  # pylint: disable=protected-access
+        child._retry = child._backend = child._writer = child._budget = None  # pylint: disable=protected-access
+        child.now = self.now
+        return child
+
     # -- secrets and outcomes ------------------------------------------------------------------
     def add_secret(self, *values: str | None) -> None:
         """Values derived from secrets (an encoded header) that must be scrubbed too."""
         self._secrets.update(v for v in values if v)
+
+    @property
+    def secrets(self) -> set:
+        """Every secret of the run: the no_log values, and what was derived from them."""
+        return self._secrets
 
     def scrub(self, text: t.Any) -> str:
         return scrub(text, self._secrets)

@@ -22,9 +22,10 @@ from __future__ import annotations
 import struct
 import typing as t
 
-try:
+try:  # the collection's one guard of pymongo (bson comes with it)
     import bson
     import bson.json_util
+    import pymongo  # noqa: F401 pylint: disable=unused-import
     from bson.int64 import Int64
     from bson.json_util import CANONICAL_JSON_OPTIONS
     from bson.son import SON

@@ -14,7 +14,6 @@ argument spec of the module that will run it. The plan says which jobs run (enab
 
 from __future__ import annotations
 
-import copy
 import typing as t
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -22,7 +21,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.corebackup.backup.plugins.module_utils._common import common_argument_spec
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import LayoutError, validate_job
 from ansible_collections.corebackup.backup.plugins.module_utils._retention import RULES, PolicyError, check_policy
-from ansible_collections.corebackup.backup.plugins.module_utils._specs import SERVICES
+from ansible_collections.corebackup.backup.plugins.module_utils._registry import SERVICES
 
 JOB_KEYS = ("name", "service", "storage", "enabled", "retention", "options", "verify")
 RETENTION_KEYS = RULES + ("min_keep", "keep_removed_days", "delete_unmanifested")
@@ -63,12 +62,8 @@ def retention_args(retention: dict) -> dict:
 
 
 def _service_spec(service: str) -> tuple[str, dict, dict]:
-    module, spec = SERVICES[service]
-    argument_spec = common_argument_spec(spec.get("job_default"), packing=True)
-    argument_spec.update(copy.deepcopy(spec["argument_spec"]))
-    keys = ("mutually_exclusive", "required_one_of", "required_together", "required_if", "required_by")
-    constraints = {k: v for k, v in spec.items() if k in keys}
-    return module, argument_spec, constraints
+    found = SERVICES[service]
+    return found.module, found.argument_spec(), found.constraints()
 
 
 def plan_jobs(storages: t.Any, jobs: t.Any, only: t.Any = None, defaults: dict | None = None) -> tuple[list, list, list]:
@@ -131,7 +126,7 @@ def plan_jobs(storages: t.Any, jobs: t.Any, only: t.Any = None, defaults: dict |
             params.update(job=name, storage=storages[job["storage"]])
             errors = ArgumentSpecValidator(argument_spec, **constraints).validate(params).error_messages
             problems.extend("%s: options: %s" % (where, error) for error in errors)
-        entry = {"name": name, "service": service, "module": SERVICES.get(service, (None,))[0],
+        entry = {"name": name, "service": service, "module": SERVICES[service].module if service in SERVICES else None,
                  "storage": job.get("storage"), "retention": retention_args(retention) if isinstance(retention, dict)
                  else None, "verify": bool(job.get("verify", False))}
         if job.get("enabled", True) is False or (wanted and name not in wanted):

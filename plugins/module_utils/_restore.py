@@ -19,18 +19,28 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tarfile
+import tempfile
+import time
 import typing as t
+import uuid
 import zlib
 
-from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
+from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, iso, parse_date
+from ansible_collections.corebackup.backup.plugins.module_utils._manifest import read_manifest, update_manifest
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import (
     ChunkReader,
     PipelineError,
+    TreeStats,
     age_decrypt,
     decompress,
+    tar_stream,
     threaded,
 )
+from ansible_collections.corebackup.backup.plugins.module_utils._service import run_nested
+from ansible_collections.corebackup.backup.plugins.module_utils._sets import list_sets
 
 
 class RestoreError(BackupError):
@@ -157,3 +167,311 @@ def _attributes(archive: tarfile.TarFile, member: tarfile.TarInfo, path: str) ->
         archive.chown(member, path, numeric_owner=True)
     archive.chmod(member, path)
     archive.utime(member, path)
+
+
+def check_artifact(stream: ArtifactStream, result: dict) -> None:
+    """Check mode: read the artifact through decryption and decompression, and check it; write nothing."""
+    for _chunk in stream.chunks():
+        pass
+    stream.check()
+    result["checksum"] = "ok"
+
+
+class Restorer:
+    """How the artifacts of one service go back: a slice's restorer, called by :class:`RestoreRunner` for
+    each item of a set (``item``: name, type, key, artifact, source). Each method fills ``result``.
+
+    ``restore`` streams the artifact once (``runner.stream(item)``) into a staging target, checks its size
+    and sha256 (``stream.check()``) and only then replaces what the target holds; ``drill`` restores into a
+    scratch target and compares it with what was recorded at backup time (``runner.compare``);
+    ``pre_restore`` says what the service's backup module must back up before the items replace what their
+    targets hold (its options, or None when nothing is there).
+    """
+
+    SPEC: dict = {}  # the options of backup_restore this restorer reads
+    PRE_RESTORE_SERVICE: str | None = None  # the service whose backup keeps what a restore replaces (None: its own)
+
+    def __init__(self, runner: t.Any):
+        self.runner = runner
+        self.module = runner.module
+        self.params = runner.params
+
+    def target(self, item: dict) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def check(self, item: dict, result: dict) -> None:
+        check_artifact(self.runner.stream(item), result)
+        result["target"] = self.target(item)
+
+    def restore(self, item: dict, result: dict) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def drill(self, item: dict, result: dict) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def replaces(self) -> bool:
+        """Does this restore replace what its targets hold (force, drop)?"""
+        return bool(self.params.get("force"))
+
+    def pre_restore(self, items: list[dict]) -> dict | None:
+        return None
+
+
+class FolderRestorer(Restorer):
+    """Artifacts that are tar archives restored into a folder of ``dest`` (host files, GitHub repositories)."""
+
+    SPEC = dict(
+        dest=dict(type="path"),
+        force=dict(type="bool", default=False),
+    )
+    PRE_RESTORE_SERVICE = "files"  # what a restore replaces is a folder: files_backup backs it up first
+
+    def __init__(self, runner: t.Any):
+        super().__init__(runner)
+        self.dest = os.path.abspath(self.params["dest"] or os.path.join("corebackup-restore", runner.job, runner.date))
+
+    def target(self, item: dict) -> str:
+        return os.path.join(self.dest, item["name"])
+
+    def unpack(self, item: dict, result: dict, into: str) -> TreeStats:
+        """Extract the artifact into ``into`` (a new folder) and check it; the folder is gone if it fails."""
+        stream = self.runner.stream(item)
+        stats = TreeStats()
+        try:
+            os.makedirs(into)
+            result["files"] = extract(stream.reader(), into, stats)
+            stream.check()
+        except BaseException:
+            shutil.rmtree(into, ignore_errors=True)
+            raise
+        result.update(checksum="ok", bytes=stats.bytes)
+        return stats
+
+    def staging(self) -> str:
+        os.makedirs(self.dest, exist_ok=True)
+        return os.path.join(self.dest, ".corebackup-restore-%s" % uuid.uuid4().hex[:8])
+
+    def restore(self, item: dict, result: dict) -> None:
+        """The archive's top entries (the backed-up path itself) into dest, through a staging folder beside it."""
+        staging = self.staging()
+        self.unpack(item, result, staging)
+        try:
+            moves = [(os.path.join(staging, name), os.path.join(self.dest, name)) for name in sorted(os.listdir(staging))]
+            self.refuse_occupied([target for _source, target in moves])
+            for source, target in moves:
+                commit(source, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        result["target"] = moves[0][1] if len(moves) == 1 else self.dest
+
+    def refuse_occupied(self, targets: list[str]) -> None:
+        for target in targets:
+            occupied = os.path.isdir(target) and os.listdir(target) or os.path.lexists(target) and not os.path.isdir(target)
+            if occupied and not self.params["force"]:
+                raise RestoreError("%s is not empty: set force to replace what it holds" % target)
+
+    def restored_path(self, item: dict) -> str:
+        """Where the item goes (what it replaces)."""
+        return os.path.join(self.dest, item["name"])
+
+    def pre_restore(self, items: list[dict]) -> dict | None:
+        """files_backup of what the restore replaces, where something is there."""
+        paths = [{"path": self.restored_path(item), "name": item["name"]} for item in items
+                 if os.path.lexists(self.restored_path(item))]
+        return {"paths": paths} if paths else None
+
+    def drill(self, item: dict, result: dict) -> None:
+        scratch = self.runner.scratch_folder()
+        self.unpack(item, result, scratch)
+        recorded = item["artifact"].get("contents") or {}
+        again = TreeStats()
+        for _chunk in tar_stream([(os.path.join(scratch, n), n) for n in sorted(os.listdir(scratch))], stats=again):
+            pass
+        self.runner.compare(result, recorded, {"files": again.files, "bytes": again.bytes, "tree_digest": again.digest})
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def commit(staging: str, target: str) -> None:
+    """Put ``staging`` where ``target`` is, replacing it: never a moment without one or the other."""
+    old = None
+    if os.path.lexists(target):
+        old = target + ".replaced-%s" % uuid.uuid4().hex[:8]
+        os.rename(target, old)
+    os.rename(staging, target)
+    if old:
+        if os.path.isdir(old) and not os.path.islink(old):
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.unlink(old)
+
+
+def items_of(manifest: dict) -> dict:
+    """{name: {name, type, key, artifact, source}} from the set's runs, later runs winning."""
+    found = {}
+    for run in sorted(manifest["runs"], key=lambda r: (r["finished"], r["run_id"])):
+        artifacts = {a["key"]: a for a in run["artifacts"]}
+        entries = run.get("entries") or [{"name": ArtifactKey.parse(k).name, "key": k, "status": "backed_up"}
+                                         for k in artifacts]
+        for entry in entries:
+            if entry.get("key") in artifacts:
+                found[entry["name"]] = {"name": entry["name"], "type": run["source"]["type"], "key": entry["key"],
+                                        "artifact": artifacts[entry["key"]], "source": run["source"]}
+    return found
+
+
+# The options of a service's backup that a pre-restore backup takes from backup_restore's packing option.
+PACKING = ("compression", "compression_level", "compression_threads", "encryption")
+
+
+class RestoreRunner:
+    """Runs backup_restore, as :class:`ServiceRunner` runs a service module: the set and its items, the
+    pre-restore backup, one artifact after another through its service's restorer, the drill's record.
+
+    ``slices`` maps a service's name (an item's ``type``) to its ServiceSlice.
+    """
+
+    def __init__(self, module: t.Any, slices: dict):
+        self.module = module
+        self.params = module.params
+        self.slices = slices
+        self.backend = module.backend
+        self.job = module.job
+        self.date = ""
+        self.drilling = self.params["state"] == "drill"
+        self.age = module.module.get_bin_path("age") if self.params["identity_file"] else None
+        if self.params["identity_file"] and not os.path.isfile(self.params["identity_file"]):
+            raise OptionError("identity_file %s is not a file" % self.params["identity_file"])
+        self.scratch = tempfile.mkdtemp(prefix="restore-", dir=module.module.tmpdir)
+        self.restorers: dict = {}
+
+    # -- the set and its items ----------------------------------------------------------------
+    def choose(self) -> tuple[str, list[dict]]:
+        self.backend.check_root()
+        sets, _others = list_sets(self.backend, self.job)
+        if self.params["set_date"]:
+            parse_date(self.params["set_date"])
+            if self.params["set_date"] not in sets:
+                raise OptionError("job %s has no backup set %s" % (self.job, self.params["set_date"]))
+            date = self.params["set_date"]
+        else:
+            good = sorted(d for d, s in sets.items() if s.status == "success")
+            if not good:
+                raise OptionError("job %s has no successful backup set; name one with set_date" % self.job)
+            date = good[-1]
+        manifest, _problems = read_manifest(self.backend, sets[date])
+        items = items_of(manifest)
+        unknown = sorted(set(self.params["items"]) - set(items))
+        if unknown:
+            raise OptionError("the set %s of %s holds no item %s (it holds %s)"
+                              % (date, self.job, ", ".join(unknown), ", ".join(sorted(items))))
+        return date, [items[n] for n in (self.params["items"] or sorted(items))]
+
+    def restorer(self, item: dict) -> Restorer:
+        kind = item["type"]
+        if kind not in self.restorers:
+            service = self.slices.get(kind)
+            if service is None or service.restorer is None:
+                raise OptionError("%s was backed up by %s, which backup_restore cannot restore" % (item["name"], kind))
+            self.restorers[kind] = service.restorer(self)
+        return self.restorers[kind]
+
+    def stream(self, item: dict) -> ArtifactStream:
+        return ArtifactStream(self.backend, item["artifact"], self.params["identity_file"], self.age)
+
+    def scratch_folder(self) -> str:
+        return os.path.join(self.scratch, uuid.uuid4().hex[:8])
+
+    def compare(self, result: dict, recorded: dict, restored: dict) -> None:
+        """A drill's verdict: every fact recorded at backup time equals what was restored."""
+        differences = ["%s %s, recorded %s" % (k, restored.get(k), v) for k, v in sorted(recorded.items())
+                       if k in restored and restored[k] != v]
+        result.update(status="mismatch" if differences else "ok", detail="; ".join(differences))
+
+    # -- the run --------------------------------------------------------------------------------
+    def run(self) -> None:
+        started = time.monotonic()
+        self.date, items = self.choose()
+        results = []
+        output: dict = {}
+        try:
+            for item in items:
+                self.restorer(item)  # every item's service can restore, before anything is replaced
+            pre = self.pre_restore_backup(items)
+            if pre is not None:
+                output["pre_restore"] = pre
+            for item in items:
+                result = {"name": item["name"], "type": item["type"], "key": item["key"], "checksum": None}
+                restorer = self.restorer(item)
+                try:
+                    if self.module.check_mode:
+                        restorer.check(item, result)
+                    elif self.drilling:
+                        restorer.drill(item, result)
+                    else:
+                        restorer.restore(item, result)
+                except (BackupError, OSError) as exc:
+                    if not self.drilling:
+                        raise
+                    result.update(status="failed", detail=self.module.scrub(exc))
+                results.append(result)
+        finally:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+        output.update(changed=not self.module.check_mode, set_date=self.date, restored=results)
+        if self.drilling and not self.module.check_mode:
+            output["drill"] = self.record(results, time.monotonic() - started)
+            bad = [r for r in results if r["status"] != "ok"]
+            if bad:
+                self.module.fail("the drill of %s %s failed: %s" % (self.job, self.date, "; ".join(
+                    "%s: %s" % (r["name"], r["detail"]) for r in bad)), **output)
+        self.module.exit(**output)
+
+    def pre_restore_backup(self, items: list[dict]) -> dict | None:
+        """Before an in-place restore replaces what its targets hold: that, backed up by the service's own module
+        into the job ``<job>-pre-restore``, packed as ``packing`` says, and recorded. Nothing is replaced when it
+        fails."""
+        if self.module.check_mode or self.drilling or not self.params["pre_restore_backup"]:
+            return None
+        by_kind: dict = {}
+        for item in items:
+            by_kind.setdefault(item["type"], []).append(item)
+        done = None
+        for kind, of_kind in by_kind.items():
+            restorer = self.restorer(of_kind[0])
+            options = restorer.pre_restore(of_kind) if restorer.replaces() else None
+            if options is None:
+                continue
+            service = self.slices[restorer.PRE_RESTORE_SERVICE or kind]
+            packing = {k: v for k, v in (self.params["packing"] or {}).items() if k in PACKING}
+            args = dict(packing, **options)
+            args.update(job=pre_restore_job(self.job), storage=self.params["storage"], retries=self.params["retries"])
+            output, failure = run_nested(self.module, service, args)
+            if failure is not None or output["status"] != "success":
+                failed = [e for e in output.get("entries", []) if e["status"] == "failed"]
+                raise RestoreError("the pre-restore backup of what %s replaces failed, so nothing was replaced: %s" % (
+                    self.job, failure or "; ".join("%s: %s" % (e["name"], e["error"]) for e in failed)))
+            done = {"job": output["job"], "status": output["status"], "run_id": (output.get("run") or {}).get("run_id"),
+                    "artifacts": [a["key"] for a in output["artifacts"]]}
+        return done
+
+    def record(self, results: list[dict], duration: float) -> dict:
+        drill = {"when": iso(self.module.now), "duration": round(duration, 3),
+                 "result": "ok" if all(r["status"] == "ok" for r in results) else "failed",
+                 "items": [{"name": r["name"], "key": r["key"], "status": r["status"], "detail": r.get("detail") or ""}
+                           for r in results]}
+
+        def add(manifest: dict) -> None:
+            manifest.setdefault("restore_drills", []).append(drill)
+            if drill["result"] == "ok" and len(results) == len(items_of(manifest)):
+                manifest["verified_at"] = drill["when"]
+            elif drill["result"] != "ok":
+                manifest["verified_at"] = None
+        update_manifest(self.backend, self.job, self.date, add)
+        return drill
+
+
+def pre_restore_job(job: str) -> str:
+    """The job a pre-restore backup of ``job`` goes to (the same for a restore from a pre-restore set)."""
+    base = job
+    while base.endswith("-pre-restore"):
+        base = base[:-len("-pre-restore")]
+    return base + "-pre-restore"

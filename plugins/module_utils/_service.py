@@ -35,12 +35,17 @@ The result contract, the same for every service module (``backup_manifest`` read
 from __future__ import annotations
 
 import concurrent.futures
+import copy
+import datetime
 import errno
 import threading
 import time
 import traceback
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.warnings import get_warnings
 
 from ansible_collections.corebackup.backup.plugins.module_utils._catalog import (
     BACKUP,
@@ -52,15 +57,66 @@ from ansible_collections.corebackup.backup.plugins.module_utils._catalog import 
     carry,
     decide,
 )
+from ansible_collections.corebackup.backup.plugins.module_utils._common import common_argument_spec
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import job_prefix, sanitize_name
 from ansible_collections.corebackup.backup.plugins.module_utils._lease import job_lease
+from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import Artifact
-from ansible_collections.corebackup.backup.plugins.module_utils._schema import ITEM_STATUSES, PRESENT_STATUSES, STATUSES
+from ansible_collections.corebackup.backup.plugins.module_utils._record import CHECK_MODE_STATUSES, build_run, record_result
+from ansible_collections.corebackup.backup.plugins.module_utils._schema import ITEM_STATUSES, PRESENT_STATUSES
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
 
-CHECK_MODE_STATUSES = ("would_back_up", "would_carry")
-ENTRY_KEYS = ("name", "status", "key", "size", "sha256", "error")
+
+
+@dataclass(frozen=True)
+class ServiceSlice:
+    """Everything about one service, in one place (``plugins/module_utils/_services/<name>.py``) that the
+    registry (``_registry.py``) lists: what a job list, the role, ``backup_plan``, ``backup_run`` and
+    ``backup_restore`` know of a service comes from here.
+
+    ``name`` is the service's name in job lists and run records (the ``type`` of a run's source);
+    ``module`` the module that backs it up; ``spec`` that module's options (``argument_spec``,
+    ``job_default`` and the constraints ``AnsibleModule`` takes); ``backup`` its :class:`Service`;
+    ``restorer`` the ``_restore.Restorer`` that puts its artifacts back and ``restore_spec`` the options of
+    ``backup_restore`` for its targets (options several services share are specified alike).
+    """
+
+    name: str
+    module: str
+    spec: dict
+    backup: type
+    restorer: type | None = None
+    restore_spec: dict = field(default_factory=dict)
+
+    def argument_spec(self) -> dict:
+        """The backup module's whole argument spec: the shared options, packing included, then its own."""
+        spec = common_argument_spec(self.spec.get("job_default"), packing=True)
+        spec.update(copy.deepcopy(self.spec["argument_spec"]))
+        return spec
+
+    def constraints(self) -> dict:
+        """mutually_exclusive, required_one_of, ... of the backup module."""
+        return {k: v for k, v in self.spec.items() if k in CONSTRAINTS}
+
+    def main(self) -> None:
+        """The backup module's ``main()``."""
+        module = BackupModule(packing=True, **self.spec)
+        module.run(lambda m: ServiceRunner(m, self.backup(m)).run())
+
+
+CONSTRAINTS = ("mutually_exclusive", "required_one_of", "required_together", "required_if", "required_by")
+
+
+def run_nested(module: t.Any, service: ServiceSlice, args: dict) -> tuple[dict, str | None]:
+    """The backup of ``service`` inside another module's run (a pre-restore backup inside a restore): ``args``
+    checked against its module's spec, then its runner's (result, failure). Its secrets join the run's."""
+    checked = ArgumentSpecValidator(service.argument_spec(), **service.constraints()).validate(args)
+    if checked.error_messages:
+        raise BackupError("%s: %s" % (service.module, module.scrub("; ".join(checked.error_messages))))
+    child = module.derive(checked.validated_parameters)
+    child.add_secret(*checked._no_log_values)  # pylint: disable=protected-access
+    return ServiceRunner(child, service.backup(child)).execute()
 
 
 @dataclass
@@ -140,6 +196,11 @@ class Service:
                                         when=self.module.now, contents=contents)
 
 
+# What the runner gives build_run besides its result (everything else is read from the result).
+RECORD_DEFAULTS = {"artifacts": None, "errors": None, "warnings": None, "status": None, "source": None, "started": None,
+                   "finished": None, "run_id": None, "counts": None}
+
+
 # Storage errors no other item can escape: the store refuses every write, or has no room.
 STORE_WIDE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 STORE_WIDE_S3_CODES = {"AccessDenied", "AllAccessDisabled", "NoSuchBucket", "InvalidAccessKeyId",
@@ -168,27 +229,6 @@ def run_status(entries: t.Iterable[dict]) -> str:
     return "partial" if any(status in PRESENT_STATUSES for status in statuses) else "failed"
 
 
-def contract_errors(result: dict) -> list[str]:
-    """Where a registered result breaks the service result contract (empty when it keeps it)."""
-    problems = []
-    for name, kind in (("job", str), ("source", dict), ("status", str), ("entries", list), ("artifacts", list),
-                       ("totals", dict)):
-        if not isinstance(result.get(name), kind):
-            problems.append("%s is missing or not a %s" % (name, kind.__name__))
-    if problems:
-        return problems
-    if result["status"] not in STATUSES:
-        problems.append("status must be one of %s" % ", ".join(STATUSES))
-    if not result["source"].get("type") or not result["source"].get("name"):
-        problems.append("source needs a type and a name")
-    for index, entry in enumerate(result["entries"]):
-        if not isinstance(entry, dict) or any(key not in entry for key in ENTRY_KEYS):
-            problems.append("entries[%d] needs %s" % (index, ", ".join(ENTRY_KEYS)))
-        elif entry["status"] not in ITEM_STATUSES + CHECK_MODE_STATUSES:
-            problems.append("entries[%d].status %r is not one of %s" % (index, entry["status"], ", ".join(ITEM_STATUSES)))
-    return problems
-
-
 class ServiceRunner:
     """Runs one service module: discovery, the decision per item, artifacts, totals, the outcome."""
 
@@ -201,8 +241,25 @@ class ServiceRunner:
         self._probe_lock = threading.Lock()
 
     def run(self) -> None:
-        module, service = self.module, self.service
+        """Run the service and exit the module with its result (fail it when the run failed as a whole)."""
+        output, failure = self.execute()
+        if failure is not None:
+            self.module.fail(failure, **output)
+        self.module.exit(**output)
+
+    def execute(self) -> tuple[dict, str | None]:
+        """Run the service: (the result, the message of a failure of the whole run or None). Errors before any
+        item (options, discovery, the store) raise BackupError, and are recorded as a failed run when the store
+        can take the record."""
         started = time.monotonic()
+        try:
+            return self._execute(started)
+        except BackupError as exc:
+            self.record_failure(exc, started)
+            raise
+
+    def _execute(self, started: float) -> tuple[dict, str | None]:
+        module, service = self.module, self.service
         job = module.job
         if module.params["parallel"] < 1:
             raise BackupError("parallel must be at least 1, got %d" % module.params["parallel"])
@@ -219,17 +276,29 @@ class ServiceRunner:
         waited = time.monotonic()
         with job_lease(module.backend, job, module.params["lock_timeout"], dry_run=module.check_mode) as lease:
             waited = time.monotonic() - waited
-            self.catalog = Catalog(module.backend, job, module.now.date(), read_only=module.check_mode)
-            cleaned = [] if module.check_mode else module.backend.clean_leftovers(
-                job_prefix(job), module.now - LEFTOVER_AGE)
-            try:
-                service.prepare(items, self.catalog.names())
-                with concurrent.futures.ThreadPoolExecutor(max_workers=self.module.params["parallel"]) as pool:
-                    done = list(pool.map(self.process_one, items))
-            finally:
-                service.close()
+            output, failure = self.under_lease(items, started, waited)
+            if self.recording:
+                output.update(self.record(output, started))
         if lease is not None and lease.lost:
             module.warn(lease.lost)
+        return output, failure
+
+    @property
+    def recording(self) -> bool:
+        """Does this run record itself (its run record, the set's manifest and SHA256SUMS)?"""
+        return not self.module.check_mode and bool(self.module.params.get("record", True))
+
+    def under_lease(self, items: list[Item], started: float, waited: float) -> tuple[dict, str | None]:
+        """The items, decided and backed up or carried; the result and the failure of the whole run, if any."""
+        module, service, job = self.module, self.service, self.module.job
+        self.catalog = Catalog(module.backend, job, module.now.date(), read_only=module.check_mode)
+        cleaned = [] if module.check_mode else module.backend.clean_leftovers(job_prefix(job), module.now - LEFTOVER_AGE)
+        try:
+            service.prepare(items, self.catalog.names())
+            with concurrent.futures.ThreadPoolExecutor(max_workers=self.module.params["parallel"]) as pool:
+                done = list(pool.map(self.process_one, items))
+        finally:
+            service.close()
         entries = [entry for entry, _artifact in done]
         artifacts = [artifact.to_dict() for _entry, artifact in done if artifact is not None]
         totals = dict(selected=len(entries), bytes=sum(e["size"] for e in entries if e["status"] == "backed_up"),
@@ -243,12 +312,43 @@ class ServiceRunner:
                       **service.result())
         failed = [entry for entry in entries if entry["status"] == "failed"]
         if self.store_failure is not None:  # said once, not once per item
-            module.fail("the store failed, so no %s could be stored: %s (%d of %d %s not backed up)" % (
-                service.item_kind, self.store_failure, len(failed), len(entries), service.item_kind), **output)
+            return output, "the store failed, so no %s could be stored: %s (%d of %d %s not backed up)" % (
+                service.item_kind, self.store_failure, len(failed), len(entries), service.item_kind)
         if failed and module.params["fail_on_error"]:
-            module.fail("%d of %d %s failed: %s" % (len(failed), len(entries), service.item_kind, "; ".join(
-                "%s: %s" % (entry["name"], entry["error"]) for entry in failed)), **output)
-        module.exit(**output)
+            return output, "%d of %d %s failed: %s" % (len(failed), len(entries), service.item_kind, "; ".join(
+                "%s: %s" % (entry["name"], entry["error"]) for entry in failed))
+        return output, None
+
+    def record(self, output: dict, started: float) -> dict:
+        """This run's record in today's set (under the lease the run holds): the result's ``run`` (its id, status,
+        times and errors), ``manifest_key``, ``run_key`` and ``set_status``. A record that cannot be written is an
+        error of the run, said in ``record_error``; the artifacts stay, and ``backup_manifest`` can record them."""
+        finished = self.module.now + datetime.timedelta(seconds=time.monotonic() - started)
+        try:
+            run = build_run(dict(RECORD_DEFAULTS, result=dict(output, warnings=list(get_warnings())),
+                                 secrets=sorted(self.module.secrets)), finished)
+            recorded = record_result(self.module.backend, self.module.job, run, secrets=self.module.secrets)
+        except (BackupError, OSError) as exc:
+            message = self.module.scrub("the run could not be recorded: %s" % exc)
+            self.module.warn(message)
+            return {"record_error": message}
+        run = recorded["run"]
+        return {"run": {k: run[k] for k in ("run_id", "status", "started", "finished", "errors")},
+                "manifest_key": recorded["manifest_key"], "run_key": recorded["run_key"],
+                "set_status": recorded["set_status"]}
+
+    def record_failure(self, exc: BaseException, started: float) -> None:
+        """A run that failed as a whole is recorded too (status failed, its error), so that today's set says so;
+        when the store cannot take that record either, the module's own failure says enough."""
+        if not self.recording:
+            return
+        try:
+            source = self.service.source()
+            self.module.backend.check_root(create=True)
+        except Exception:  # pylint: disable=broad-exception-caught
+            return
+        self.record({"failed": True, "msg": self.module.scrub(exc), "job": self.module.job, "source": source,
+                     "totals": {}}, started)
 
     def process_one(self, item: Item) -> tuple[dict, Artifact | None]:
         """process(), then the item's compression threads go to the items still running."""

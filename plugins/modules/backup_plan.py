@@ -52,6 +52,13 @@ options:
     description: Accept an empty O(jobs) (a host without jobs on purpose); without it an empty list is a problem.
     type: bool
     default: false
+  deprecated:
+    description:
+      - Names of deprecated role variables the caller has set; each gets a deprecation warning (the C(backup)
+        role passes C(backup_secrets) here).
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""

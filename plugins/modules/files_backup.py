@@ -123,168 +123,36 @@ cleaned:
   returned: always
   type: list
   elements: str
+run:
+  description:
+    - This run as recorded in its backup set (O(record)) - C(run_id), C(status), C(started), C(finished) and C(errors).
+  returned: when recorded
+  type: dict
+  sample: {run_id: 5d0c1e2f3a4b, status: success, started: "2026-06-15T02:00:00Z", finished: "2026-06-15T02:00:31Z",
+           errors: []}
+manifest_key:
+  description: The key of the set's C(manifest.json), which the run was recorded into.
+  returned: when recorded
+  type: str
+run_key:
+  description: The key of the run's own record.
+  returned: when recorded
+  type: str
+set_status:
+  description: The status of the whole set once the run was recorded (V(success), V(partial) or V(failed)).
+  returned: when recorded
+  type: str
+record_error:
+  description: Why the run could not be recorded (its artifacts are stored; M(corebackup.backup.backup_manifest) can record them).
+  returned: when recording failed
+  type: str
 """
 
-import hashlib
-import os
-import shutil
-import socket
-import sqlite3
-import tempfile
-import urllib.parse
-from dataclasses import dataclass
-
-from ansible_collections.corebackup.backup.plugins.module_utils._checksum import iter_reader, sha256_stream
-from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
-from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
-from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import TreeStats, tar_stream, walk_tree
-from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceRunner
-from ansible_collections.corebackup.backup.plugins.module_utils._specs import FILES
-
-
-class FilesBackup(Service):
-    source_type = "files"
-    item_kind = "paths"
-    entry_fields = {"warnings": []}
-
-    def __init__(self, module):
-        super().__init__(module)
-        self._snapshots = {}  # SQLite copies of this run by item: made once, by unchanged() or produce()
-
-    def discover(self):
-        if not self.params["paths"]:
-            raise OptionError("paths is empty: name at least one path to back up")
-        items, names = [], set()
-        for raw in self.params["paths"]:
-            spec = {"path": raw} if isinstance(raw, str) else raw
-            if not isinstance(spec, dict) or not isinstance(spec.get("path"), str) or set(spec) - {
-                    "path", "name", "exclude", "sqlite"}:
-                raise OptionError("paths: each item is a path or a dictionary with path, name, exclude, sqlite; "
-                                  "got %r" % (raw,))
-            path = os.path.abspath(spec["path"])
-            item = Item(spec.get("name") or os.path.basename(path.rstrip("/")) or "root", data=dict(spec, path=path))
-            if item.key_name in names:
-                raise OptionError("paths: two paths would share the artifact name %r; give one a name" % item.name)
-            names.add(item.key_name)
-            items.append(item)
-        return items
-
-    def source(self):
-        return {"type": "files", "name": socket.gethostname()}
-
-    def tree(self, spec):
-        """How a path is walked and archived: the module's and the path's own excludes, and the flags."""
-        return dict(exclude=self.params["exclude"] + list(spec.get("exclude") or []),
-                    one_file_system=self.params["one_file_system"], follow_symlinks=self.params["follow_symlinks"])
-
-    def fingerprint(self, spec):
-        """A path's fingerprint: what the walk sees of every entry (no content is read)."""
-        digest = hashlib.sha256(repr((sorted(spec.items()), sorted(self.tree(spec).items()))).encode())
-        for entry in walk_tree(spec["path"], **self.tree(spec)):
-            info = entry.stat
-            digest.update(repr((entry.relative, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino,
-                                info.st_mode, info.st_uid, info.st_gid)).encode("utf-8", "surrogateescape"))
-        return digest.hexdigest()
-
-    def sqlite_snapshot(self, item):
-        """The item's consistent copy of this run, made on first use, and its fingerprint: what the database
-        holds (the copy's sha256), not what its files look like. A checkpoint or a reader rewrites the files
-        without changing the rows; the copy, in rollback-journal mode, is the same bytes until a write."""
-        snapshot = self._snapshots.get(item.key_name)
-        if snapshot is None:
-            spec = item.data
-            workspace = tempfile.mkdtemp(prefix="sqlite-", dir=self.module.module.tmpdir)
-            try:
-                copy = os.path.join(workspace, arcname_of(spec))
-                sqlite_copy(spec["path"], copy)
-                with open(copy, "rb") as handle:
-                    content, _size = sha256_stream(iter_reader(handle, 64 * 1024))
-            except BaseException:
-                shutil.rmtree(workspace, ignore_errors=True)
-                raise
-            digest = hashlib.sha256(repr(("sqlite", sorted(spec.items()), content)).encode())
-            snapshot = self._snapshots[item.key_name] = SqliteSnapshot(workspace, copy, digest.hexdigest())
-        return snapshot
-
-    def release(self, item):
-        """Remove the item's copy once it is stored, or not needed."""
-        snapshot = self._snapshots.pop(item.key_name, None)
-        if snapshot is not None:
-            shutil.rmtree(snapshot.workspace, ignore_errors=True)
-
-    def unchanged(self, item, recorded, entry):
-        if not item.data.get("sqlite"):
-            return recorded.get("fingerprint") == self.fingerprint(item.data)
-        same = recorded.get("fingerprint") == self.sqlite_snapshot(item).fingerprint
-        if same or self.module.check_mode:
-            self.release(item)  # carried or left as it is: the copy is not stored
-        return same
-
-    def produce(self, item, recorded, entry):
-        if item.data.get("sqlite"):
-            try:
-                return self.produce_one(item, recorded, entry, self.sqlite_snapshot(item))
-            finally:
-                self.release(item)
-        return self.produce_one(item, recorded, entry)
-
-    def produce_one(self, item, recorded, entry, snapshot=None):
-        spec = item.data
-        fingerprint = snapshot.fingerprint if snapshot is not None else self.fingerprint(spec)
-        if recorded and recorded.get("fingerprint") == fingerprint:
-            return None
-        metadata = {"path": spec["path"], "fingerprint": fingerprint}
-        arcname = arcname_of(spec)
-
-        def warn(message):
-            entry["warnings"].append(message)
-            self.module.warn("%s: %s" % (item.name, message))
-
-        stats = TreeStats()
-
-        def contents():
-            return {"files": stats.files, "bytes": stats.bytes, "tree_digest": stats.digest}
-
-        if snapshot is None:
-            stream = tar_stream([(spec["path"], arcname)], warn=warn, stats=stats, **self.tree(spec))
-        else:
-            stream = tar_stream([(snapshot.copy, arcname)], warn=warn, stats=stats)
-        return self.store(item, "tar", stream, metadata, contents=contents)
-
-
-@dataclass(frozen=True)
-class SqliteSnapshot:
-    """A consistent copy of a SQLite database in the module's temporary directory, and its fingerprint."""
-
-    workspace: str
-    copy: str
-    fingerprint: str
-
-
-def arcname_of(spec):
-    return os.path.basename(spec["path"].rstrip("/")) or "root"
-
-
-def sqlite_copy(path, target):
-    """A consistent copy of a live SQLite database (the online backup API), as a single file."""
-    if not os.path.isfile(path):
-        raise BackupError("%s is not a SQLite database file" % path)
-    try:
-        source = sqlite3.connect("file:%s?mode=ro" % urllib.parse.quote(path), uri=True)
-        try:
-            with sqlite3.connect(target) as copy:
-                source.backup(copy)
-            copy.execute("PRAGMA journal_mode=DELETE")
-            copy.close()
-        finally:
-            source.close()
-    except sqlite3.Error as exc:
-        raise BackupError("cannot copy the SQLite database %s: %s" % (path, exc)) from None
+from ansible_collections.corebackup.backup.plugins.module_utils._services.files import SLICE
 
 
 def main():
-    module = BackupModule(packing=True, **FILES)
-    module.run(lambda m: ServiceRunner(m, FilesBackup(m)).run())
+    SLICE.main()
 
 
 if __name__ == "__main__":

@@ -179,297 +179,36 @@ cleaned:
   returned: always
   type: list
   elements: str
+run:
+  description:
+    - This run as recorded in its backup set (O(record)) - C(run_id), C(status), C(started), C(finished) and C(errors).
+  returned: when recorded
+  type: dict
+  sample: {run_id: 5d0c1e2f3a4b, status: success, started: "2026-06-15T02:00:00Z", finished: "2026-06-15T02:00:31Z",
+           errors: []}
+manifest_key:
+  description: The key of the set's C(manifest.json), which the run was recorded into.
+  returned: when recorded
+  type: str
+run_key:
+  description: The key of the run's own record.
+  returned: when recorded
+  type: str
+set_status:
+  description: The status of the whole set once the run was recorded (V(success), V(partial) or V(failed)).
+  returned: when recorded
+  type: str
+record_error:
+  description: Why the run could not be recorded (its artifacts are stored; M(corebackup.backup.backup_manifest) can record them).
+  returned: when recording failed
+  type: str
 """
 
-import os
-import queue
-import shutil
-import threading
-
-from ansible_collections.corebackup.backup.plugins.module_utils import _mongo as archive
-from ansible_collections.corebackup.backup.plugins.module_utils._common import COLLECTION_VERSION
-from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
-from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
-from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import command_stream, run_in_thread
-from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceRunner
-from ansible_collections.corebackup.backup.plugins.module_utils._specs import MONGODB
-
-try:
-    import bson.json_util
-    import pymongo
-    import pymongo.errors
-    import pymongo.uri_parser
-    HAS_PYMONGO = True
-    PYMONGO_IMP_ERR = None
-except ImportError as _imp_exc:  # pragma: no cover - depends on the host
-    HAS_PYMONGO = False
-    PYMONGO_IMP_ERR = _imp_exc
-
-SKIPPED_DATABASES = ("admin", "local", "config")
-USERS_AND_ROLES = ("system.users", "system.roles", "system.version")
-TOOL_VERSION = "corebackup.backup " + COLLECTION_VERSION
-BATCH = 1000  # documents per batch read: about a megabyte of ordinary documents (the server caps a batch at 16 MB)
-
-
-class MongoDump(Service):
-    source_type = "mongodb"
-    item_kind = "databases"
-    entry_fields = {"collections": {}, "documents": None, "bytes": None}
-
-    def __init__(self, module):
-        super().__init__(module)
-        if not HAS_PYMONGO:
-            raise BackupError("mongo_dump needs the pymongo Python library on the backup host: %s" % PYMONGO_IMP_ERR)
-        self.item_errors = (pymongo.errors.PyMongoError,)
-        params = self.params
-        try:
-            parsed = pymongo.uri_parser.parse_uri(params["uri"])
-        except (pymongo.errors.InvalidURI, pymongo.errors.ConfigurationError, ValueError) as exc:
-            raise OptionError("uri is not a MongoDB connection string: %s" % module.scrub(exc)) from None
-        module.add_secret(parsed.get("password"))
-        self.hosts = ",".join("%s:%s" % node for node in parsed["nodelist"]) or "mongodb+srv"
-        if params["oplog"] and params["split"] != "run":
-            raise OptionError("oplog needs split: run (the oplog belongs to the whole server, as with mongodump --oplog)")
-        if params["include_users_and_roles"] and params["split"] != "run":
-            raise OptionError("include_users_and_roles needs split: run")
-        self.specs = self.database_specs(params["databases"])
-        options = {"readPreference": params["read_preference"], "serverSelectionTimeoutMS": 15000,
-                   "appname": "corebackup.backup"}
-        if params["tls"]:
-            options["tls"] = True
-        if params["tls_ca_file"]:
-            options["tlsCAFile"] = params["tls_ca_file"]
-        if params["tls_certificate_key_file"]:
-            options["tlsCertificateKeyFile"] = params["tls_certificate_key_file"]
-        self.client = pymongo.MongoClient(params["uri"], **options)
-        self.consistency = "oplog" if params["oplog"] else "unknown"
-        self.oplog = None
-
-    @staticmethod
-    def database_specs(items):
-        specs = {}
-        for item in items:
-            spec = {"name": item} if isinstance(item, str) else item
-            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or set(spec) - {
-                    "name", "collections", "exclude_collections", "query"}:
-                raise OptionError("databases: each item is a name or a dictionary with name, collections, "
-                                  "exclude_collections, query; got %r" % (item,))
-            queries = {}
-            for collection, text in (spec.get("query") or {}).items():
-                try:
-                    queries[collection] = bson.json_util.loads(text) if isinstance(text, str) else text
-                except ValueError as exc:
-                    raise OptionError("databases: %s: the query of %s is not Extended JSON: %s"
-                                      % (spec["name"], collection, exc)) from None
-                if not isinstance(queries[collection], dict):
-                    raise OptionError("databases: %s: the query of %s is not a document" % (spec["name"], collection))
-            specs[spec["name"]] = dict(spec, query=queries)
-        return specs
-
-    # -- discovery ------------------------------------------------------------------------------
-    def discover(self):
-        try:
-            hello = self.client.admin.command("hello")
-            names = self.client.list_database_names()
-        except pymongo.errors.OperationFailure as exc:
-            raise BackupError("MongoDB refused %s: %s" % (self.hosts, self.module.scrub(exc))) from None
-        except pymongo.errors.PyMongoError as exc:
-            raise BackupError("cannot reach MongoDB at %s: %s" % (self.hosts, self.module.scrub(exc))) from None
-        if self.params["oplog"] and not hello.get("setName"):
-            raise OptionError("oplog needs a replica set; %s is a standalone server" % self.hosts)
-        self.server_version = self.client.server_info().get("version", "")
-        wanted = list(self.specs) or [n for n in names if n not in SKIPPED_DATABASES]
-        wanted = [n for n in wanted if n not in self.params["exclude_databases"]]
-        items = [Item(name, data=[name], error=None if name in names else "database %s does not exist" % name)
-                 for name in sorted(wanted)]
-        if self.params["split"] == "run":
-            missing = [item.error for item in items if item.error]
-            items = [Item(self.module.job, data=[i.name for i in items if not i.error], error="; ".join(missing) or None)]
-        return items
-
-    def snapshot_session(self):
-        """A session whose reads all see one point in time, where the server has snapshot reads; one per
-        artifact (a session serves one thread at a time, so its collections are read one after another)."""
-        if self.params["oplog"] or self.module.check_mode:
-            return None
-        session = self.client.start_session(snapshot=True)
-        try:
-            next(iter(self.client.get_database("admin").list_collections(session=session)), None)
-        except pymongo.errors.PyMongoError as exc:
-            session.end_session()
-            if self.consistency != "per-collection":
-                self.module.warn("snapshot reads are not available on %s (%s): each collection is read on its own"
-                                 % (self.hosts, self.module.scrub(exc)))
-            self.consistency = "per-collection"
-            return None
-        self.consistency = "snapshot"
-        return session
-
-    def source(self):
-        return {"type": "mongodb", "name": self.hosts}
-
-    def result(self):
-        extra = {"strategy": self.params["strategy"],
-                 "consistency": "per-collection" if self.consistency == "unknown" else self.consistency}
-        if self.oplog is not None:
-            extra["oplog"] = self.oplog
-        return extra
-
-    # -- what an artifact holds -------------------------------------------------------------------
-    def collections(self, database, session=None):
-        """[(collection info, filter)] of a database, as the options select them."""
-        spec = self.specs.get(database, {})
-        found = []
-        for info in self.client[database].list_collections(session=session):
-            name = info["name"]
-            if name.startswith("system.") and not (database == "admin" and self.params["include_users_and_roles"]
-                                                   and name in USERS_AND_ROLES):
-                continue
-            if spec.get("collections") and name not in spec["collections"]:
-                continue
-            if name in (spec.get("exclude_collections") or []):
-                continue
-            found.append((info, spec["query"].get(name, {}) if spec else {}))
-        if self.params["include_users_and_roles"] and database == "admin":
-            return found
-        return sorted(found, key=lambda entry: entry[0]["name"])
-
-    def plan(self, item, entry):
-        for database in item.data:
-            for info, _query in self.collections(database):
-                namespace = "%s.%s" % (database, info["name"])
-                if info.get("type") == "view":
-                    entry["collections"][namespace] = {"type": "view"}
-                    continue
-                collection = self.client[database][info["name"]]
-                entry["collections"][namespace] = {"documents": collection.estimated_document_count()}
-
-    def produce(self, item, recorded, entry):
-        databases = list(item.data)
-        if self.params["split"] == "run" and self.params["include_users_and_roles"] and "admin" not in databases:
-            databases.insert(0, "admin")
-        counts = {}
-        session = None
-        if self.params["strategy"] == "mongodump":
-            stream = self.mongodump(item)
-        else:
-            session = self.snapshot_session()
-            stream = run_in_thread(lambda sink: self.write_archive(sink, databases, counts, session), name="mongo")
-
-        def contents():
-            return {"format": archive.FORMAT, "collections": counts}
-
-        try:
-            artifact = self.store(item, "archive", stream, {"format": archive.FORMAT, "databases": ",".join(item.data)},
-                                  contents=contents)
-        finally:
-            if session is not None:
-                session.end_session()
-        entry.update(collections=counts, documents=sum(c.get("documents", 0) for c in counts.values()),
-                     bytes=sum(c.get("bytes", 0) for c in counts.values()))
-        return artifact
-
-    # -- the pymongo strategy ---------------------------------------------------------------------
-    def write_archive(self, sink, databases, counts, session):
-        """Header, prelude, then the collections' raw batches, read by parallel_collections threads (one
-        when a snapshot session reads them)."""
-        plan = []
-        for database in databases:
-            for info, query in self.collections(database, session):
-                indexes = [] if info.get("type") == "view" else list(
-                    self.client[database][info["name"]].list_indexes(session=session))
-                plan.append((database, info, query, archive.collection_metadata(info, indexes)))
-        oplog_start = self.oplog_time() if self.params["oplog"] else None
-        sink.write(archive.header(self.server_version, self.params["parallel_collections"], TOOL_VERSION))
-        sink.write(archive.prelude((db, info["name"], metadata, info.get("type", "")) for db, info, _q, metadata in plan))
-        segments = queue.Queue(maxsize=1)  # memory: a batch per reader, and one waiting
-        todo = queue.Queue()
-        for entry in plan:
-            todo.put(entry)
-        parallel = 1 if session is not None else max(1, min(self.params["parallel_collections"], len(plan)))
-        workers = [threading.Thread(target=self.read_collections, args=(todo, segments, counts, session), daemon=True)
-                   for _worker in range(parallel)]
-        for worker in workers:
-            worker.start()
-        running = len(workers)
-        while running:
-            part = segments.get()
-            if part is None:
-                running -= 1
-            elif isinstance(part, BaseException):
-                raise part
-            else:
-                for piece in part:
-                    sink.write(piece)
-        if oplog_start is not None:
-            self.write_oplog(sink, oplog_start, counts)
-
-    def read_collections(self, todo, segments, counts, session):
-        try:
-            while True:
-                try:
-                    database, info, query, _metadata = todo.get_nowait()
-                except queue.Empty:
-                    break
-                name, crc, documents, size = info["name"], None, 0, 0
-                if info.get("type") != "view":
-                    cursor = self.client[database][name].find_raw_batches(query, session=session, batch_size=BATCH)
-                    for batch in cursor:
-                        crc = archive.crc64(batch, crc)
-                        documents += archive.count_documents(batch)
-                        size += len(batch)
-                        segments.put(archive.segment_parts(database, name, batch))
-                segments.put([archive.eof(database, name, crc if crc is not None else 0)])
-                counts["%s.%s" % (database, name)] = {"documents": documents, "bytes": size} if info.get(
-                    "type") != "view" else {"type": "view"}
-            segments.put(None)
-        except BaseException as exc:  # pylint: disable=broad-exception-caught
-            segments.put(exc)
-
-    def oplog_time(self):
-        newest = self.client.local["oplog.rs"].find_one({}, sort=[("$natural", -1)])
-        if newest is None:
-            raise BackupError("the oplog of %s is empty" % self.hosts)
-        return newest["ts"]
-
-    def write_oplog(self, sink, start, counts):
-        """The oplog entries written while the collections were read, as mongodump --oplog stores them."""
-        end = self.oplog_time()
-        crc, entries = None, 0
-        oplog = self.client.local["oplog.rs"]
-        for batch in oplog.find_raw_batches({"ts": {"$gte": start, "$lte": end}}, batch_size=BATCH):
-            crc = archive.crc64(batch, crc)
-            entries += archive.count_documents(batch)
-            for piece in archive.segment_parts(archive.OPLOG_NAMESPACE[0], archive.OPLOG_NAMESPACE[1], batch):
-                sink.write(piece)
-        if oplog.find_one({"ts": start}) is None:
-            raise BackupError("the oplog rolled over during the dump: entries of the dump were lost; make the oplog "
-                              "larger or the dump faster")
-        sink.write(archive.eof(archive.OPLOG_NAMESPACE[0], archive.OPLOG_NAMESPACE[1], crc if crc is not None else 0))
-        counts["oplog"] = {"documents": entries}
-        self.oplog = {"start": "%d:%d" % (start.time, start.inc), "end": "%d:%d" % (end.time, end.inc),
-                      "entries": entries}
-
-    # -- the mongodump strategy -------------------------------------------------------------------
-    def mongodump(self, item):
-        binary = shutil.which("mongodump")
-        if not binary:
-            raise BackupError("strategy mongodump needs the mongodump command on the backup host")
-        config = os.path.join(self.module.module.tmpdir, "mongodump-%s.yml" % item.key_name)
-        with open(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
-            handle.write("uri: %s\n" % bson.json_util.dumps(self.params["uri"]))
-        argv = [binary, "--config=" + config, "--archive", "--quiet",
-                "--numParallelCollections=%d" % self.params["parallel_collections"]]
-        if self.params["oplog"]:
-            argv.append("--oplog")
-        if self.params["split"] == "database":
-            argv.append("--db=" + item.data[0])
-        return command_stream(argv)
+from ansible_collections.corebackup.backup.plugins.module_utils._services.mongodb import SLICE
 
 
 def main():
-    module = BackupModule(packing=True, **MONGODB)
-    module.run(lambda m: ServiceRunner(m, MongoDump(m)).run())
+    SLICE.main()
 
 
 if __name__ == "__main__":

@@ -13,14 +13,8 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
 from ansible_collections.corebackup.backup.plugins.module_utils._module import TRANSIENT_COMMAND_ERRORS, BackupModule
-from ansible_collections.corebackup.backup.plugins.module_utils._service import (
-    Item,
-    Service,
-    ServiceRunner,
-    contract_errors,
-    run_status,
-)
-from ansible_collections.corebackup.backup.plugins.modules.backup_manifest import read_result
+from ansible_collections.corebackup.backup.plugins.module_utils._record import contract_errors, read_result
+from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceRunner, run_status
 
 
 def outcome(capsys, args, main, check=False, **module_args):

@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.corebackup.backup.plugins.module_utils._github import parse_link_header
 from ansible_collections.corebackup.backup.plugins.module_utils._secrets import scrub
-from ansible_collections.corebackup.backup.plugins.modules.github_backup import (
+from ansible_collections.corebackup.backup.plugins.module_utils._services.github import (
     GitHubBackup,
     basic_auth,
     canonical_json,
