@@ -12,7 +12,7 @@ import sys
 import time
 
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter, tar_stream
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ import threading
 import time
 
 from ansible_collections.corebackup.backup.bench._report import emit
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import S3Backend, s3_part_size
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_s3 import S3Backend, s3_part_size
 from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS, moto_s3
 
 MB = 1000 * 1000

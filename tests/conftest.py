@@ -17,7 +17,8 @@ import uuid
 import pytest
 
 from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend, S3Backend
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_s3 import S3Backend
 from ansible_collections.corebackup.backup.tests.testbed.docker_proxy import DockerProxy
 from ansible_collections.corebackup.backup.tests.testbed.github_standin import GitHubStandIn
 from ansible_collections.corebackup.backup.tests.testbed.s3_proxy import S3Proxy

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
 from ansible_collections.corebackup.backup.tests.conftest import make_s3_backend
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import RunningModule, run_module

@@ -73,7 +73,7 @@ def test_installed_core_works_from_the_installed_path(installed, tmp_path):
     assert manifest["collection_info"]["namespace"] == "corebackup"
     script = (
         "from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter, bytes_stream\n"
-        "from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend\n"
+        "from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend\n"
         "import ansible_collections.corebackup.backup.plugins.module_utils._pipeline as p\n"
         "a = ArtifactWriter(FilesystemBackend(%r), 'gzip', 6).store('job', 'n', 'bin', bytes_stream([b'x']))\n"
         "print(p.__file__)\n" % str(tmp_path / "store")

@@ -35,7 +35,8 @@ import pytest
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso
 from ansible_collections.corebackup.backup.plugins.module_utils._manifest import record_run
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter, bytes_stream, tar_stream
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend, StorageError
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
 from ansible_collections.corebackup.backup.tests.conftest import files_below, make_s3_backend
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import RunningModule, run_module
 from ansible_collections.corebackup.backup.tests.testbed.s3_proxy import Rule

@@ -25,7 +25,9 @@ from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import
     tar_stream,
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend, S3Backend, StorageError
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_s3 import S3Backend
 from ansible_collections.corebackup.backup.tests.conftest import files_below, make_s3_backend
 from ansible_collections.corebackup.backup.tests.testbed.s3_proxy import Rule
 from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS, free_port

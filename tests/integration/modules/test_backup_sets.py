@@ -16,7 +16,7 @@ import pytest
 
 from ansible_collections.corebackup.backup.plugins.module_utils import _manifest as m
 from ansible_collections.corebackup.backup.plugins.module_utils import _schema as sch
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
 from ansible_collections.corebackup.backup.tests.conftest import make_s3_backend
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_module
 from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS

@@ -21,7 +21,8 @@ import time
 import pytest
 
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, LayoutError, iso, sanitize_name
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend, S3Backend
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_s3 import S3Backend
 from ansible_collections.corebackup.backup.tests.conftest import files_below
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import RunningModule, run_module

@@ -24,7 +24,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._catalog import 
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import checksum_key
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
 
 TODAY = datetime.date(2026, 6, 15)
 DAY = datetime.datetime(2026, 6, 15, 2, 0, tzinfo=datetime.timezone.utc)

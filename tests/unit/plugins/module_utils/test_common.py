@@ -14,11 +14,9 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.corebackup.backup.plugins.doc_fragments.common import ModuleDocFragment
 from ansible_collections.corebackup.backup.plugins.module_utils._common import common_argument_spec
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import (
-    FilesystemBackend,
-    S3Backend,
-    backend_from_params,
-)
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import backend_from_params
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_s3 import S3Backend
 
 SECRETS = ("access_key", "secret_key", "session_token")
 

@@ -21,7 +21,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils import _manifest
 from ansible_collections.corebackup.backup.plugins.module_utils import _schema as sch
 from ansible_collections.corebackup.backup.plugins.module_utils import _sets as sets
 from ansible_collections.corebackup.backup.plugins.module_utils._secrets import scrub
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import FilesystemBackend
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCHEMA_FILE = os.path.join(HERE, "..", "..", "..", "..", "schemas", "manifest-v%d.schema.json")
