@@ -14,8 +14,6 @@ from ansible_collections.corebackup.backup.plugins.module_utils._plan import no_
 DEPRECATED = {
     "backup_secrets": "backup_secrets is deprecated and will be removed in 1.0.0: the modules know their secrets and "
                       "record their own runs; while it is set, each run is recorded by backup_manifest with it, as before",
-    "backup_module_defaults": "backup_module_defaults is deprecated and will be removed in 1.0.0: set options for every "
-                              "job with module_defaults for the group corebackup.backup.backup on the play instead",
 }
 
 

@@ -17,6 +17,7 @@ symbolic link (one in the archive, or one already there), hard links only to wha
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -118,7 +119,7 @@ def extract(chunks_reader: t.Any, dest: str, stats: t.Any = None) -> int:
         archive = tarfile.open(fileobj=chunks_reader, mode="r|")
     except (tarfile.TarError, PipelineError) as exc:
         raise RestoreError("not a tar archive: %s" % exc) from None
-    with archive:
+    with archive, _complete_tar():
         for member in archive:
             parts = _check_name(member.name, "the member")
             if not parts:
@@ -160,6 +161,15 @@ def extract(chunks_reader: t.Any, dest: str, stats: t.Any = None) -> int:
     for path, member in reversed(directories):  # after their content, as tar does
         _attributes(archive, member, path)
     return files
+
+
+@contextlib.contextmanager
+def _complete_tar() -> t.Iterator[None]:
+    """An archive that ends half-way (or is not tar at all) is a RestoreError, not a crash."""
+    try:
+        yield
+    except (tarfile.TarError, EOFError) as exc:
+        raise RestoreError("the artifact is not a complete tar archive (%s): nothing was restored from it" % exc) from None
 
 
 def _attributes(archive: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> None:

@@ -10,9 +10,10 @@ module: backup_run
 short_description: Run the service module of a backup job with the job's options
 version_added: 0.1.0
 description:
-  - An action plugin that runs M(corebackup.backup.github_backup), M(corebackup.backup.files_backup),
-    M(corebackup.backup.volume_snapshot) or M(corebackup.backup.mongo_dump) with O(module_args), so that a
-    role can run a job whose service is known only from its data. The result is that module's result.
+  - An action plugin that runs the service module O(module) with O(module_args), so that a role can run a job
+    whose service is known only from its data. The result is that module's result.
+  - The play's C(module_defaults) for that module, and for the group C(group/corebackup.backup.backup), apply to
+    the options O(module_args) does not set, as if the module were a task of the play.
 author:
   - corebackup.backup contributors (@corebackup)
 extends_documentation_fragment:
@@ -27,10 +28,12 @@ attributes:
     platforms: posix
 options:
   module:
-    description: The service module, without the collection prefix.
+    description:
+      - The service module, without the collection prefix - a module of the collection's registry of services
+        (M(corebackup.backup.files_backup), M(corebackup.backup.github_backup), M(corebackup.backup.volume_snapshot),
+        M(corebackup.backup.mongo_dump)); any other is refused, naming them.
     type: str
     required: true
-    choices: [files_backup, github_backup, mongo_dump, volume_snapshot]
   module_args:
     description: Its options.
     type: dict

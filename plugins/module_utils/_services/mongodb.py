@@ -27,6 +27,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._service import 
 from ansible_collections.corebackup.backup.plugins.module_utils._mongo import HAS_PYMONGO, PYMONGO_IMP_ERR
 
 if HAS_PYMONGO:  # _mongo guards the import
+    import bson.errors
     import bson.json_util
     import pymongo
     import pymongo.errors
@@ -347,9 +348,9 @@ class MongoRestorer(Restorer):
         """Stream the archive into scratch collections: {(db, name): (scratch, metadata, type)}, oplog entries."""
         stream = self.runner.stream(item)
         events = archive.read_archive(stream.reader())
-        collections, pending, oplog, documents = {}, {}, [], 0
+        collections, pending, oplog, documents, ended = {}, {}, [], 0, set()
         try:
-            for event in events:
+            for event in self.events(item, events):
                 if event[0] == "collection":
                     _kind, db, name, metadata, ctype = event
                     target = (rename(db), name)
@@ -372,14 +373,28 @@ class MongoRestorer(Restorer):
                     _kind, db, name, expected, crc = event
                     if expected != crc:
                         raise RestoreError("%s.%s: the archive's checksum does not match its documents" % (db, name))
+                    ended.add((db, name))
                     if (db, name) in collections and collections[(db, name)][3] != "view":
                         self.flush(collections[(db, name)], pending.pop((db, name), []), create=True)
+            unfinished = sorted("%s.%s" % key for key, collection in collections.items()
+                                if collection[3] != "view" and key not in ended)
+            if unfinished:
+                raise RestoreError("%s is not a complete mongodump archive: it ends before the end of %s"
+                                   % (item["key"], ", ".join(unfinished)))
             stream.check()
         except BaseException:
             self.drop_scratch(collections)
             raise
         result.update(checksum="ok", documents=documents)
         return collections, oplog
+
+    @staticmethod
+    def events(item, events):
+        """The archive's events; a malformed or truncated archive is a RestoreError that names the artifact."""
+        try:
+            yield from events
+        except (ValueError, bson.errors.BSONError, KeyError) as exc:
+            raise RestoreError("%s is not a complete mongodump archive: %s" % (item["key"], exc)) from None
 
     def flush(self, collection, batch, create=False):
         (database, _name), scratch, metadata, _ctype = collection

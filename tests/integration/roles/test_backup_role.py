@@ -144,6 +144,32 @@ def test_a_failing_job_does_not_stop_the_others_and_fails_the_play(tmp_path, org
     assert {s.labels["job"] for s in families["corebackup_job_last_success_timestamp_seconds"].samples} == {
         "etc", "srv", "good-code"}
     assert families["corebackup_config_error"].samples[0].value == 0
+    # backup_secrets still works for this release (each run recorded with it by backup_manifest), and says so.
+    assert "backup_secrets is deprecated and will be removed in 1.0.0" in run.all_text()
+
+
+def test_group_module_defaults_reach_a_job_that_records_its_own_run(tmp_path, age_identity):
+    """module_defaults for group/corebackup.backup.backup on the play apply to the service module a job runs (as to
+    any task of the play), and the module records its run itself: one run in the set, nothing recorded twice."""
+    _identity, recipient = age_identity
+    inv = inventory(tmp_path, [{"name": "etc", "service": "files", "storage": "local",
+                                "options": {"paths": [sample(tmp_path, "etc")]}}])
+    play = tmp_path / "play.yml"
+    play.write_text(yaml.safe_dump([{
+        "name": "Back up with group defaults", "hosts": "backup_hosts", "gather_facts": False,
+        "module_defaults": {"group/corebackup.backup.backup": {"encryption": {"recipients": [recipient]}}},
+        "roles": ["corebackup.backup.backup"]}]))
+    run = run_playbook(COLLECTIONS, str(play), inv)
+    assert run.returncode == 0, run.stdout[-3000:]
+    [date] = [name for name in os.listdir(str(tmp_path / "store" / "etc")) if not name.startswith(".")]
+    folder = tmp_path / "store" / "etc" / date
+    artifacts = [name for name in os.listdir(str(folder)) if name.startswith("etc_")]
+    assert len(artifacts) == 1 and artifacts[0].endswith(".tar.gz.age"), artifacts
+    assert (folder / artifacts[0]).read_bytes().startswith(b"age-encryption.org/v1")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert [(r["status"], r["source"]["type"]) for r in manifest["runs"]] == [("success", "files")]
+    assert len(os.listdir(str(folder / "runs"))) == 1
+    assert "DEPRECATION" not in run.all_text()
 
 
 def test_only_and_check_mode(tmp_path, org):
