@@ -108,10 +108,17 @@ class ServiceSlice:
 CONSTRAINTS = ("mutually_exclusive", "required_one_of", "required_together", "required_if", "required_by")
 
 
+def _given(value: t.Any) -> t.Any:
+    """Options as a user gives them: validated ones (another module's) hold every suboption, None where unset."""
+    if isinstance(value, dict):
+        return {k: _given(v) for k, v in value.items() if v is not None}
+    return value
+
+
 def run_nested(module: t.Any, service: ServiceSlice, args: dict) -> tuple[dict, str | None]:
     """The backup of ``service`` inside another module's run (a pre-restore backup inside a restore): ``args``
     checked against its module's spec, then its runner's (result, failure). Its secrets join the run's."""
-    checked = ArgumentSpecValidator(service.argument_spec(), **service.constraints()).validate(args)
+    checked = ArgumentSpecValidator(service.argument_spec(), **service.constraints()).validate(_given(args))
     if checked.error_messages:
         raise BackupError("%s: %s" % (service.module, module.scrub("; ".join(checked.error_messages))))
     child = module.derive(checked.validated_parameters)
