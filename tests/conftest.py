@@ -146,3 +146,29 @@ def mongo_server(service_log_dir):
         client.admin.command("ping")
         client.close()
         yield uri
+
+
+# Markers, set from what a test uses, so that a subset can be chosen with -m (README, "Running the tests"):
+# the service each real-service fixture starts, "services" for any of them, "playbook" for tests that run
+# ansible-playbook on the collection, and "unit" for the pure tier (tests/unit/).
+SERVICE_MARKERS = {"s3_endpoint": "s3", "docker_engine": "docker", "mongo_server": "mongodb", "github_standin": "github"}
+
+
+def pytest_configure(config):
+    for name, what in (("s3", "S3 through moto"), ("docker", "a Docker engine"), ("mongodb", "SecantusDB"),
+                       ("github", "the GitHub stand-in"), ("services", "any real service"),
+                       ("playbook", "ansible-playbook on the collection"), ("unit", "pure logic, no service")):
+        config.addinivalue_line("markers", "%s: tests that need %s" % (name, what))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = [SERVICE_MARKERS[name] for name in getattr(item, "fixturenames", ()) if name in SERVICE_MARKERS]
+        for marker in used + (["services"] if used else []):
+            item.add_marker(marker)
+        path = str(getattr(item, "path", ""))
+        if os.sep + os.path.join("tests", "unit") + os.sep in path:
+            item.add_marker("unit")
+        elif "run_module" in getattr(getattr(item, "module", None), "__dict__", {}) or "run_playbook" in getattr(
+                getattr(item, "module", None), "__dict__", {}):
+            item.add_marker("playbook")

@@ -45,7 +45,7 @@ LEFTOVER_AGE = datetime.timedelta(days=1)
 BACKUP, CARRY, PRESENT, SKIP = "backup", "carry", "present", "skip"
 
 
-def decide(today: bool, previous: bool, same_packing: bool, unchanged: bool | None,
+def choose_action(today: bool, previous: bool, same_packing: bool, unchanged: bool | None,
            skip_existing: bool, skip_unchanged: bool) -> str:
     """What to do with one item (pure).
 

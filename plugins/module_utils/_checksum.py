@@ -12,7 +12,6 @@ import hashlib
 import typing as t
 from dataclasses import dataclass
 
-BLOCK_SIZE = 64 * 1024
 READ_SIZE = 1024 * 1024
 
 

@@ -135,11 +135,21 @@ def rest_pull(pull: dict, comments: list, reviews: list, review_comments: list) 
     return data
 
 
+# A release asset's stored fields, and what each API calls them (the uploader is a login in both).
+ASSET_FIELDS = {"name": ("name", "name"), "content_type": ("content_type", "contentType"), "size": ("size", "size"),
+                "download_count": ("download_count", "downloadCount"), "created_at": ("created_at", "createdAt"),
+                "updated_at": ("updated_at", "updatedAt"), "browser_download_url": ("browser_download_url", "downloadUrl"),
+                "uploader": ("uploader", "uploadedBy")}
+
+
+def _asset(asset: dict, api: int) -> dict:
+    found = {stored: asset.get(names[api]) for stored, names in ASSET_FIELDS.items()}
+    found["uploader"] = _login(found["uploader"])
+    return found
+
+
 def rest_asset(asset: dict) -> dict:
-    return {"name": asset.get("name"), "content_type": asset.get("content_type"), "size": asset.get("size"),
-            "download_count": asset.get("download_count"), "uploader": _login(asset.get("uploader")),
-            "created_at": asset.get("created_at"), "updated_at": asset.get("updated_at"),
-            "browser_download_url": asset.get("browser_download_url")}
+    return _asset(asset, 0)
 
 
 def rest_release(release: dict) -> dict:
@@ -240,10 +250,7 @@ def graphql_pull(pull: dict) -> dict:
 
 
 def graphql_asset(asset: dict) -> dict:
-    return {"name": asset.get("name"), "content_type": asset.get("contentType"), "size": asset.get("size"),
-            "download_count": asset.get("downloadCount"), "uploader": _login(asset.get("uploadedBy")),
-            "created_at": asset.get("createdAt"), "updated_at": asset.get("updatedAt"),
-            "browser_download_url": asset.get("downloadUrl")}
+    return _asset(asset, 1)
 
 
 def graphql_release(release: dict) -> dict:

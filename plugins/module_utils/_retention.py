@@ -102,7 +102,7 @@ def removed_items(contents: dict[datetime.date, set] | None, statuses: dict[date
             for name, date in last_seen.items() if date < successful[0]}
 
 
-def decide(sets: t.Iterable[tuple[datetime.date, str | None]], policy: dict,
+def judge_sets(sets: t.Iterable[tuple[datetime.date, str | None]], policy: dict,
            delete_unmanifested: bool = False, contents: dict[datetime.date, set] | None = None,
            keep_removed_days: int = 0, last_seen: dict[str, datetime.date] | None = None) -> list[Decision]:
     """A Decision for every (date, status) given, newest first.
@@ -258,7 +258,7 @@ def item_names(backup_set: t.Any) -> set:
     return names
 
 
-def plan(backend: t.Any, job: str, policy: dict, delete_unmanifested: bool = False,
+def retention_plan(backend: t.Any, job: str, policy: dict, delete_unmanifested: bool = False,
          keep_removed_days: int = 0) -> Plan:
     """What a retention run on ``job`` keeps and deletes, from one listing of ``<job>/`` read one set at a
     time (memory holds a summary of each set and the newest set of each item, not the listing)."""
@@ -277,7 +277,7 @@ def plan(backend: t.Any, job: str, policy: dict, delete_unmanifested: bool = Fal
                                                     len(backup_set.objects))
             spool.add(backup_set.date, backup_set.objects)
         statuses = {parse_date(date): summary.status for date, summary in summaries.items()}
-        decisions = decide(statuses.items(), policy, delete_unmanifested=delete_unmanifested,
+        decisions = judge_sets(statuses.items(), policy, delete_unmanifested=delete_unmanifested,
                            keep_removed_days=keep_removed_days, last_seen=last_seen)
     except BaseException:
         spool.close()

@@ -144,7 +144,6 @@ def _schema_v1() -> dict:
 
 
 SCHEMAS = {SCHEMA_VERSION: SCHEMA, 1: _schema_v1()}
-RUN_SCHEMA_V1 = SCHEMAS[1]["properties"]["runs"]["items"]
 
 
 _TYPES = {

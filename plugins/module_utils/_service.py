@@ -13,7 +13,7 @@ artifact recorded for it, and ``produce()`` a new artifact. :class:`ServiceRunne
 
 1. check the store and list the job's artifacts once (:class:`Catalog`), clean what killed runs left;
 2. for each item, with at most ``parallel`` at once: its newest recorded artifact, then the pure
-   :func:`decide` (``skip_existing``, ``skip_unchanged`` by the service's comparison, same packing),
+   :func:`choose_action` (``skip_existing``, ``skip_unchanged`` by the service's comparison, same packing),
    then back it up, carry its artifact into today's set, or leave it; check mode makes the same
    decision and stops there, so its ``changed`` is what the real run would report;
 3. totals, the run's status, and ``fail_on_error`` after all items.
@@ -55,10 +55,10 @@ from ansible_collections.corebackup.backup.plugins.module_utils._catalog import 
     SKIP,
     Catalog,
     carry,
-    decide,
+    choose_action,
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._common import common_argument_spec
-from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
+from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import job_prefix, sanitize_name
 from ansible_collections.corebackup.backup.plugins.module_utils._lease import job_lease
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
@@ -143,7 +143,6 @@ class Item:
 class Service:
     """The hooks a service module implements; everything else is the runner's."""
 
-    source_type = ""
     item_kind = "items"  # the result's own name for its entries, and the word in messages
     item_errors: tuple = ()  # exceptions (besides BackupError and OSError) that fail one item
     entry_fields: dict = {}  # the service's own fields of an entry, with their values before any work
@@ -174,7 +173,7 @@ class Service:
     def close(self) -> None:
         """After every item: stop what ``prepare()`` started."""
 
-    def plan(self, item: Item, entry: dict) -> t.Any:
+    def preview(self, item: Item, entry: dict) -> t.Any:
         """In check mode, fill the service's own fields of an entry with what a real run would do."""
 
     def finish(self, entry: dict, artifact: Artifact) -> None:
@@ -201,6 +200,23 @@ class Service:
         """Store a new artifact of ``item`` in today's set; ``contents`` says what was inside, once stored."""
         return self.module.writer.store(self.module.job, item.key_name, base_ext, chunks, metadata=metadata,
                                         when=self.module.now, contents=contents)
+
+
+def item_specs(items: t.Iterable[t.Any], option: str, key: str, allowed: t.Iterable[str]) -> list[dict]:
+    """The items of a list option that takes each as a string (its ``key``) or as a dictionary with ``key`` and any
+    of ``allowed``: a dictionary each. OptionError names the option and the item otherwise."""
+    keys = (key,) + tuple(allowed)
+    found = []
+    for raw in items:
+        spec = {key: raw} if isinstance(raw, str) else raw
+        if not isinstance(spec, dict) or not isinstance(spec.get(key), str) or not spec[key]:
+            raise OptionError("%s: each item is a %s or a dictionary with %s; got %r" % (option, key, ", ".join(keys), raw))
+        unknown = set(spec) - set(keys)
+        if unknown:
+            raise OptionError("%s: %s: unknown keys %s (allowed: %s)" % (option, spec[key], ", ".join(sorted(unknown)),
+                                                                          ", ".join(keys)))
+        found.append(spec)
+    return found
 
 
 # What the runner gives build_run besides its result (everything else is read from the result).
@@ -381,11 +397,11 @@ class ServiceRunner:
             unchanged = None
             if recorded and not (params["skip_existing"] and stored.today):
                 unchanged = self.service.unchanged(item, recorded, entry)
-            action = decide(today=bool(stored and stored.today), previous=stored is not None, same_packing=same_packing,
+            action = choose_action(today=bool(stored and stored.today), previous=stored is not None, same_packing=same_packing,
                             unchanged=unchanged, skip_existing=params["skip_existing"],
                             skip_unchanged=params["skip_unchanged"])
             if module.check_mode:
-                self.service.plan(item, entry)
+                self.service.preview(item, entry)
                 entry["status"] = {BACKUP: "would_back_up", CARRY: "would_carry", PRESENT: "unchanged", SKIP: "skipped"}[action]
                 return entry, None
             artifact = self.act(item, entry, action, stored, recorded)

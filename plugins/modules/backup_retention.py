@@ -155,7 +155,7 @@ api_requests:
   sample: {ListObjectsV2: 10, DeleteObjects: 4}
 """
 
-from ansible_collections.corebackup.backup.plugins.module_utils._retention import RULES, check_policy, plan
+from ansible_collections.corebackup.backup.plugins.module_utils._retention import RULES, check_policy, retention_plan
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 
 
@@ -186,7 +186,7 @@ def run(module):
     check_policy(policy)  # refuse an empty or negative policy before touching the store
     backend = module.backend
     backend.check_root()
-    found = plan(backend, job, policy, params["delete_unmanifested"], keep_removed_days=params["keep_removed_days"])
+    found = retention_plan(backend, job, policy, params["delete_unmanifested"], keep_removed_days=params["keep_removed_days"])
     try:
         kept, deleted = found.entries(keep=True), found.entries(keep=False)
         errors, bytes_freed = [], 0

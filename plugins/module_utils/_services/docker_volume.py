@@ -276,7 +276,7 @@ class VolumeSnapshot(Service):
             wanted = 1  # stopping would delete it
         return {0: "none", 1: "paused", 2: "stopped"}[wanted]
 
-    def plan(self, item, entry):
+    def preview(self, item, entry):
         """The containers of the item and what is done to them; warnings for copies that may be torn."""
         users = self.users(item)
         entry["containers"] = [{"name": c.name, "id": c.id, "action": self.action_for(c), "seconds": 0.0} for c, _rw in users]
@@ -324,7 +324,7 @@ class VolumeSnapshot(Service):
 
     # -- one volume -----------------------------------------------------------------------------
     def produce(self, item, recorded, entry):
-        users = self.plan(item, entry)
+        users = self.preview(item, entry)
         for warning in entry["warnings"]:
             self.module.warn("%s: %s" % (item.name, warning))
         image = self.params["helper_image"] or (users[0][0].attrs["Config"]["Image"] if users else None)

@@ -21,7 +21,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._checksum import
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import TreeStats, tar_stream, walk_tree
 from ansible_collections.corebackup.backup.plugins.module_utils._restore import FolderRestorer
-from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceSlice
+from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceSlice, item_specs
 
 SPEC = dict(
     argument_spec=dict(
@@ -46,12 +46,7 @@ class FilesBackup(Service):
         if not self.params["paths"]:
             raise OptionError("paths is empty: name at least one path to back up")
         items, names = [], set()
-        for raw in self.params["paths"]:
-            spec = {"path": raw} if isinstance(raw, str) else raw
-            if not isinstance(spec, dict) or not isinstance(spec.get("path"), str) or set(spec) - {
-                    "path", "name", "exclude", "sqlite"}:
-                raise OptionError("paths: each item is a path or a dictionary with path, name, exclude, sqlite; "
-                                  "got %r" % (raw,))
+        for spec in item_specs(self.params["paths"], "paths", "path", ("name", "exclude", "sqlite")):
             path = os.path.abspath(spec["path"])
             item = Item(spec.get("name") or os.path.basename(path.rstrip("/")) or "root", data=dict(spec, path=path))
             if item.key_name in names:

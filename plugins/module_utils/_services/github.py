@@ -49,7 +49,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._github_metadata
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, parse_iso, sanitize_name
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import tar_stream
 from ansible_collections.corebackup.backup.plugins.module_utils._restore import FolderRestorer, RestoreError, commit
-from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceSlice
+from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceSlice, item_specs
 
 SPEC = dict(
     argument_spec=dict(
@@ -193,18 +193,7 @@ class GitHubBackup(Service):
     # -- selection -------------------------------------------------------------------------
     @staticmethod
     def _explicit_repositories(items):
-        explicit = {}
-        for item in items:
-            if isinstance(item, str):
-                item = {"name": item}
-            if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
-                raise OptionError("repositories: each item must be a name or a dictionary with 'name', got %r" % (item,))
-            unknown = set(item) - {"name"} - set(TOGGLES)
-            if unknown:
-                raise OptionError("repositories: %s: unknown keys %s (allowed: name, %s)"
-                                  % (item["name"], ", ".join(sorted(unknown)), ", ".join(TOGGLES)))
-            explicit[item["name"]] = item
-        return explicit
+        return {spec["name"]: spec for spec in item_specs(items, "repositories", "name", TOGGLES)}
 
     def discover(self):
         mode = self.params["api_mode"]

@@ -23,7 +23,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._common import C
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import command_stream, run_in_thread
 from ansible_collections.corebackup.backup.plugins.module_utils._restore import Restorer, RestoreError
-from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceSlice
+from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceSlice, item_specs
 from ansible_collections.corebackup.backup.plugins.module_utils._mongo import HAS_PYMONGO, PYMONGO_IMP_ERR
 
 if HAS_PYMONGO:  # _mongo guards the import
@@ -91,12 +91,7 @@ class MongoDump(Service):
     @staticmethod
     def database_specs(items):
         specs = {}
-        for item in items:
-            spec = {"name": item} if isinstance(item, str) else item
-            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or set(spec) - {
-                    "name", "collections", "exclude_collections", "query"}:
-                raise OptionError("databases: each item is a name or a dictionary with name, collections, "
-                                  "exclude_collections, query; got %r" % (item,))
+        for spec in item_specs(items, "databases", "name", ("collections", "exclude_collections", "query")):
             queries = {}
             for collection, text in (spec.get("query") or {}).items():
                 try:
@@ -177,7 +172,7 @@ class MongoDump(Service):
             return found
         return sorted(found, key=lambda entry: entry[0]["name"])
 
-    def plan(self, item, entry):
+    def preview(self, item, entry):
         for database in item.data:
             for info, _query in self.collections(database):
                 namespace = "%s.%s" % (database, info["name"])

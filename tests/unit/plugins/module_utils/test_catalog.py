@@ -20,7 +20,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._catalog import 
     PRESENT,
     SKIP,
     Catalog,
-    decide,
+    choose_action,
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import checksum_key
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter
@@ -45,8 +45,8 @@ CASES = [case for case in itertools.product([False, True], [False, True], [False
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_decide_follows_the_rules_for_every_combination(case):
-    assert decide(*case) == expected(*case)
+def test_choose_action_follows_the_rules_for_every_combination(case):
+    assert choose_action(*case) == expected(*case)
 
 
 def store(backend, name, when, data=b"data", metadata=None):

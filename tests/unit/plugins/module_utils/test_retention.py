@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.corebackup.backup.plugins.module_utils._retention import RULES, PolicyError, decide, plan
+from ansible_collections.corebackup.backup.plugins.module_utils._retention import RULES, PolicyError, judge_sets, retention_plan
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import StoredObject
 
 START = datetime.date(2023, 1, 1)
@@ -61,7 +61,7 @@ histories = st.dictionaries(st.integers(min_value=0, max_value=1200), st.sampled
 @settings(max_examples=400, deadline=None)
 @given(histories, policies, st.booleans())
 def test_policy_equals_the_reference_and_keeps_its_promises(history, policy, delete_unmanifested):
-    decisions = decide(history, policy, delete_unmanifested=delete_unmanifested)
+    decisions = judge_sets(history, policy, delete_unmanifested=delete_unmanifested)
     kept = {d.date for d in decisions if d.keep}
     assert kept == reference(history, policy, delete_unmanifested)
     assert sorted(d.date for d in decisions) == sorted(date for date, _s in history)
@@ -76,14 +76,14 @@ def test_policy_equals_the_reference_and_keeps_its_promises(history, policy, del
 def test_a_stopped_job_keeps_its_last_sets():
     """keep_days counts from the newest successful set: a job that stopped a year ago keeps its last month."""
     history = [(START + datetime.timedelta(days=n), "success") for n in range(60)]
-    kept = [d.date for d in decide(history, {"keep_days": 30}) if d.keep]
+    kept = [d.date for d in judge_sets(history, {"keep_days": 30}) if d.keep]
     assert len(kept) == 30 and max(kept) == START + datetime.timedelta(days=59)
 
 
 def test_partial_and_failed_sets_do_not_count_toward_keep_last():
     history = [(START + datetime.timedelta(days=n), status)
                for n, status in enumerate(["success", "success", "partial", "failed", "success"])]
-    decisions = {d.date: d for d in decide(history, {"keep_days": 0, "keep_last": 2, "min_keep": 0})}
+    decisions = {d.date: d for d in judge_sets(history, {"keep_days": 0, "keep_last": 2, "min_keep": 0})}
     assert [d.status for d in decisions.values() if d.keep and d.status == "success"] == ["success", "success"]
     assert decisions[START + datetime.timedelta(days=1)].keep  # second newest successful set
     assert not decisions[START + datetime.timedelta(days=2)].keep  # partial, older than the newest success
@@ -92,7 +92,7 @@ def test_partial_and_failed_sets_do_not_count_toward_keep_last():
 
 def test_without_any_successful_set_nothing_is_deleted():
     history = [(START + datetime.timedelta(days=n), "failed") for n in range(40)] + [(START - datetime.timedelta(days=1), None)]
-    assert all(d.keep for d in decide(history, {"keep_last": 1}, delete_unmanifested=True))
+    assert all(d.keep for d in judge_sets(history, {"keep_last": 1}, delete_unmanifested=True))
 
 
 @pytest.mark.parametrize("policy, message", [
@@ -103,7 +103,7 @@ def test_without_any_successful_set_nothing_is_deleted():
 ])
 def test_empty_or_negative_policy_is_refused(policy, message):
     with pytest.raises(PolicyError, match=message):
-        decide([(START, "success")], policy)
+        judge_sets([(START, "success")], policy)
 
 
 class ListingOnly:
@@ -134,7 +134,7 @@ def test_nothing_outside_the_jobs_dated_folders_is_planned_for_deletion(history,
             keys.append(folder + "runs/%sT010000Z_r1_github-acme.%s.json" % (date.strftime("%Y%m%d"), status))
             keys.append(folder + "manifest.json")
     store = ListingOnly(set(keys))
-    planned = plan(store, "job", policy)
+    planned = retention_plan(store, "job", policy)
     assert store.prefixes == ["job/"]
     deleted_dates = {d.date.isoformat() for d in planned.decisions if not d.keep}
     for key in planned.doomed:
@@ -173,7 +173,7 @@ histories_with_items = histories.flatmap(lambda history: st.tuples(
 @given(histories_with_items, policies, st.integers(min_value=0, max_value=400))
 def test_the_last_artifact_of_a_removed_item_is_kept(history_and_contents, policy, keep_removed_days):
     history, contents = history_and_contents
-    decisions = decide(history, policy, contents=contents, keep_removed_days=keep_removed_days)
+    decisions = judge_sets(history, policy, contents=contents, keep_removed_days=keep_removed_days)
     kept = {d.date for d in decisions if d.keep}
     assert kept == reference(history, policy, False) | removed_reference(history, contents, keep_removed_days)
 
@@ -182,11 +182,11 @@ def test_an_item_deleted_upstream_keeps_its_last_set_past_the_policy():
     days = [START + datetime.timedelta(days=n) for n in range(100)]
     history = [(day, "success") for day in days]
     contents = {day: {"app", "tool"} if n < 40 else {"app"} for n, day in enumerate(days)}
-    decisions = {d.date: d for d in decide(history, {"keep_days": 7}, contents=contents, keep_removed_days=365)}
+    decisions = {d.date: d for d in judge_sets(history, {"keep_days": 7}, contents=contents, keep_removed_days=365)}
     assert decisions[days[39]].keep and decisions[days[39]].reasons == [
         "keep_removed_days: last artifact of tool, in no set since %s" % days[40]]
     assert not decisions[days[38]].keep
-    assert not {d.date for d in decide(history, {"keep_days": 7}, contents=contents, keep_removed_days=59)
+    assert not {d.date for d in judge_sets(history, {"keep_days": 7}, contents=contents, keep_removed_days=59)
                 if d.keep} & {days[39]}  # gone 59 days after it disappeared
     with pytest.raises(PolicyError, match="keep_removed_days"):
-        decide(history, {"keep_days": 7}, contents=contents, keep_removed_days=-1)
+        judge_sets(history, {"keep_days": 7}, contents=contents, keep_removed_days=-1)

@@ -78,7 +78,6 @@ def test_only_transient_command_failures_are_retried(line, transient):
 class Fake(Service):
     """Items a, b, c; those in ``broken`` fail; an item is unchanged when its recorded fingerprint is 'same'."""
 
-    source_type = "fake"
     item_kind = "things"
     broken = {"b"}
 

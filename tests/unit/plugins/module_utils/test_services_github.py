@@ -65,9 +65,9 @@ def test_repository_items_accept_names_and_toggles():
 
 
 @pytest.mark.parametrize("item, message", [
-    ({"pulls": False}, "must be a name or a dictionary with 'name'"),
-    ({"name": "x", "wikis": True}, "unknown keys wikis"),
-    (42, "must be a name"),
+    ({"pulls": False}, "repositories: each item is a name or a dictionary with name, wiki, issues"),
+    ({"name": "x", "wikis": True}, "repositories: x: unknown keys wikis"),
+    (42, "each item is a name or a dictionary"),
 ])
 def test_bad_repository_items_are_named(item, message):
     with pytest.raises(ValueError, match=message):
