@@ -8,6 +8,7 @@ from ansible.plugins.action import ActionBase
 
 try:  # ansible-core 2.19 and later
     from ansible.executor.module_common import _apply_action_arg_defaults
+    get_action_args_with_defaults = None
 except ImportError:  # ansible-core 2.16 to 2.18
     from ansible.executor.module_common import get_action_args_with_defaults
     _apply_action_arg_defaults = None

@@ -46,7 +46,7 @@ BACKUP, CARRY, PRESENT, SKIP = "backup", "carry", "present", "skip"
 
 
 def choose_action(today: bool, previous: bool, same_packing: bool, unchanged: bool | None,
-           skip_existing: bool, skip_unchanged: bool) -> str:
+                  skip_existing: bool, skip_unchanged: bool) -> str:
     """What to do with one item (pure).
 
     ``today``: today's set holds a usable artifact of the item; ``previous``: a usable artifact

@@ -103,8 +103,8 @@ def removed_items(contents: dict[datetime.date, set] | None, statuses: dict[date
 
 
 def judge_sets(sets: t.Iterable[tuple[datetime.date, str | None]], policy: dict,
-           delete_unmanifested: bool = False, contents: dict[datetime.date, set] | None = None,
-           keep_removed_days: int = 0, last_seen: dict[str, datetime.date] | None = None) -> list[Decision]:
+               delete_unmanifested: bool = False, contents: dict[datetime.date, set] | None = None,
+               keep_removed_days: int = 0, last_seen: dict[str, datetime.date] | None = None) -> list[Decision]:
     """A Decision for every (date, status) given, newest first.
 
     ``contents``: the item names of each set, or ``last_seen``: the newest set of each item, for
@@ -259,7 +259,7 @@ def item_names(backup_set: t.Any) -> set:
 
 
 def retention_plan(backend: t.Any, job: str, policy: dict, delete_unmanifested: bool = False,
-         keep_removed_days: int = 0) -> Plan:
+                   keep_removed_days: int = 0) -> Plan:
     """What a retention run on ``job`` keeps and deletes, from one listing of ``<job>/`` read one set at a
     time (memory holds a summary of each set and the newest set of each item, not the listing)."""
     check_policy(policy)
@@ -278,7 +278,7 @@ def retention_plan(backend: t.Any, job: str, policy: dict, delete_unmanifested: 
             spool.add(backup_set.date, backup_set.objects)
         statuses = {parse_date(date): summary.status for date, summary in summaries.items()}
         decisions = judge_sets(statuses.items(), policy, delete_unmanifested=delete_unmanifested,
-                           keep_removed_days=keep_removed_days, last_seen=last_seen)
+                               keep_removed_days=keep_removed_days, last_seen=last_seen)
     except BaseException:
         spool.close()
         raise

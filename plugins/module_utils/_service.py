@@ -68,7 +68,6 @@ from ansible_collections.corebackup.backup.plugins.module_utils._schema import I
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
 
 
-
 @dataclass(frozen=True)
 class ServiceSlice:
     """Everything about one service, in one place (``plugins/module_utils/_services/<name>.py``) that the
@@ -213,8 +212,8 @@ def item_specs(items: t.Iterable[t.Any], option: str, key: str, allowed: t.Itera
             raise OptionError("%s: each item is a %s or a dictionary with %s; got %r" % (option, key, ", ".join(keys), raw))
         unknown = set(spec) - set(keys)
         if unknown:
-            raise OptionError("%s: %s: unknown keys %s (allowed: %s)" % (option, spec[key], ", ".join(sorted(unknown)),
-                                                                          ", ".join(keys)))
+            raise OptionError("%s: %s: unknown keys %s (allowed: %s)" % (
+                option, spec[key], ", ".join(sorted(unknown)), ", ".join(keys)))
         found.append(spec)
     return found
 
@@ -397,9 +396,9 @@ class ServiceRunner:
             unchanged = None
             if recorded and not (params["skip_existing"] and stored.today):
                 unchanged = self.service.unchanged(item, recorded, entry)
-            action = choose_action(today=bool(stored and stored.today), previous=stored is not None, same_packing=same_packing,
-                            unchanged=unchanged, skip_existing=params["skip_existing"],
-                            skip_unchanged=params["skip_unchanged"])
+            action = choose_action(today=bool(stored and stored.today), previous=stored is not None,
+                                   same_packing=same_packing, unchanged=unchanged,
+                                   skip_existing=params["skip_existing"], skip_unchanged=params["skip_unchanged"])
             if module.check_mode:
                 self.service.preview(item, entry)
                 entry["status"] = {BACKUP: "would_back_up", CARRY: "would_carry", PRESENT: "unchanged", SKIP: "skipped"}[action]

@@ -161,8 +161,6 @@ class StorageBackend:
             return reader.read()
 
 
-
-
 def backend_from_params(storage: dict, retry: RetryPolicy | None = None) -> StorageBackend:
     """Build the backend that the shared ``storage`` option describes."""
     kind = storage.get("type")

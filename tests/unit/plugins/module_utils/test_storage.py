@@ -13,7 +13,13 @@ import pytest
 
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import InvalidKeyError, StorageError, backend_from_params
 from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
-from ansible_collections.corebackup.backup.plugins.module_utils._storage_s3 import S3_MAX_OBJECT_SIZE, S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE, s3_part_size
+from ansible_collections.corebackup.backup.plugins.module_utils._storage_s3 import (
+    S3_MAX_OBJECT_SIZE,
+    S3_MAX_PART_SIZE,
+    S3_MAX_PARTS,
+    S3_MIN_PART_SIZE,
+    s3_part_size,
+)
 
 
 @pytest.mark.parametrize("key", [
