@@ -4,10 +4,12 @@
 # (@octokit/graphql-schema), which the GitHub stand-in's schema is checked against.
 set -euo pipefail
 need=()
-for cmd_pkg in git:git tar:tar gzip:gzip zstd:zstd age:age age-keygen:age sha256sum:coreutils shellcheck:shellcheck git-lfs:git-lfs dockerd:docker.io npm:npm pigz:pigz; do
+for cmd_pkg in git:git tar:tar gzip:gzip zstd:zstd age:age age-keygen:age sha256sum:coreutils shellcheck:shellcheck git-lfs:git-lfs dockerd:docker.io npm:npm pigz:pigz \
+    mmdebstrap:mmdebstrap ssh:openssh-client ssh-keygen:openssh-client; do
   cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
+# The fresh-host tests build a Debian root file system with mmdebstrap and reach its containers with ssh.
 # The Docker tests import a static busybox into an image (a dynamically linked one would not run there).
 if command -v dpkg >/dev/null 2>&1 && ! dpkg -s busybox-static >/dev/null 2>&1; then
   need+=(busybox-static)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime
 import html.parser
 import os
+import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -77,25 +79,65 @@ def test_the_report_page_has_a_chart_per_job_and_a_point_per_set(tmp_path):
 
 
 def test_setup_prepares_storage_folders_and_a_systemd_timer(tmp_path):
-    units = tmp_path / "units"
-    units.mkdir()
+    """The systemd variant of the schedule, on this machine (the fresh hosts of tests/integration/hosts use cron):
+    the collection installed for the host, units that systemd-analyze verify accepts, a second run that changes
+    nothing."""
+    dist = tmp_path / "dist"
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-galaxy"), "collection", "build",
+                    "--output-path", str(dist), ROOT], check=True, capture_output=True)
+    [tarball] = list(dist.glob("corebackup-backup-*.tar.gz"))
+    host = tmp_path / "host"
     password = tmp_path / "vault-password"
     password.write_text("secret\n")
-    settings = {"backup_host_install_packages": False, "backup_host_venv": "", "backup_host_schedule": "systemd",
-                "backup_host_systemd_dir": str(units), "backup_host_manage_services": False,
-                "backup_host_vault_password_file": str(password), "backup_host_inventory": "/etc/corebackup/inv",
+    settings = {"backup_host_install_packages": False, "backup_host_venv": os.path.dirname(os.path.dirname(sys.executable)),
+                "backup_host_schedule": "systemd", "backup_host_manage_services": False,
+                "backup_host_systemd_dir": str(host / "units"), "backup_host_collection_tarball": str(tarball),
+                "backup_host_collections_path": str(host / "collections"), "backup_host_state_dir": str(host / "state"),
+                "backup_host_inventory_src": str(tmp_path / "inventory"), "backup_host_inventory": str(host / "inventory"),
+                "backup_host_vault_password_src": str(password),
+                "backup_host_vault_password_file": str(host / "etc" / "vault-password"),
+                "backup_host_run_command": str(host / "bin" / "corebackup-run"),
                 "backup_host_storage_dirs": [{"path": str(tmp_path / "backups" / "nightly"), "mode": "0750"}]}
-    run = run_playbook(COLLECTIONS, os.path.join(ROOT, "playbooks", "setup.yml"),
-                       inventory(tmp_path, ansible_python_interpreter=sys.executable), extra_vars=settings)
+    (host / "units").mkdir(parents=True)
+    (host / "bin").mkdir()
+    (tmp_path / "inventory").mkdir()
+    hosts = str(tmp_path / "inventory" / "hosts.yml")
+    with open(hosts, "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"backup_hosts": {"hosts": {"localhost": {
+            "ansible_connection": "local", "ansible_become": False, "ansible_python_interpreter": sys.executable}}}}, handle)
+    run = run_playbook(COLLECTIONS, os.path.join(ROOT, "playbooks", "setup.yml"), hosts, extra_vars=settings)
     assert run.returncode == 0, run.stdout[-3000:]
     assert stat.S_IMODE(os.stat(str(tmp_path / "backups" / "nightly")).st_mode) == 0o750
-    assert stat.S_IMODE(os.stat(str(password)).st_mode) == 0o400
-    service = (units / "corebackup-backup.service").read_text()
-    assert "-i /etc/corebackup/inv" in service and "--vault-password-file %s" % password in service
-    assert "OnCalendar=*-*-* 02:00:00" in (units / "corebackup-backup.timer").read_text()
-    again = run_playbook(COLLECTIONS, os.path.join(ROOT, "playbooks", "setup.yml"),
-                         inventory(tmp_path, ansible_python_interpreter=sys.executable), extra_vars=settings)
-    assert again.returncode == 0 and "changed=0" in again.stdout
+    assert stat.S_IMODE(os.stat(str(host / "etc" / "vault-password")).st_mode) == 0o400
+    assert (host / "collections" / "ansible_collections" / "corebackup" / "backup" / "MANIFEST.json").exists()
+    assert (host / "inventory" / "hosts.yml").exists()
+    assert "ExecStart=%s\n" % (host / "bin" / "corebackup-run") in (host / "units" / "corebackup-backup.service").read_text()
+    assert "OnCalendar=*-*-* 02:00:00" in (host / "units" / "corebackup-backup.timer").read_text()
+    if shutil.which("systemd-analyze"):
+        assert re.search(r"TASK \[.*Check the units with systemd-analyze verify\][^\n]*\nok:", run.stdout), run.stdout
+    again = run_playbook(COLLECTIONS, os.path.join(ROOT, "playbooks", "setup.yml"), hosts, extra_vars=settings)
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-3000:]
+
+
+def test_setup_says_what_a_schedule_lacks(tmp_path):
+    (tmp_path / "inventory").mkdir()
+    hosts = str(tmp_path / "inventory" / "hosts.yml")
+    with open(hosts, "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"backup_hosts": {"hosts": {"localhost": {
+            "ansible_connection": "local", "ansible_become": False, "ansible_python_interpreter": sys.executable}}}}, handle)
+    base = {"backup_host_install_packages": False, "backup_host_venv": os.path.dirname(os.path.dirname(sys.executable)),
+            "backup_host_schedule": "cron", "backup_host_state_dir": str(tmp_path / "state")}
+    run = run_playbook(COLLECTIONS, os.path.join(ROOT, "playbooks", "setup.yml"), hosts, extra_vars=base)
+    assert run.returncode != 0 and "-e backup_host_collection_tarball=" in run.stdout, run.stdout[-3000:]
+    # The inventory runs the modules with another Python than the venv's: backup.yml would fail later, setup says so now.
+    with open(hosts, "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"backup_hosts": {"hosts": {"localhost": {
+            "ansible_connection": "local", "ansible_become": False, "ansible_python_interpreter": "/usr/bin/python3"}}}},
+            handle)
+    run = run_playbook(COLLECTIONS, os.path.join(ROOT, "playbooks", "setup.yml"), hosts,
+                       extra_vars=dict(base, backup_host_schedule="none"))
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert "Set ansible_python_interpreter: %s/bin/python" % base["backup_host_venv"] in run.stdout, run.stdout[-3000:]
 
 
 def test_ansible_builder_accepts_the_execution_environment(tmp_path):
