@@ -90,7 +90,7 @@ def test_setup_prepares_storage_folders_and_a_systemd_timer(tmp_path):
     password = tmp_path / "vault-password"
     password.write_text("secret\n")
     settings = {"backup_host_install_packages": False, "backup_host_venv": os.path.dirname(os.path.dirname(sys.executable)),
-                "backup_host_schedule": "systemd", "backup_host_manage_services": False,
+                "backup_host_setup_python": sys.executable, "backup_host_schedule": "systemd", "backup_host_manage_services": False,
                 "backup_host_systemd_dir": str(host / "units"), "backup_host_collection_tarball": str(tarball),
                 "backup_host_collections_path": str(host / "collections"), "backup_host_state_dir": str(host / "state"),
                 "backup_host_inventory_src": str(tmp_path / "inventory"), "backup_host_inventory": str(host / "inventory"),
@@ -126,7 +126,8 @@ def test_setup_says_what_a_schedule_lacks(tmp_path):
         yaml.safe_dump({"backup_hosts": {"hosts": {"localhost": {
             "ansible_connection": "local", "ansible_become": False, "ansible_python_interpreter": sys.executable}}}}, handle)
     base = {"backup_host_install_packages": False, "backup_host_venv": os.path.dirname(os.path.dirname(sys.executable)),
-            "backup_host_schedule": "cron", "backup_host_state_dir": str(tmp_path / "state")}
+            "backup_host_setup_python": sys.executable, "backup_host_schedule": "cron",
+            "backup_host_state_dir": str(tmp_path / "state")}
     run = run_playbook(COLLECTIONS, os.path.join(ROOT, "playbooks", "setup.yml"), hosts, extra_vars=base)
     assert run.returncode != 0 and "-e backup_host_collection_tarball=" in run.stdout, run.stdout[-3000:]
     # The inventory runs the modules with another Python than the venv's: backup.yml would fail later, setup says so now.
