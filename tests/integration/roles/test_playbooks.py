@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""playbooks/report.yml and setup.yml as users run them; the execution environment file as ansible-builder reads it."""
+"""playbooks/report.yml and setup.yml as users run them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import datetime
 import html.parser
 import os
 import stat
-import subprocess
 import sys
 
 import yaml
@@ -97,14 +96,3 @@ def test_setup_prepares_storage_folders_and_a_systemd_timer(tmp_path):
                          inventory(tmp_path, ansible_python_interpreter=sys.executable), extra_vars=settings)
     assert again.returncode == 0 and "changed=0" in again.stdout
 
-
-def test_ansible_builder_accepts_the_execution_environment(tmp_path):
-    context = tmp_path / "context"
-    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-builder"), "create", "-f",
-                             os.path.join(ROOT, "execution-environment.yml"), "--context", str(context)],
-                            capture_output=True, text=True, check=False, cwd=ROOT)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert (context / "Containerfile").exists() or (context / "Dockerfile").exists()
-    with open(os.path.join(ROOT, "requirements.txt"), encoding="utf-8") as one, \
-            open(os.path.join(ROOT, "meta", "ee-requirements.txt"), encoding="utf-8") as other:
-        assert [line for line in one if not line.startswith("#")] == [line for line in other if not line.startswith("#")]
