@@ -95,4 +95,3 @@ def test_setup_prepares_storage_folders_and_a_systemd_timer(tmp_path):
     again = run_playbook(COLLECTIONS, os.path.join(ROOT, "playbooks", "setup.yml"),
                          inventory(tmp_path, ansible_python_interpreter=sys.executable), extra_vars=settings)
     assert again.returncode == 0 and "changed=0" in again.stdout
-
