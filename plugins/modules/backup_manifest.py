@@ -22,8 +22,10 @@ description:
     truncated or corrupted artifact. Results are kept in the manifest, so O(sample) can verify a large
     store in rotating slices over several runs, least recently verified first.
   - O(state=query) lists the sets of a job with status, size and artifacts, to pick one to restore.
-  - The manifest follows a versioned JSON Schema shipped in the collection
-    (C(schemas/manifest-v1.schema.json)); the module validates every manifest it reads or writes.
+  - The manifest follows a versioned JSON Schema shipped in the collection. The module writes schema version 2
+    (C(schemas/manifest-v2.schema.json)); it still reads version 1 (C(schemas/manifest-v1.schema.json)) and
+    rewrites such a manifest as version 2 when it records into its set. It validates every manifest it reads
+    or writes, and refuses to rewrite one of a newer version than it knows.
 author:
   - corebackup.backup contributors (@corebackup)
 extends_documentation_fragment:

@@ -33,6 +33,12 @@ extends_documentation_fragment:
   - corebackup.backup.common
   - corebackup.backup.restore
   - ansible.builtin.action_common_attributes
+requirements:
+  - age (the command, to decrypt encrypted artifacts with O(identity_file))
+  - zstandard (the Python library, for artifacts compressed with zstd)
+  - git (for GitHub items), and git-lfs to push their LFS objects with O(push_to)
+  - docker (the Python library, for Docker volume items)
+  - pymongo (for MongoDB items)
 attributes:
   check_mode:
     support: full

@@ -2,13 +2,15 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The collection as users get it: built with ansible-galaxy, installed into an empty path, documented."""
+"""The collection as users get it: built with ansible-galaxy, installed into an empty path, documented, and in the
+context of an AWX execution environment."""
 
 from __future__ import annotations
 
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -135,3 +137,51 @@ def test_the_installed_collection_runs_the_backup_playbook_by_its_name(installed
     assert play.returncode == 0, play.stdout[-3000:] + play.stderr[-3000:]
     assert "installed: success, 1 artifact(s)" in play.stdout
     assert os.listdir(str(tmp_path / "store" / "installed"))
+
+
+def test_ansible_builder_makes_a_context_that_installs_the_collection_from_the_local_tarball(installed, tmp_path):
+    """The shipped execution-environment.yml, unchanged, beside what it names as a checkout has it and the tarball
+    where `ansible-galaxy collection build` leaves it; no image is built (no registry here)."""
+    with open(os.path.join(COLLECTION_ROOT, "galaxy.yml"), encoding="utf-8") as handle:
+        version = yaml.safe_load(handle)["version"]
+    tarball = "corebackup-backup-%s.tar.gz" % version
+    assert os.path.basename(installed[0]) == tarball
+    checkout = tmp_path / "checkout"
+    (checkout / "meta").mkdir(parents=True)
+    for name in ("execution-environment.yml", "bindep.txt", "meta/ee-galaxy.yml", "meta/ee-requirements.txt"):
+        shutil.copy(os.path.join(COLLECTION_ROOT, name), str(checkout / name))
+    shutil.copy(installed[0], str(checkout / tarball))
+    context = tmp_path / "context"
+    create = run([os.path.join(BIN, "ansible-builder"), "create", "-f", str(checkout / "execution-environment.yml"),
+                  "--context", str(context)], cwd=str(tmp_path))
+    assert create.returncode == 0, create.stdout + create.stderr
+    assert "No matches" not in create.stdout + create.stderr  # every additional build file was found
+    build = context / "_build"
+    with open(installed[0], "rb") as built, open(str(build / "collections" / tarball), "rb") as copied:
+        assert copied.read() == built.read()
+    for name, shipped in (("requirements.txt", "meta/ee-requirements.txt"), ("bindep.txt", "bindep.txt"),
+                          ("requirements.yml", "meta/ee-galaxy.yml")):
+        with open(os.path.join(COLLECTION_ROOT, shipped), encoding="utf-8") as handle:
+            assert (build / name).read_text() == handle.read()
+    # The Python libraries of the image are those of the backup hosts (comments aside).
+    with open(os.path.join(COLLECTION_ROOT, "requirements.txt"), encoding="utf-8") as one, \
+            open(os.path.join(COLLECTION_ROOT, "meta", "ee-requirements.txt"), encoding="utf-8") as other:
+        assert [line for line in one if not line.startswith("#")] == [line for line in other if not line.startswith("#")]
+    [containerfile] = [path for path in (context / "Containerfile", context / "Dockerfile") if path.exists()]
+    steps = containerfile.read_text().splitlines()
+    # The galaxy stage copies _build to /build and installs what requirements.yml names, from there.
+    assert "COPY _build /build" in steps and "WORKDIR /build" in steps
+    installs = [step for step in steps if "ansible-galaxy collection install" in step]
+    assert len(installs) == 1 and " -r requirements.yml " in installs[0], installs
+    requirements = yaml.safe_load((build / "requirements.yml").read_text())
+    assert requirements == {"collections": [{"name": "collections/" + tarball, "type": "file"}]}
+    # That step, run here as the image build runs it (in /build, which is _build), with every Galaxy server out of
+    # reach: it installs this collection from the local file.
+    target = tmp_path / "image-collections"
+    env = dict(clean_env(str(target)), ANSIBLE_GALAXY_SERVER="http://127.0.0.1:9/", ANSIBLE_GALAXY_DISABLE_GPG_VERIFY="1",
+               ANSIBLE_HOME=str(tmp_path / "ansible-home"))
+    install = run([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "-r", "requirements.yml",
+                   "--collections-path", str(target)], cwd=str(build), env=env)
+    assert install.returncode == 0, install.stdout + install.stderr
+    assert "corebackup.backup:%s was installed successfully" % version in install.stdout
+    assert modules_in(str(target / "ansible_collections" / "corebackup" / "backup")) == modules_in(COLLECTION_ROOT)

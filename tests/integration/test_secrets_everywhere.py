@@ -272,8 +272,10 @@ def runs(world, known):
         done.playbook("report.yml", inv, extra_vars={"backup_report_html": str(role_dir / "out" / "report.html")})
         # The restore host (the same host here): every job's newest set drilled, then an in-place restore of the
         # database, which first backs up what it replaces (a mongo_dump with the secret URI).
+        # The drill gets the identity as AWX's credential type hands it (a file where ansible-playbook runs, copied
+        # to the restore host for the run: TMPDIR, scanned below); the restore, as a restore host holds it.
         done.playbook("drill.yml", inv, extra_vars={
-            "restore_identity_file": world["identity"], "restore_drill_mongo_uri": world["uri"],
+            "restore_identity_controller_file": world["identity"], "restore_drill_mongo_uri": world["uri"],
             "restore_drill_docker": {"helper_image": engine.image, "docker_host": engine.url}})
         done.playbook("restore.yml", inv, extra_vars={
             "restore_job": "role-mongo", "restore_storage": "s3", "restore_items": "vault", "restore_drop": True,

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""playbooks/report.yml and setup.yml as users run them; the execution environment file as ansible-builder reads it."""
+"""playbooks/report.yml and setup.yml as users run them."""
 
 from __future__ import annotations
 
@@ -139,15 +139,3 @@ def test_setup_says_what_a_schedule_lacks(tmp_path):
                        extra_vars=dict(base, backup_host_schedule="none"))
     assert run.returncode != 0, run.stdout[-3000:]
     assert "Set ansible_python_interpreter: %s/bin/python" % base["backup_host_venv"] in run.stdout, run.stdout[-3000:]
-
-
-def test_ansible_builder_accepts_the_execution_environment(tmp_path):
-    context = tmp_path / "context"
-    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-builder"), "create", "-f",
-                             os.path.join(ROOT, "execution-environment.yml"), "--context", str(context)],
-                            capture_output=True, text=True, check=False, cwd=ROOT)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert (context / "Containerfile").exists() or (context / "Dockerfile").exists()
-    with open(os.path.join(ROOT, "requirements.txt"), encoding="utf-8") as one, \
-            open(os.path.join(ROOT, "meta", "ee-requirements.txt"), encoding="utf-8") as other:
-        assert [line for line in one if not line.startswith("#")] == [line for line in other if not line.startswith("#")]

@@ -38,12 +38,14 @@ def test_an_in_place_restore_keeps_what_it_replaces_packed_as_the_job_and_drills
         "backup_module_defaults": {"compression": "gzip", "encryption": {"recipients": [age_identity[1]]}},
         "backup_jobs": [{"name": "site", "service": "files", "storage": "local", "retention": {"keep_days": 7},
                          "options": {"paths": [str(srv / "site")], "compression": "zstd"}}]}))
+    # The restore hosts' identity file, as inventories/example gives it (group_vars rank below the playbooks' vars).
     (inventory / "group_vars" / "restore_hosts.yml").write_text(yaml.safe_dump({
-        "backup_storages": storages, "backup_jobs": [{"name": "site", "service": "files", "storage": "local"}]}))
+        "backup_storages": storages, "backup_jobs": [{"name": "site", "service": "files", "storage": "local"}],
+        "restore_identity_file": age_identity[0]}))
     assert run_playbook(COLLECTIONS, playbook("backup.yml"), str(inventory)).returncode == 0
     (srv / "site" / "index.html").write_text("version 2, broken\n")
     restore = {"restore_job": "site", "restore_storage": "local", "restore_items": "site", "restore_force": True,
-               "restore_identity_file": age_identity[0], "restore_target": {"dest": str(srv)}}
+               "restore_target": {"dest": str(srv)}}
     unconfirmed = run_playbook(COLLECTIONS, playbook("restore.yml"), str(inventory), extra_vars=restore)
     assert unconfirmed.returncode != 0 and "restore_confirm=true" in unconfirmed.stdout
     assert (srv / "site" / "index.html").read_text() == "version 2, broken\n"
@@ -66,7 +68,25 @@ def test_an_in_place_restore_keeps_what_it_replaces_packed_as_the_job_and_drills
     back = dict(restore, restore_job="site-pre-restore", restore_confirm=True, restore_pre_restore_backup=False)
     assert run_playbook(COLLECTIONS, playbook("restore.yml"), str(inventory), extra_vars=back).returncode == 0
     assert (srv / "site" / "index.html").read_text() == "version 2, broken\n"
-    drill = run_playbook(COLLECTIONS, playbook("drill.yml"), str(inventory),
-                         extra_vars={"restore_identity_file": age_identity[0]})
+    drill = run_playbook(COLLECTIONS, playbook("drill.yml"), str(inventory))
     assert drill.returncode == 0, drill.stdout[-3000:]
     assert "ok: [restore1] => (item=site)" in drill.stdout or "changed: [restore1] => (item=site)" in drill.stdout
+
+
+def test_restore_says_what_to_pass_before_anything_runs(tmp_path):
+    inventory = tmp_path / "inventory.yml"
+    storages = {"local": {"type": "filesystem", "path": str(tmp_path / "store")},
+                "offsite": {"type": "s3", "bucket": "backups", "secret_key": "not-to-be-shown"}}
+    inventory.write_text(yaml.safe_dump({"restore_hosts": {
+        "hosts": {"restore1": {"ansible_connection": "local"}}, "vars": {"backup_storages": storages}}}))
+    bare = run_playbook(COLLECTIONS, playbook("restore.yml"), str(inventory))
+    assert bare.returncode != 0
+    assert "pass -e restore_job=<the job> -e restore_storage=<local|offsite>" in bare.stdout, bare.stdout[-3000:]
+    wrong = run_playbook(COLLECTIONS, playbook("restore.yml"), str(inventory),
+                         extra_vars={"restore_job": "site", "restore_storage": "nowhere"})
+    assert wrong.returncode != 0
+    assert "restore_storage=<local|offsite> (nowhere is not a storage of backup_storages)" in wrong.stdout, wrong.stdout
+    for run in (bare, wrong):
+        assert "not-to-be-shown" not in run.all_text()
+        assert "backup_restore" not in run.stdout  # stopped at the first task
+    assert not (tmp_path / "store").exists()

@@ -51,6 +51,14 @@ def test_shipped_schema_files_are_the_ones_the_module_validates_with(version):
     assert sch.SCHEMA is sch.SCHEMAS[sch.SCHEMA_VERSION] and sch.SCHEMA_VERSION == 2
 
 
+def test_the_module_documentation_names_the_schema_version_it_writes():
+    from ansible_collections.corebackup.backup.plugins.modules import backup_manifest
+
+    written = "schema version %d\n    (C(schemas/manifest-v%d.schema.json))" % (sch.SCHEMA_VERSION, sch.SCHEMA_VERSION)
+    assert written in backup_manifest.DOCUMENTATION
+    assert all("manifest-v%d.schema.json" % version in backup_manifest.DOCUMENTATION for version in sch.SCHEMAS)
+
+
 def test_a_version_1_manifest_is_read_and_rewritten_as_version_2(tmp_path):
     backend = FilesystemBackend(str(tmp_path))
     old = dict(_valid_manifest(), schema_version=1)
