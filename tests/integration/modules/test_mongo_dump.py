@@ -215,7 +215,9 @@ def test_a_scram_user_authenticates_and_its_password_is_nowhere_in_a_dump_or_a_r
         assert not run.failed, run.result.get("msg")
         assert run.result["entries"][0]["documents"] == 100
         assert not any(password.encode() in cmdline for cmdline in seen)
-        wrong = dump(uri.replace(password, "wrong-password"), storage, databases=["app"])
+        # (into a store of its own: a failed run recorded in the set would make it the set's newest, failed run)
+        wrong = dump(uri.replace(password, "wrong-password"), {"type": "filesystem", "path": str(tmp_path / "other")},
+                     databases=["app"])
         assert wrong.failed and "wrong-password" not in wrong.all_text() + str(wrong.result)
         # The restore of that dump talks to the same server with the same password, and keeps it as secret.
         recorded = run_module(COLLECTIONS, "backup_manifest", {"storage": storage, "result": run.result})
