@@ -21,8 +21,11 @@ export SECANTUS_PYTHON := $(SECANTUS_VENV)/bin/python
 OCTOKIT_SCHEMA_VERSION := 15.26.1
 OCTOKIT_SCHEMA_DIR := $(CURDIR)/.cache/octokit-graphql-schema
 export OCTOKIT_SCHEMA := $(OCTOKIT_SCHEMA_DIR)/package/schema.graphql
+# promtool, which tests the alert rules of extensions/prometheus/: the binary alone, out of Debian's prometheus package.
+PROMTOOL_DIR ?= $(CURDIR)/.cache/promtool
+export PROMTOOL := $(PROMTOOL_DIR)/promtool
 
-.PHONY: test unit demo setup system-deps octokit-schema tree sanity pytest molecule lint changelog-lint bench clean
+.PHONY: test unit demo setup system-deps octokit-schema promtool tree sanity pytest molecule lint changelog-lint bench clean
 
 test: setup tree sanity pytest molecule lint changelog-lint
 	@echo "make test: all checks passed"
@@ -31,7 +34,8 @@ demo: setup tree
 	cd $(COLL) && PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m ansible_collections.corebackup.backup.tests.testbed.demo \
 		$(CURDIR) $(CURDIR)/.demo
 
-setup: system-deps $(VENV)/.installed $(SECANTUS_VENV)/.installed $(HOME)/.ansible/test/cache/get_pip_24_2.py octokit-schema
+setup: system-deps $(VENV)/.installed $(SECANTUS_VENV)/.installed $(HOME)/.ansible/test/cache/get_pip_24_2.py octokit-schema \
+	promtool
 
 system-deps:
 	@bash tests/testbed/install-system-deps.sh
@@ -44,6 +48,10 @@ octokit-schema: system-deps
 		&& npm pack --silent @octokit/graphql-schema@$(OCTOKIT_SCHEMA_VERSION) >/dev/null \
 		&& tar -xzf octokit-graphql-schema-$(OCTOKIT_SCHEMA_VERSION).tgz && rm octokit-graphql-schema-$(OCTOKIT_SCHEMA_VERSION).tgz; \
 	fi
+
+# Into .cache/ (git-ignored), once: apt-get download + dpkg-deb -x, never apt-get install (see the script).
+promtool: system-deps
+	@bash tests/testbed/install-promtool.sh $(PROMTOOL_DIR)
 
 $(VENV)/.installed: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)

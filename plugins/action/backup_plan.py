@@ -8,6 +8,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.corebackup.backup.plugins.module_utils._plan import no_jobs_problem, plan_jobs
+from ansible_collections.corebackup.backup.plugins.module_utils._schedule import DEFAULT_INTERVAL
 
 
 # Role variables on their way out, and what to do instead.
@@ -21,7 +22,7 @@ class ActionModule(ActionBase):
     """Checks a whole job list on the controller and says which jobs run; see the module's documentation."""
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("storages", "jobs", "only", "defaults", "allow_no_jobs", "deprecated"))
+    _VALID_ARGS = frozenset(("storages", "jobs", "only", "defaults", "allow_no_jobs", "deprecated", "expected_interval"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -29,7 +30,7 @@ class ActionModule(ActionBase):
         args = self._task.args
         jobs = args.get("jobs") or []
         planned, skipped, problems = plan_jobs(args.get("storages") or {}, jobs, args.get("only"),
-                                               args.get("defaults") or {})
+                                               args.get("defaults") or {}, args.get("expected_interval") or DEFAULT_INTERVAL)
         if jobs == [] and not boolean(args.get("allow_no_jobs", False), strict=False):
             problems.append(no_jobs_problem(task_vars.get("inventory_hostname", "this host"),
                                             task_vars.get("group_names") or [], task_vars.get("inventory_dir")))

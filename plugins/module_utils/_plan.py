@@ -22,8 +22,9 @@ from ansible_collections.corebackup.backup.plugins.module_utils._common import c
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import LayoutError, validate_job
 from ansible_collections.corebackup.backup.plugins.module_utils._retention import RULES, PolicyError, check_policy
 from ansible_collections.corebackup.backup.plugins.module_utils._registry import SERVICES
+from ansible_collections.corebackup.backup.plugins.module_utils._schedule import DEFAULT_INTERVAL, IntervalError, parse_interval
 
-JOB_KEYS = ("name", "service", "storage", "enabled", "retention", "options", "verify")
+JOB_KEYS = ("name", "service", "storage", "enabled", "retention", "options", "verify", "expected_interval")
 RETENTION_KEYS = RULES + ("min_keep", "keep_removed_days", "delete_unmanifested")
 
 
@@ -66,10 +67,18 @@ def _service_spec(service: str) -> tuple[str, dict, dict]:
     return found.module, found.argument_spec(), found.constraints()
 
 
-def plan_jobs(storages: t.Any, jobs: t.Any, only: t.Any = None, defaults: dict | None = None) -> tuple[list, list, list]:
+def plan_jobs(storages: t.Any, jobs: t.Any, only: t.Any = None, defaults: dict | None = None,
+              interval: t.Any = DEFAULT_INTERVAL) -> tuple[list, list, list]:
     """(jobs to run, jobs left out, problems). A job to run is {name, service, module, storage, retention,
-    verify}; its options stay with the caller."""
+    verify, expected_interval}; its options stay with the caller. A job left out is {name, reason, storage,
+    expected_interval}. ``interval`` is the expected interval of a job that does not give its own (seconds or a
+    duration string); the plan gives every job's in seconds."""
     problems: list[str] = []
+    try:
+        default_interval = parse_interval(interval)
+    except IntervalError as exc:
+        problems.append("expected interval: %s" % exc)
+        default_interval = parse_interval(DEFAULT_INTERVAL)
     if not isinstance(storages, dict):
         return [], [], ["storages must be a dictionary of storage name to storage options, got %r" % type(storages).__name__]
     if not isinstance(jobs, list):
@@ -116,6 +125,12 @@ def plan_jobs(storages: t.Any, jobs: t.Any, only: t.Any = None, defaults: dict |
                     check_policy(dict(retention_args(retention), min_keep=retention.get("min_keep", 1)))
                 except PolicyError as exc:
                     problems.append("%s: retention: %s" % (where, exc))
+        expected = default_interval
+        if job.get("expected_interval") is not None:
+            try:
+                expected = parse_interval(job["expected_interval"])
+            except IntervalError as exc:
+                problems.append("%s: expected_interval: %s" % (where, exc))
         options = job.get("options") or {}
         if not isinstance(options, dict):
             problems.append("%s: options must be a dictionary" % where)
@@ -128,9 +143,10 @@ def plan_jobs(storages: t.Any, jobs: t.Any, only: t.Any = None, defaults: dict |
             problems.extend("%s: options: %s" % (where, error) for error in errors)
         entry = {"name": name, "service": service, "module": SERVICES[service].module if service in SERVICES else None,
                  "storage": job.get("storage"), "retention": retention_args(retention) if isinstance(retention, dict)
-                 else None, "verify": bool(job.get("verify", False))}
+                 else None, "verify": bool(job.get("verify", False)), "expected_interval": expected}
         if job.get("enabled", True) is False or (wanted and name not in wanted):
-            skipped.append({"name": name, "reason": "disabled" if job.get("enabled", True) is False else "not in only"})
+            skipped.append({"name": name, "reason": "disabled" if job.get("enabled", True) is False else "not in only",
+                            "storage": job.get("storage"), "expected_interval": expected})
         else:
             planned.append(entry)
     unknown_only = sorted(set(wanted) - seen)

@@ -38,7 +38,8 @@ options:
       - The jobs, each with C(name), C(service) (V(github), V(files), V(docker_volume) or V(mongodb)),
         C(storage) (a name in O(storages)), and optionally C(enabled), C(retention) (the options of
         M(corebackup.backup.backup_retention); rules it does not name are off), C(options) (the options of the
-        service module) and C(verify).
+        service module), C(verify) and C(expected_interval) (how often the job should produce a good set, see
+        O(expected_interval)).
     type: list
     elements: dict
     required: true
@@ -52,6 +53,13 @@ options:
     description: Accept an empty O(jobs) (a host without jobs on purpose); without it an empty list is a problem.
     type: bool
     default: false
+  expected_interval:
+    description:
+      - How often a job is expected to produce a good backup set, unless the job gives its own C(expected_interval).
+      - Whole seconds, or a duration such as V(30m), V(12h), V(1d), V(1w) or V(1d12h). The metrics export it per job
+        (C(corebackup_job_expected_interval_seconds)) for the stale-backup alert.
+    type: raw
+    default: 1d
   deprecated:
     description:
       - Names of deprecated role variables the caller has set; each gets a deprecation warning (the C(backup)
@@ -72,12 +80,15 @@ EXAMPLES = r"""
 
 RETURN = r"""
 jobs:
-  description: The jobs that run, with C(name), C(service), C(module), C(storage), C(retention) and C(verify).
+  description:
+    - The jobs that run, with C(name), C(service), C(module), C(storage), C(retention), C(verify) and
+      C(expected_interval) (seconds).
   returned: always
   type: list
   elements: dict
 skipped:
-  description: The jobs left out, with C(name) and C(reason).
+  description: The jobs left out, with C(name), C(reason) (V(disabled) or V(not in only)), C(storage) and
+    C(expected_interval) (seconds).
   returned: always
   type: list
   elements: dict

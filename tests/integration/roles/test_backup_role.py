@@ -141,8 +141,10 @@ def test_a_failing_job_does_not_stop_the_others_and_fails_the_play(tmp_path, org
     families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
     status = {(s.labels["job"], s.labels["status"]): s.value for s in families["corebackup_job_status"].samples}
     assert status[("code", "failed")] == 1 and status[("etc", "success")] == 1 and status[("etc", "failed")] == 0
-    assert {s.labels["job"] for s in families["corebackup_job_last_success_timestamp_seconds"].samples} == {
-        "etc", "srv", "good-code"}
+    # Every enabled job, the disabled one not: 0 for the job that never succeeded, so that its stale alert fires.
+    last = {s.labels["job"]: s.value for s in families["corebackup_job_last_success_timestamp_seconds"].samples}
+    assert set(last) == {"etc", "srv", "good-code", "code"} and last["code"] == 0
+    assert all(last[job] > 0 for job in ("etc", "srv", "good-code"))
     assert families["corebackup_config_error"].samples[0].value == 0
     # backup_secrets still works for this release (each run recorded with it by backup_manifest), and says so.
     assert "backup_secrets is deprecated and will be removed in 1.0.0" in run.all_text()

@@ -29,7 +29,25 @@ def test_a_good_list_runs_what_is_enabled_and_named():
     planned, skipped, problems = plan_jobs(STORAGES, jobs, "a, d")
     assert problems == []
     assert [(j["name"], j["module"]) for j in planned] == [("a", "files_backup"), ("d", "volume_snapshot")]
-    assert skipped == [{"name": "b", "reason": "not in only"}, {"name": "c", "reason": "disabled"}]
+    assert [(j["name"], j["reason"], j["storage"]) for j in skipped] == [("b", "not in only", "local"),
+                                                                         ("c", "disabled", "local")]
+
+
+def test_every_job_has_its_expected_interval_in_seconds():
+    jobs = [job("a"), job("b", expected_interval="12h"), job("c", expected_interval=3600, enabled=False)]
+    planned, skipped, problems = plan_jobs(STORAGES, jobs, interval="1w")
+    assert problems == []
+    assert {j["name"]: j["expected_interval"] for j in planned + skipped} == {"a": 604800, "b": 43200, "c": 3600}
+    assert plan_jobs(STORAGES, [job("a")])[0][0]["expected_interval"] == 86400  # daily unless told
+
+
+def test_a_wrong_expected_interval_is_a_problem_of_the_list():
+    _planned, _skipped, problems = plan_jobs(STORAGES, [job("a", expected_interval="daily"),
+                                                        job("b", expected_interval=0)], interval="soon")
+    text = "\n".join(problems)
+    assert "expected interval: an expected interval must be seconds or a duration like 12h, 1d, 1w; got 'soon'" in text
+    assert "job a: expected_interval: an expected interval must be seconds or a duration" in text
+    assert "job b: expected_interval: an expected interval must be between one second and ten years" in text
 
 
 def test_every_problem_is_found_at_once():
