@@ -79,6 +79,11 @@ class ArtifactStream:
         try:  # reading, hashing and decompressing in a thread of their own, while the caller writes
             yield from threaded(decompress(stream, self.artifact.get("compression") or "none"), name="restore")
         except (zlib.error, PipelineError, ValueError) as exc:
+            if "no identity matched any of the recipients" in str(exc):  # age's words: the wrong key, not a damaged artifact
+                raise RestoreError("%s cannot be decrypted with identity_file %s: none of its keys is a recipient of the "
+                                   "artifact, which is encrypted to %s; nothing was restored from it" % (
+                                       self.artifact["key"], self.identity_file,
+                                       ", ".join((self.artifact.get("encryption") or {}).get("recipients") or ["?"]))) from None
             raise RestoreError("%s cannot be read back (%s): it is not what was recorded; nothing was restored from "
                                "it" % (self.artifact["key"], exc)) from None
 
