@@ -108,12 +108,12 @@ def test_each_play_works_with_its_policy_alone_and_what_it_leaves_out_is_refused
     assert (tmp_path / "restored" / "site" / "media.bin").read_bytes() == (site / "media.bin").read_bytes()
     assert drilled["drill"]["result"] == "ok", drilled
     assert in_place["pre_restore"]["status"] == "success" and in_place["pre_restore"]["job"] == "site-pre-restore", in_place
-    # ... but it cannot write into a job's sets.
-    assert restore_backs_up["failed"]
-    assert "AccessDenied" in restore_backs_up["msg"] and "PutObject" in restore_backs_up["msg"], restore_backs_up["msg"]
+    # ... but it cannot write into a job's sets (it may take the job's lease, which a volume restore holds).
+    bucket, prefix = storages["backup"]["bucket"], storages["backup"]["prefix"]
+    assert restore_backs_up["failed"] and "cannot write s3://%s/%ssite/" % (bucket, prefix) in restore_backs_up["msg"]
+    assert "(AccessDenied) when calling the CreateMultipartUpload operation" in restore_backs_up["msg"], restore_backs_up["msg"]
 
     # Every run released its lease (each policy may delete its own), and the store holds what the plays made.
-    bucket, prefix = storages["backup"]["bucket"], storages["backup"]["prefix"]
     keys = [o["Key"][len(prefix):] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
     assert not [key for key in keys if key.endswith((".lease", ".write-probe"))], keys
     assert sorted({key.split("/")[0] + "/" + key.split("/")[1] for key in keys}) == [

@@ -2,9 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The key rotation of docs/operations.md with real age keys: playbooks/backup.yml backs a job up with the
-recipients [A], then [B]; each set opens with its own key, an identity file holding both keys opens both, and
-neither set opens with the other key alone (the error names the artifact's recipients)."""
+"""The key rotation of docs/operations.md with real age keys: a job backed up with the recipients [A], then [B];
+each set opens with its own key, an identity file holding both keys opens both, and neither set opens with the
+other key alone (the error names the artifact's recipients)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ import os
 import subprocess
 
 import pytest
-import yaml
 
-from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_playbook
 from ansible_collections.corebackup.backup.tests.testbed.ansible_tasks import Task, run_tasks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -41,42 +39,34 @@ def test_sets_before_and_after_a_key_rotation_restore_with_their_own_keys_and_an
     store = tmp_path / "store"
     store.mkdir()
 
-    inventory = tmp_path / "inventory"
-    (inventory / "group_vars" / "all").mkdir(parents=True)
-    (inventory / "hosts.yml").write_text(yaml.safe_dump({"backup_hosts": {"hosts": {"backup1": {"ansible_connection": "local"}}}}))
+    storage = {"type": "filesystem", "path": str(store)}
 
-    def back_up(day, recipients):
-        (inventory / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump({
-            "backup_storages": {"local": {"type": "filesystem", "path": str(store)}},
-            "backup_module_defaults": {"encryption": {"recipients": recipients}},
-            "backup_jobs": [{"name": "site", "service": "files", "storage": "local", "retention": {"keep_days": 30},
-                             "options": {"paths": [str(site)]}}]}))
-        run = run_playbook(COLLECTIONS, os.path.join(ROOT, "playbooks", "backup.yml"), str(inventory),
-                           env={"COREBACKUP_NOW": day + "T02:00:00Z"})
-        assert run.returncode == 0 and "site: success" in run.stdout, run.stdout[-3000:]
-        return json.loads((store / "site" / day / "manifest.json").read_text())
-
-    old = back_up(OLD, [recipient_a])
-    new = back_up(NEW, [recipient_b])  # the rotation: the recipients are B's alone
-    # Nothing changed in the source, yet nothing was carried: the new set holds no artifact encrypted to A.
-    assert [run["counts"]["backed_up"] for run in new["runs"]] == [1] and new["runs"][0]["counts"]["carried"] == 0
-    for manifest, recipient in ((old, recipient_a), (new, recipient_b)):
-        assert [a["encryption"]["recipients"] for a in manifest["runs"][0]["artifacts"]] == [[recipient]]
+    def back_up(day, recipients):  # backup_module_defaults.encryption.recipients of the backup hosts, as the role passes it
+        return Task("files_backup", {"job": "site", "paths": [str(site)], "storage": storage,
+                                     "encryption": {"recipients": recipients}}, {"COREBACKUP_NOW": day + "T02:00:00Z"})
 
     def restore(day, identity, dest=None):
         return Task("backup_restore", {"job": "site", "set_date": day, "identity_file": str(identity),
-                                       "dest": str(tmp_path / (dest or "unused")),
-                                       "storage": {"type": "filesystem", "path": str(store)}})
+                                       "dest": str(tmp_path / (dest or "unused")), "storage": storage})
 
     results, _run = run_tasks(COLLECTIONS, [
+        back_up(OLD, [recipient_a]), back_up(NEW, [recipient_b]),  # the rotation: the recipients are B's alone
         restore(OLD, key_a, "old-with-a"), restore(NEW, key_b, "new-with-b"),
         restore(OLD, both, "old-with-both"), restore(NEW, both, "new-with-both"),
         restore(OLD, key_b), restore(NEW, key_a)])
-    for result, dest in zip(results[:4], ("old-with-a", "new-with-b", "old-with-both", "new-with-both")):
+    old, new = results[:2]
+    assert old["set_status"] == "success" and new["set_status"] == "success", (old.get("msg"), new.get("msg"))
+    # Nothing changed in the source, yet nothing was carried: the new set holds no artifact encrypted to A.
+    assert [entry["status"] for entry in new["entries"]] == ["backed_up"]
+    for day, recipient in ((OLD, recipient_a), (NEW, recipient_b)):
+        manifest = json.loads((store / "site" / day / "manifest.json").read_text())
+        assert [a["encryption"]["recipients"] for a in manifest["runs"][0]["artifacts"]] == [[recipient]]
+
+    for result, dest in zip(results[2:6], ("old-with-a", "new-with-b", "old-with-both", "new-with-both")):
         assert not result.get("failed"), result.get("msg")
         assert (tmp_path / dest / "site" / "index.html").read_text() == "the same page before and after the rotation\n"
     # The other key alone opens neither set: the error says so, naming the artifact's recipients, and writes nothing.
-    for result, identity, recipient in ((results[4], key_b, recipient_a), (results[5], key_a, recipient_b)):
+    for result, identity, recipient in ((results[6], key_b, recipient_a), (results[7], key_a, recipient_b)):
         assert result["failed"]
         assert "cannot be decrypted with identity_file %s: none of its keys is a recipient" % identity in result["msg"]
         assert "encrypted to %s;" % recipient in result["msg"], result["msg"]
