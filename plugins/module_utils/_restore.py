@@ -42,6 +42,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._service import run_nested
 from ansible_collections.corebackup.backup.plugins.module_utils._sets import list_sets
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
 
 
 class RestoreError(BackupError):
@@ -79,8 +80,26 @@ class ArtifactStream:
         try:  # reading, hashing and decompressing in a thread of their own, while the caller writes
             yield from threaded(decompress(stream, self.artifact.get("compression") or "none"), name="restore")
         except (zlib.error, PipelineError, ValueError) as exc:
+            # age says so of a key that is not a recipient, and of a recipient's stanza that was damaged in the store.
+            if "no identity matched any of the recipients" in str(exc) and self._intact():
+                raise RestoreError("%s cannot be decrypted with identity_file %s: none of its keys is a recipient of the "
+                                   "artifact, which is encrypted to %s; nothing was restored from it" % (
+                                       self.artifact["key"], self.identity_file,
+                                       ", ".join((self.artifact.get("encryption") or {}).get("recipients") or ["?"]))) from None
             raise RestoreError("%s cannot be read back (%s): it is not what was recorded; nothing was restored from "
                                "it" % (self.artifact["key"], exc)) from None
+
+    def _intact(self) -> bool:
+        """Is the stored artifact what was recorded? Read whole again, only after age refused to open it."""
+        digest, size = hashlib.sha256(), 0
+        try:
+            with self.backend.open(self.artifact["key"]) as reader:
+                for block in iter(lambda: reader.read(1 << 20), b""):
+                    digest.update(block)
+                    size += len(block)
+        except (StorageError, OSError):
+            return False
+        return size == self.artifact["size"] and digest.hexdigest() == self.artifact["sha256"]
 
     def reader(self) -> ChunkReader:
         return ChunkReader(self.chunks())

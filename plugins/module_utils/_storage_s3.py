@@ -600,7 +600,10 @@ class S3Backend(StorageBackend):
             return
         failed = {}
         for error in response.get("Errors", []):
-            failed[error["Key"][len(self.prefix):]] = "%s: %s" % (error.get("Code"), error.get("Message"))
+            code = error.get("Code")
+            # S3 authorizes s3:DeleteObject on each key: name the permission that these credentials lack.
+            action = " (s3:DeleteObject)" if code == "AccessDenied" else ""
+            failed[error["Key"][len(self.prefix):]] = "%s%s: %s" % (code, action, error.get("Message"))
         for key in keys:
             if key in failed:
                 result.errors.append({"key": key, "error": failed[key]})

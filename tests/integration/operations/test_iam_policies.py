@@ -1,0 +1,120 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""docs/iam/*.json, the S3 permissions of each play (docs/operations.md), on a moto server with IAM enforcement.
+
+One IAM user per policy document, as shipped (the bucket and prefix substituted as the runbook says). Each
+play's modules succeed with their user's keys alone, and what a policy leaves out is refused with an error
+naming the missing action: the backup user cannot prune, the restore user cannot write into a job's sets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import boto3
+import pytest
+
+from ansible_collections.corebackup.backup.tests.testbed.ansible_tasks import Task, run_tasks
+from ansible_collections.corebackup.backup.tests.testbed.moto_iam import bootstrap_admin, moto_s3_iam
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(ROOT)))
+PLAYS = ("backup", "prune", "verify", "restore")
+DAY1, DAY2 = "2026-01-01", "2026-01-02"
+
+pytestmark = [pytest.mark.s3, pytest.mark.services, pytest.mark.playbook]
+
+
+def policy_document(play: str, bucket: str, prefix: str) -> str:
+    """docs/iam/<play>.json for ``bucket`` and ``prefix``: its example bucket and prefix replaced, as the runbook says."""
+    with open(os.path.join(ROOT, "docs", "iam", play + ".json"), encoding="utf-8") as handle:
+        text = handle.read()
+    for statement in json.loads(text)["Statement"]:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        assert all(r == "arn:aws:s3:::example-backups" or r.startswith("arn:aws:s3:::example-backups/backups/")
+                   for r in resources), (play, resources)
+    text = text.replace("arn:aws:s3:::example-backups/backups/", "arn:aws:s3:::%s/%s" % (bucket, prefix))
+    return text.replace("arn:aws:s3:::example-backups", "arn:aws:s3:::" + bucket)
+
+
+@pytest.fixture(scope="module")
+def iam_store(service_log_dir):
+    """(storage options by play) on a bucket of a moto server that enforces IAM; the administrator's S3 client."""
+    with moto_s3_iam(service_log_dir) as service:
+        endpoint = "http://127.0.0.1:%d" % service.port
+        admin = bootstrap_admin(endpoint)
+        session = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": admin["access_key"],
+                   "aws_secret_access_key": admin["secret_key"]}
+        s3, iam = boto3.client("s3", **session), boto3.client("iam", **session)
+        bucket, prefix = "corebackup-iam-" + uuid.uuid4().hex[:8], "offsite/"
+        s3.create_bucket(Bucket=bucket)
+        storages = {}
+        for play in PLAYS:
+            iam.create_user(UserName=play)
+            iam.put_user_policy(UserName=play, PolicyName=play, PolicyDocument=policy_document(play, bucket, prefix))
+            key = iam.create_access_key(UserName=play)["AccessKey"]
+            storages[play] = {"type": "s3", "bucket": bucket, "prefix": prefix, "endpoint_url": endpoint,
+                              "region": "us-east-1", "access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}
+        yield storages, s3
+
+
+def test_each_play_works_with_its_policy_alone_and_what_it_leaves_out_is_refused(iam_store, tmp_path, age_identity):
+    storages, s3 = iam_store
+    identity, recipient = age_identity
+    site = tmp_path / "srv" / "site"
+    site.mkdir(parents=True)
+    (site / "index.html").write_text("version 1\n")
+    (site / "media.bin").write_bytes(os.urandom(9 * 1024 * 1024))  # more than a part: a multipart upload
+    backup = {"job": "site", "paths": [str(site)], "encryption": {"recipients": [recipient]}}
+    prune = {"job": "site", "keep_last": 1, "keep_days": 1}
+    day = {DAY1: {"COREBACKUP_NOW": DAY1 + "T02:00:00Z"}, DAY2: {"COREBACKUP_NOW": DAY2 + "T02:00:00Z"}}
+    results, run = run_tasks(COLLECTIONS, [
+        Task("files_backup", dict(backup, storage=storages["backup"]), day[DAY1]),
+        Task("files_backup", dict(backup, storage=storages["backup"]), day[DAY2]),
+        Task("backup_retention", dict(prune, storage=storages["backup"]), day[DAY2]),
+        Task("backup_retention", dict(prune, storage=storages["prune"]), day[DAY2]),
+        Task("backup_manifest", {"state": "verified", "all_jobs": True, "storage": storages["verify"]}),
+        Task("backup_manifest", {"state": "query", "job": "site", "storage": storages["restore"]}),
+        Task("backup_restore", {"job": "site", "identity_file": identity, "dest": str(tmp_path / "restored"),
+                                "storage": storages["restore"]}),
+        Task("backup_restore", {"job": "site", "state": "drill", "identity_file": identity, "storage": storages["restore"]}),
+        Task("backup_restore", {"job": "site", "identity_file": identity, "dest": str(site.parent), "force": True,
+                                "pre_restore_backup": True, "packing": {"encryption": {"recipients": [recipient]}},
+                                "storage": storages["restore"]}),
+        Task("files_backup", dict(backup, storage=storages["restore"])),
+    ])
+    first, second, backup_prunes, pruned, verified, query, restored, drilled, in_place, restore_backs_up = results
+    output = run.stdout[-3000:]
+
+    # backup: a new set (a multipart upload), then a set that carries the unchanged items (server-side copies).
+    assert first["status"] == "success" and first["set_status"] == "success", first.get("msg", output)
+    assert max(artifact["size"] for artifact in first["artifacts"]) > 8 * 1024 * 1024
+    assert second["set_status"] == "success" and {e["status"] for e in second["entries"]} == {"carried"}, second
+    # ... but it cannot prune: every key of the old set is refused, naming the permission, and nothing goes.
+    assert backup_prunes["failed"] and [s["date"] for s in backup_prunes["deleted"]] == [DAY1]
+    assert "AccessDenied (s3:DeleteObject)" in backup_prunes["msg"], backup_prunes["msg"]
+    assert len(backup_prunes["errors"]) == backup_prunes["deleted"][0]["objects"] and backup_prunes["bytes_freed"] == 0
+    # prune: the same policy with the prune user's keys deletes the old set.
+    assert not pruned.get("failed") and pruned["errors"] == [] and [s["date"] for s in pruned["deleted"]] == [DAY1], pruned
+    # verify: reads every artifact and records it.
+    assert not verified.get("failed"), verified.get("msg")
+    # restore: lists, restores into a new folder, drills (recorded), and an in-place restore backs up what it replaces.
+    assert [s["date"] for s in query["sets"]] == [DAY2], query
+    assert (tmp_path / "restored" / "site" / "index.html").read_text() == "version 1\n"
+    assert (tmp_path / "restored" / "site" / "media.bin").read_bytes() == (site / "media.bin").read_bytes()
+    assert drilled["drill"]["result"] == "ok", drilled
+    assert in_place["pre_restore"]["status"] == "success" and in_place["pre_restore"]["job"] == "site-pre-restore", in_place
+    # ... but it cannot write into a job's sets (it may take the job's lease, which a volume restore holds).
+    bucket, prefix = storages["backup"]["bucket"], storages["backup"]["prefix"]
+    assert restore_backs_up["failed"] and "cannot write s3://%s/%ssite/" % (bucket, prefix) in restore_backs_up["msg"]
+    assert "(AccessDenied) when calling the CreateMultipartUpload operation" in restore_backs_up["msg"], restore_backs_up["msg"]
+
+    # Every run released its lease (each policy may delete its own), and the store holds what the plays made.
+    keys = [o["Key"][len(prefix):] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+    assert not [key for key in keys if key.endswith((".lease", ".write-probe"))], keys
+    assert sorted({key.split("/")[0] + "/" + key.split("/")[1] for key in keys}) == [
+        "/".join(in_place["pre_restore"]["artifacts"][0].split("/")[:2]), "site/" + DAY2]
