@@ -145,8 +145,10 @@ class Case:
         return [k for k in keys if not os.path.basename(k).startswith(".")]
 
     def artifacts(self) -> list[str]:
-        """What is under a final name: artifacts and their checksum records (not the quiesce journal)."""
-        return [k for k in self.keys() if not k.startswith(JOB + "/quiesce/")]
+        """What is under a final name: artifacts and their checksum records (not the quiesce journal, nor the set's
+        records of the run: a failed run is recorded as failed in its set)."""
+        return [k for k in self.keys() if not k.startswith(JOB + "/quiesce/") and "/runs/" not in k
+                and k.rsplit("/", 1)[-1] not in ("manifest.json", "SHA256SUMS")]
 
     def journal(self) -> list[str]:
         return [k for k in self.keys() if k.startswith(JOB + "/quiesce/")]
