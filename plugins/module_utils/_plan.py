@@ -22,8 +22,9 @@ from ansible_collections.corebackup.backup.plugins.module_utils._common import c
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import LayoutError, validate_job
 from ansible_collections.corebackup.backup.plugins.module_utils._retention import RULES, PolicyError, check_policy
 from ansible_collections.corebackup.backup.plugins.module_utils._registry import SERVICES
+from ansible_collections.corebackup.backup.plugins.module_utils._schedule import IntervalError, parse_interval
 
-JOB_KEYS = ("name", "service", "storage", "enabled", "retention", "options", "verify")
+JOB_KEYS = ("name", "service", "storage", "enabled", "retention", "options", "verify", "expected_interval")
 RETENTION_KEYS = RULES + ("min_keep", "keep_removed_days", "delete_unmanifested")
 
 
@@ -116,6 +117,11 @@ def plan_jobs(storages: t.Any, jobs: t.Any, only: t.Any = None, defaults: dict |
                     check_policy(dict(retention_args(retention), min_keep=retention.get("min_keep", 1)))
                 except PolicyError as exc:
                     problems.append("%s: retention: %s" % (where, exc))
+        if job.get("expected_interval") is not None:
+            try:
+                parse_interval(job["expected_interval"])
+            except IntervalError as exc:
+                problems.append("%s: expected_interval: %s" % (where, exc))
         options = job.get("options") or {}
         if not isinstance(options, dict):
             problems.append("%s: options must be a dictionary" % where)
