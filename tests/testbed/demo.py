@@ -2,14 +2,15 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""`make demo`: playbooks/backup.yml, then playbooks/verify.yml, against inventories/demo and local stand-ins.
+"""`make demo`: playbooks/backup.yml, verify.yml and report.yml, against inventories/demo and local stand-ins.
 
 Starts on 127.0.0.1 the GitHub stand-in (an organization built the same way every time, on the port of
 the last run), an S3 endpoint (moto), a MongoDB-compatible server (SecantusDB) with a sample database,
 and a Docker engine with a container and its volume when one can be started (it needs root). Makes once
 an age key pair and a sample tree under the demo's folder. The secrets of the inventory are in its
-vault (demo password). Prints what was backed up, where, and how to restore it, and stops everything
-it started: the filesystem backups stay in <demo>/backups, the S3 and MongoDB data go with their servers.
+vault (demo password). Prints what was backed up, where, and how to restore it, writes the HTML report
+(<demo>/report.html; docs/report.png shows one), and stops everything it started: the filesystem backups
+stay in <demo>/backups, the S3 and MongoDB data go with their servers.
 """
 
 from __future__ import annotations
@@ -162,15 +163,19 @@ def main() -> int:
         mongo_uri = "mongodb://127.0.0.1:%d/?directConnection=true" % mongo.port
         mongo_sample(mongo_uri)
         variables = {"demo_dir": workdir, "demo_github_api": github.api_url, "demo_s3_endpoint": s3_endpoint,
-                     "demo_mongo_uri": mongo_uri, "demo_docker_host": docker_host or "", "demo_recipient": recipient}
+                     "demo_mongo_uri": mongo_uri, "demo_docker_host": docker_host or "", "demo_recipient": recipient,
+                     "backup_report_html": os.path.join(workdir, "report.html")}
         extra = os.path.join(workdir, "demo-vars.json")
         with open(extra, "w", encoding="utf-8") as handle:
             json.dump(variables, handle)
-        status = playbook(source, collections, "backup.yml", extra) or playbook(source, collections, "verify.yml", extra)
+        status = (playbook(source, collections, "backup.yml", extra) or playbook(source, collections, "verify.yml", extra)
+                  or playbook(source, collections, "report.yml", extra))
         if status == 0:
             table({"local": ({"type": "filesystem", "path": os.path.join(workdir, "backups")},
                              os.path.join(workdir, "backups", "%s", "%s")),
                    "offsite": (s3_storage, "s3://demo-backups/corebackup/%s/%s (in the demo's S3 server)")})
+    if status == 0:
+        print("\nThe report, one self-contained page: %s" % os.path.join(workdir, "report.html"))
     print("\nThe demo's servers are stopped: the S3 and MongoDB data are gone, the filesystem backups stay.")
     print("Restore an artifact with the standard tools (the private key is %s):" % identity)
     print("  cd <set folder> && sha256sum -c SHA256SUMS")
