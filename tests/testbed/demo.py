@@ -25,8 +25,7 @@ import subprocess
 import sys
 import tempfile
 
-from ansible_collections.corebackup.backup.plugins.module_utils._catalog import Catalog
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import utc_now
+from ansible_collections.corebackup.backup.plugins.module_utils._sets import list_sets
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import backend_from_params
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
 from ansible_collections.corebackup.backup.tests.testbed.github_standin import GitHubStandIn
@@ -123,16 +122,16 @@ def playbook(source: str, collections: str, name: str, extra: str) -> int:
 
 def table(stores: dict) -> None:
     print("\n%-14s %-8s %-12s %9s %12s  %s" % ("job", "storage", "set", "artifacts", "bytes", "where"))
-    today = utc_now().date()
     for label, (storage, where) in stores.items():
         backend = backend_from_params(storage)
         jobs = sorted({key.split("/")[0] for key in (obj.key for obj in backend.list("")) if "/" in key})
         for job in jobs:
-            catalog = Catalog(backend, job, today, read_only=True)
-            if not catalog.sets:
+            sets = list_sets(backend, job)[0]  # the Catalog keeps no object list: its sets would look empty here
+            if not sets:
                 continue
-            newest = max(catalog.sets)
-            artifacts = [o for o in catalog.sets[newest].objects if "/checksums/" not in o.key and "/runs/" not in o.key
+            newest = max(sets)
+            artifacts = [o for o in sets[newest].objects if "/checksums/" not in o.key and "/runs/" not in o.key
+                         and not o.key.rsplit("/", 1)[-1].startswith(".")
                          and not o.key.endswith(("manifest.json", "SHA256SUMS"))]
             print("%-14s %-8s %-12s %9d %12d  %s" % (job, label, newest, len(artifacts), sum(o.size for o in artifacts),
                                                      where % (job, newest)))
