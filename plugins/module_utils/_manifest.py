@@ -27,7 +27,7 @@ import typing as t
 import uuid
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import format_timestamp, parse_iso, set_prefix
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, format_timestamp, parse_iso, set_prefix
 from ansible_collections.corebackup.backup.plugins.module_utils._schema import (
     ARTIFACT_SCHEMA,
     RUN_SCHEMA,
@@ -174,6 +174,40 @@ def artifacts_of(manifest: dict) -> dict[str, dict]:
         for artifact in run["artifacts"]:
             artifacts[artifact["key"]] = artifact
     return artifacts
+
+
+def items_of(manifest: dict) -> dict:
+    """{name: {name, type, key, artifact, source}} from the set's runs, later runs winning: what a restore of the
+    set reads, one artifact per item (carried artifacts included)."""
+    found = {}
+    for run in sorted(manifest["runs"], key=lambda r: (r["finished"], r["run_id"])):
+        artifacts = {a["key"]: a for a in run["artifacts"]}
+        entries = run.get("entries") or [{"name": ArtifactKey.parse(k).name, "key": k, "status": "backed_up"}
+                                         for k in artifacts]
+        for entry in entries:
+            if entry.get("key") in artifacts:
+                found[entry["name"]] = {"name": entry["name"], "type": run["source"]["type"], "key": entry["key"],
+                                        "artifact": artifacts[entry["key"]], "source": run["source"]}
+    return found
+
+
+def sizes_of(manifest: dict) -> dict:
+    """What a restore of the set reads: ``items``, ``logical_size`` (bytes of the artifact of each item, carried
+    ones included) and ``new_size`` (the bytes of those that this set stored from the source, not carried)."""
+    artifacts = [item["artifact"] for item in items_of(manifest).values()]
+    return {"items": len(artifacts), "logical_size": sum(a["size"] for a in artifacts),
+            "new_size": sum(a["size"] for a in artifacts if not a.get("carried_from"))}
+
+
+def last_verification(manifest: dict) -> dict | None:
+    """The newest re-reading of the set's artifacts (O(state=verified)): ``when`` (its newest record), ``checked``
+    (artifacts with a record), ``bad`` (those whose newest record is not ok), ``artifacts``; None when never."""
+    records = manifest.get("verification") or {}
+    if not records:
+        return None
+    return {"when": max(record["verified_at"] for record in records.values()), "checked": len(records),
+            "bad": sum(1 for record in records.values() if record["status"] != "ok"),
+            "artifacts": len(artifacts_of(manifest))}
 
 
 def sha256sums(manifest: dict, prefix: str) -> bytes:

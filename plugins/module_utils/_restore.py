@@ -29,8 +29,8 @@ import uuid
 import zlib
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, iso, parse_date
-from ansible_collections.corebackup.backup.plugins.module_utils._manifest import read_manifest, update_manifest
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, parse_date
+from ansible_collections.corebackup.backup.plugins.module_utils._manifest import items_of, read_manifest, update_manifest
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import (
     ChunkReader,
     PipelineError,
@@ -332,20 +332,6 @@ def commit(staging: str, target: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.unlink(old)
-
-
-def items_of(manifest: dict) -> dict:
-    """{name: {name, type, key, artifact, source}} from the set's runs, later runs winning."""
-    found = {}
-    for run in sorted(manifest["runs"], key=lambda r: (r["finished"], r["run_id"])):
-        artifacts = {a["key"]: a for a in run["artifacts"]}
-        entries = run.get("entries") or [{"name": ArtifactKey.parse(k).name, "key": k, "status": "backed_up"}
-                                         for k in artifacts]
-        for entry in entries:
-            if entry.get("key") in artifacts:
-                found[entry["name"]] = {"name": entry["name"], "type": run["source"]["type"], "key": entry["key"],
-                                        "artifact": artifacts[entry["key"]], "source": run["source"]}
-    return found
 
 
 # The options of a service's backup that a pre-restore backup takes from backup_restore's packing option.

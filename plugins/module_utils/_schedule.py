@@ -4,11 +4,17 @@
 
 # This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur any time.
 
-"""How often a job is expected to produce a good backup set.
+"""How often a job is expected to produce a good backup set, and how fresh its newest one is.
 
-A job's expected interval is the role's ``backup_expected_interval`` (daily by default) or the job's own
-``expected_interval``: a whole number of seconds, or a duration such as ``30m``, ``12h``, ``1d``, ``1w`` or
-``1d12h``. The metrics export it per job, so that one alert rule (no success within the interval plus a grace)
+A job's expected interval is ``backup_expected_interval`` (daily by default) or the job's own
+``expected_interval``: a whole number of seconds, or a duration such as ``30m``, ``12h``, ``1d``, ``1w``
+or ``1d12h``. The newest good set of a job is
+
+* ``ok`` while its age is at most LATE_AFTER times the interval (a run may start late or take long);
+* ``late`` up to OVERDUE_AFTER times the interval (a run was missed);
+* ``overdue`` beyond that, or ``none`` when the job has no good set at all.
+
+The metrics export the interval per job, so that one alert rule (no success within the interval plus a grace)
 serves every job whatever its schedule.
 """
 
@@ -19,6 +25,8 @@ import typing as t
 
 DEFAULT_INTERVAL = "1d"
 UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+LATE_AFTER = 1.5
+OVERDUE_AFTER = 2.5
 MAX_INTERVAL = 10 * 366 * 86400
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(min|s|m|h|d|w)")
 _DURATION_RE = re.compile(r"^(?:\s*\d+(?:\.\d+)?\s*(?:min|s|m|h|d|w))+\s*$")
@@ -43,3 +51,14 @@ def parse_interval(value: t.Any) -> int:
     if not 1 <= seconds <= MAX_INTERVAL:
         raise IntervalError("an expected interval must be between one second and ten years, got %r" % (value,))
     return int(round(seconds))
+
+
+def freshness(age: float | None, interval: int) -> str:
+    """``ok``, ``late``, ``overdue`` for the age (seconds) of a job's newest good set; ``none`` without one."""
+    if age is None:
+        return "none"
+    if age <= LATE_AFTER * interval:
+        return "ok"
+    if age <= OVERDUE_AFTER * interval:
+        return "late"
+    return "overdue"

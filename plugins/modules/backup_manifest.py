@@ -196,12 +196,67 @@ bad:
   elements: dict
 sets:
   description:
-    - O(state=query) and O(state=verified), the sets looked at, newest first, with C(job), C(date),
-      C(status) (V(success), V(partial), V(failed) or V(unreadable)), C(size) (bytes of every object in
-      the set), C(runs), C(artifacts), C(verified_at) and C(problems).
+    - O(state=query) and O(state=verified), the sets looked at, newest first.
   returned: when O(state=query) or O(state=verified)
   type: list
   elements: dict
+  contains:
+    job:
+      description: The job.
+      type: str
+    date:
+      description: The set's date, V(YYYY-MM-DD).
+      type: str
+    status:
+      description: V(success), V(partial), V(failed) (the newest run of each source decides), or V(unreadable).
+      type: str
+    size:
+      description: Bytes of every object in the set's folder (artifacts, records, manifest).
+      type: int
+    objects:
+      description: Number of objects in the set's folder.
+      type: int
+    runs:
+      description: The runs recorded in the set, oldest first, each with C(run_id), C(status), C(started),
+        C(finished), C(source), C(counts) and C(errors).
+      type: list
+      elements: dict
+    artifacts:
+      description: Every artifact the set's runs recorded.
+      type: list
+      elements: dict
+    artifact_bytes:
+      description: Bytes of every artifact the set's runs recorded.
+      type: int
+    items:
+      description: Number of items a restore of the set restores (one artifact each).
+      type: int
+    logical_size:
+      description:
+        - Bytes a restore of the whole set reads - the artifact of each item, carried artifacts (unchanged
+          items, stored by an older set and linked or copied into this one) included.
+      type: int
+    new_size:
+      description: The part of RV(sets[].logical_size) this set stored from the source (not carried).
+      type: int
+    verified_at:
+      description: When the whole set was last read back and found intact (O(state=verified) without O(sample),
+        or a passing drill); V(null) when never, or when the last check found a problem.
+      type: str
+    last_verification:
+      description:
+        - The newest re-reading of the set's artifacts by O(state=verified), V(null) when none was re-read.
+        - C(when) (its newest record), C(checked) (artifacts with a record), C(bad) (artifacts whose newest record
+          is not V(ok)) and C(artifacts) (artifacts in the set).
+      type: dict
+    last_drill:
+      description: The set's newest restore drill (C(when), C(duration), C(result) V(ok) or V(failed), C(items)),
+        V(null) when never drilled.
+      type: dict
+    problems:
+      description: What was wrong reading the set's manifest and run records.
+      type: list
+      elements: str
 """
 
 
@@ -214,7 +269,9 @@ from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
 from ansible_collections.corebackup.backup.plugins.module_utils._manifest import (
     ManifestError,
     artifacts_of,
+    last_verification,
     read_manifest,
+    sizes_of,
     update_manifest,
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._sets import (
@@ -270,7 +327,8 @@ class Manifests:
     # -- query ---------------------------------------------------------------------------------
     def describe(self, backup_set, manifest, problems):
         artifacts = list(artifacts_of(manifest).values()) if manifest else []
-        return {
+        sizes = sizes_of(manifest) if manifest else {"items": 0, "logical_size": 0, "new_size": 0}
+        return dict(sizes, **{
             "job": backup_set.job, "date": backup_set.date,
             "status": manifest["status"] if manifest else "unreadable",
             "size": backup_set.size, "objects": len(backup_set.objects),
@@ -279,7 +337,8 @@ class Manifests:
             "artifacts": artifacts, "artifact_bytes": sum(a["size"] for a in artifacts),
             "verified_at": manifest["verified_at"] if manifest else None, "problems": problems,
             "last_drill": (manifest.get("restore_drills") or [None])[-1] if manifest else None,
-        }
+            "last_verification": last_verification(manifest) if manifest else None,
+        })
 
     def load(self, backup_set):
         try:

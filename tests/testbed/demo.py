@@ -2,14 +2,15 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""`make demo`: playbooks/backup.yml, then playbooks/verify.yml, against inventories/demo and local stand-ins.
+"""`make demo`: playbooks/backup.yml, verify.yml and report.yml, against inventories/demo and local stand-ins.
 
 Starts on 127.0.0.1 the GitHub stand-in (an organization built the same way every time, on the port of
 the last run), an S3 endpoint (moto), a MongoDB-compatible server (SecantusDB) with a sample database,
 and a Docker engine with a container and its volume when one can be started (it needs root). Makes once
 an age key pair and a sample tree under the demo's folder. The secrets of the inventory are in its
-vault (demo password). Prints what was backed up, where, and how to restore it, and stops everything
-it started: the filesystem backups stay in <demo>/backups, the S3 and MongoDB data go with their servers.
+vault (demo password). Prints what was backed up, where, and how to restore it, writes the HTML report
+(<demo>/report.html; docs/report.png shows one), and stops everything it started: the filesystem backups
+stay in <demo>/backups, the S3 and MongoDB data go with their servers.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ import subprocess
 import sys
 import tempfile
 
-from ansible_collections.corebackup.backup.plugins.module_utils._catalog import Catalog
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import utc_now
+from ansible_collections.corebackup.backup.plugins.module_utils._sets import list_sets
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import backend_from_params
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
 from ansible_collections.corebackup.backup.tests.testbed.github_standin import GitHubStandIn
@@ -122,16 +122,16 @@ def playbook(source: str, collections: str, name: str, extra: str) -> int:
 
 def table(stores: dict) -> None:
     print("\n%-14s %-8s %-12s %9s %12s  %s" % ("job", "storage", "set", "artifacts", "bytes", "where"))
-    today = utc_now().date()
     for label, (storage, where) in stores.items():
         backend = backend_from_params(storage)
         jobs = sorted({key.split("/")[0] for key in (obj.key for obj in backend.list("")) if "/" in key})
         for job in jobs:
-            catalog = Catalog(backend, job, today, read_only=True)
-            if not catalog.sets:
+            sets = list_sets(backend, job)[0]  # the Catalog keeps no object list: its sets would look empty here
+            if not sets:
                 continue
-            newest = max(catalog.sets)
-            artifacts = [o for o in catalog.sets[newest].objects if "/checksums/" not in o.key and "/runs/" not in o.key
+            newest = max(sets)
+            artifacts = [o for o in sets[newest].objects if "/checksums/" not in o.key and "/runs/" not in o.key
+                         and not o.key.rsplit("/", 1)[-1].startswith(".")
                          and not o.key.endswith(("manifest.json", "SHA256SUMS"))]
             print("%-14s %-8s %-12s %9d %12d  %s" % (job, label, newest, len(artifacts), sum(o.size for o in artifacts),
                                                      where % (job, newest)))
@@ -162,15 +162,19 @@ def main() -> int:
         mongo_uri = "mongodb://127.0.0.1:%d/?directConnection=true" % mongo.port
         mongo_sample(mongo_uri)
         variables = {"demo_dir": workdir, "demo_github_api": github.api_url, "demo_s3_endpoint": s3_endpoint,
-                     "demo_mongo_uri": mongo_uri, "demo_docker_host": docker_host or "", "demo_recipient": recipient}
+                     "demo_mongo_uri": mongo_uri, "demo_docker_host": docker_host or "", "demo_recipient": recipient,
+                     "backup_report_html": os.path.join(workdir, "report.html")}
         extra = os.path.join(workdir, "demo-vars.json")
         with open(extra, "w", encoding="utf-8") as handle:
             json.dump(variables, handle)
-        status = playbook(source, collections, "backup.yml", extra) or playbook(source, collections, "verify.yml", extra)
+        status = (playbook(source, collections, "backup.yml", extra) or playbook(source, collections, "verify.yml", extra)
+                  or playbook(source, collections, "report.yml", extra))
         if status == 0:
             table({"local": ({"type": "filesystem", "path": os.path.join(workdir, "backups")},
                              os.path.join(workdir, "backups", "%s", "%s")),
                    "offsite": (s3_storage, "s3://demo-backups/corebackup/%s/%s (in the demo's S3 server)")})
+    if status == 0:
+        print("\nThe report, one self-contained page: %s" % os.path.join(workdir, "report.html"))
     print("\nThe demo's servers are stopped: the S3 and MongoDB data are gone, the filesystem backups stay.")
     print("Restore an artifact with the standard tools (the private key is %s):" % identity)
     print("  cd <set folder> && sha256sum -c SHA256SUMS")

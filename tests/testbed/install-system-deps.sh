@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the system packages the tests need (bindep.txt names them for backup hosts), with apt,
 # only when one is missing. Needs root on a Debian-like machine. npm fetches GitHub's GraphQL schema
-# (@octokit/graphql-schema), which the GitHub stand-in's schema is checked against.
+# (@octokit/graphql-schema), which the GitHub stand-in's schema is checked against. Chromium renders the HTML
+# report headless in its test (tests/integration/roles/test_report.py).
 set -euo pipefail
 need=()
 for cmd_pkg in git:git tar:tar gzip:gzip zstd:zstd age:age age-keygen:age sha256sum:coreutils shellcheck:shellcheck git-lfs:git-lfs dockerd:docker.io npm:npm pigz:pigz \
-    mmdebstrap:mmdebstrap ssh:openssh-client ssh-keygen:openssh-client; do
+    mmdebstrap:mmdebstrap ssh:openssh-client ssh-keygen:openssh-client chromium:chromium; do
   cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

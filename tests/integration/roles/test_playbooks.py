@@ -2,12 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""playbooks/report.yml and setup.yml as users run them."""
+"""playbooks/setup.yml as users run it on this machine (report.yml: test_report.py; fresh hosts: tests/integration/hosts)."""
 
 from __future__ import annotations
 
-import datetime
-import html.parser
 import os
 import re
 import shutil
@@ -23,59 +21,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(ROOT)))
 
 
-class Charts(html.parser.HTMLParser):
-    """The charts of a report page: {job: [(date, status, size)]}, and whether anything is fetched."""
-
-    def __init__(self):
-        super().__init__()
-        self.charts, self.current, self.fetches = {}, None, []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "svg" and attrs.get("class") == "job-chart":
-            self.current = self.charts.setdefault(attrs["data-job"], [])
-        elif tag == "circle" and attrs.get("class") == "set":
-            self.current.append((attrs["data-date"], attrs["data-status"], int(attrs["data-size"])))
-        for name in ("src", "href"):
-            if attrs.get(name):
-                self.fetches.append(attrs[name])
-
-
 def inventory(tmp_path, **variables):
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump({"backup_hosts": {"hosts": {"localhost": dict({"ansible_connection": "local"},
                                                                                  **variables)}}}))
     return str(path)
-
-
-def test_the_report_page_has_a_chart_per_job_and_a_point_per_set(tmp_path):
-    store = tmp_path / "store"
-    source = tmp_path / "source"
-    source.mkdir()
-    (source / "f").write_text("x")
-    storages = {"local": {"type": "filesystem", "path": str(store)}}
-    jobs = {"alpha": 3, "beta": 2}
-    today = datetime.datetime.now(datetime.timezone.utc)
-    for job, days in jobs.items():
-        for day in range(days):
-            when = (today - datetime.timedelta(days=day * 2)).strftime("%Y-%m-%dT02:00:00Z")
-            playbook = tmp_path / "one.yml"
-            playbook.write_text(yaml.safe_dump([{"hosts": "backup_hosts", "gather_facts": False, "tasks": [
-                {"corebackup.backup.files_backup": {"paths": [str(source)], "job": job, "storage": storages["local"]},
-                 "register": "out", "environment": {"COREBACKUP_NOW": when}},
-                {"corebackup.backup.backup_manifest": {"result": "{{ out }}", "storage": storages["local"]},
-                 "environment": {"COREBACKUP_NOW": when}}]}]))
-            assert run_playbook(COLLECTIONS, str(playbook), inventory(tmp_path)).returncode == 0
-    page = tmp_path / "report.html"
-    run = run_playbook(COLLECTIONS, os.path.join(ROOT, "playbooks", "report.yml"), inventory(tmp_path),
-                       extra_vars={"backup_storages": storages, "backup_report_html": str(page)})
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert "alpha" in run.stdout and "newest good (age)" in run.stdout
-    charts = Charts()
-    charts.feed(page.read_text())
-    assert {job: len(points) for job, points in charts.charts.items()} == jobs
-    assert all(status == "success" and size > 0 for points in charts.charts.values() for _d, status, size in points)
-    assert charts.fetches == []  # self-contained: nothing to fetch
 
 
 def test_setup_prepares_storage_folders_and_a_systemd_timer(tmp_path):

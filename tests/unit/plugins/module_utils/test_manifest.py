@@ -288,3 +288,27 @@ def test_an_unreadable_manifest_is_kept_aside_before_it_is_rebuilt(tmp_path):
     assert len(copies) == 1 and backend.read_bytes(copies[0]) == b"{half a manif"
     manifest = json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, DATE)))
     assert [r["run_id"] for r in manifest["runs"]] == ["r1", "r2"]
+
+
+def test_logical_size_is_what_a_restore_reads_carried_artifacts_included():
+    def artifact(name, stamp, size, carried=False):
+        record = {"key": "%s/%s/%s_20261122T0%s0000Z.tar.gz" % (JOB, DATE, name, stamp), "size": size, "sha256": "0" * 64}
+        if carried:
+            record["carried_from"] = "%s/2026-11-21/%s_20261121T020000Z.tar.gz" % (JOB, name)
+        return record
+
+    def entries(*records):
+        return [{"name": r["key"].rsplit("/", 1)[1].split("_")[0], "status": "carried" if r.get("carried_from") else
+                 "backed_up", "key": r["key"], "error": None} for r in records]
+
+    a_first, a_again, b_carried = artifact("a", 2, 100), artifact("a", 3, 150), artifact("b", 2, 1000, carried=True)
+    first = dict(make_run("r1", finished="2026-11-22T02:30:00Z", artifacts=[a_first, b_carried]),
+                 entries=entries(a_first, b_carried))
+    again = dict(make_run("r2", finished="2026-11-22T03:30:00Z", artifacts=[a_again]), entries=entries(a_again))
+    manifest = dict(m.empty_manifest(JOB, DATE), runs=[again, first])
+    # a restore reads a's newer artifact and b's carried one; the superseded artifact of a is not read
+    assert m.sizes_of(manifest) == {"items": 2, "logical_size": 1150, "new_size": 150}
+    assert m.last_verification(manifest) is None
+    manifest["verification"] = {a_again["key"]: {"verified_at": "2026-11-22T05:00:00Z", "status": "ok"},
+                                b_carried["key"]: {"verified_at": "2026-11-22T04:00:00Z", "status": "corrupted"}}
+    assert m.last_verification(manifest) == {"when": "2026-11-22T05:00:00Z", "checked": 2, "bad": 1, "artifacts": 3}

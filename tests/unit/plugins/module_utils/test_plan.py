@@ -25,7 +25,8 @@ def job(name, service="files", **extra):
 
 
 def test_a_good_list_runs_what_is_enabled_and_named():
-    jobs = [job("a"), job("b", "github"), job("c", "mongodb", enabled=False), job("d", "docker_volume")]
+    jobs = [job("a", expected_interval="12h"), job("b", "github"), job("c", "mongodb", enabled=False),
+            job("d", "docker_volume", expected_interval=3600)]
     planned, skipped, problems = plan_jobs(STORAGES, jobs, "a, d")
     assert problems == []
     assert [(j["name"], j["module"]) for j in planned] == [("a", "files_backup"), ("d", "volume_snapshot")]
@@ -53,14 +54,15 @@ def test_a_wrong_expected_interval_is_a_problem_of_the_list():
 def test_every_problem_is_found_at_once():
     jobs = [job("a"), job("a"), job("b", "ftp"), job("c", storage="nowhere"), job("d", retention={"keep_days": 0}),
             job("e", options={"paths": ["/x"], "paht": 1}), job("f", "github", options={}), "not a job",
-            job("../g"), job("h", colour="red")]
+            job("../g"), job("h", colour="red"), job("i", expected_interval="daily")]
     _planned, _skipped, problems = plan_jobs(STORAGES, jobs, ["zz"])
     text = "\n".join(problems)
     for expected in ("job a: the name is used by an earlier job too", "job b: service must be one of",
                      "job c: storage 'nowhere' is not defined in storages (local)", "job d: retention: the retention policy is empty",
                      "job e: options: paht. Supported parameters include: allow_empty, compression", "job f: options: one of the following is required: "
                      "organization, user", "job 8 is not a dictionary", "job '../g' is not a valid job name",
-                     "job h: unknown keys colour", "only names jobs that do not exist: zz"):
+                     "job h: unknown keys colour", "job i: expected_interval: an expected interval must be seconds",
+                     "only names jobs that do not exist: zz"):
         assert expected in text, expected
 
 
