@@ -260,6 +260,7 @@ class ServiceRunner:
         self.catalog: Catalog | None = None
         self.writer: t.Any = None
         self.store_failure: str | None = None  # a storage error every item would meet: the run stops there
+        self.leased = False  # the run holds the job's lease: from there on, a failure is recorded
         self._probe_lock = threading.Lock()
 
     def run(self) -> None:
@@ -270,14 +271,17 @@ class ServiceRunner:
         self.module.exit(**output)
 
     def execute(self) -> tuple[dict, str | None]:
-        """Run the service: (the result, the message of a failure of the whole run or None). Errors before any
-        item (options, discovery, the store) raise BackupError, and are recorded as a failed run when the store
-        can take the record."""
+        """Run the service: (the result, the message of a failure of the whole run or None). Errors raise
+        BackupError: before the run holds the job's lease (options, discovery, packing, the store) nothing is
+        stored or recorded, so that bad input touches nothing already stored (the role records the failed job);
+        after, the failure is recorded as a failed run when the store can take the record."""
         started = time.monotonic()
+        self.leased = False
         try:
             return self._execute(started)
         except BackupError as exc:
-            self.record_failure(exc, started)
+            if self.leased:
+                self.record_failure(exc, started)
             raise
 
     def _execute(self, started: float) -> tuple[dict, str | None]:
@@ -297,6 +301,7 @@ class ServiceRunner:
         module.backend.check_root(create=True, dry_run=module.check_mode)
         waited = time.monotonic()
         with job_lease(module.backend, job, module.params["lock_timeout"], dry_run=module.check_mode) as lease:
+            self.leased = True
             waited = time.monotonic() - waited
             output, failure = self.under_lease(items, started, waited)
             if self.recording:
