@@ -260,9 +260,12 @@ options:
   record:
     description:
       - Record the run in the backup set it wrote, under the lease it holds - its run record, and the set's
-        C(manifest.json) and C(SHA256SUMS) - and return it as RV(run), with RV(manifest_key). A run that failed as a
-        whole is recorded too, as failed. Not in check mode. The record is written on every run; C(changed) says
-        whether artifacts were stored or carried, not that a record was written.
+        C(manifest.json) and C(SHA256SUMS) - and return it as RV(run), with RV(manifest_key). Not in check mode.
+        A run that stored nothing and failed (refused for its options, its source or its packing, or every item
+        failed) records nothing, so that it leaves every stored byte as it was; the role
+        P(corebackup.backup.backup#role) records such a job as failed with M(corebackup.backup.backup_manifest).
+        The record is written on every other run; C(changed) says whether artifacts were stored or carried, not
+        that a record was written.
       - With V(false), record the registered result with M(corebackup.backup.backup_manifest) instead (a result
         that was recorded already is not recorded twice).
     type: bool

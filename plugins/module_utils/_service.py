@@ -260,7 +260,6 @@ class ServiceRunner:
         self.catalog: Catalog | None = None
         self.writer: t.Any = None
         self.store_failure: str | None = None  # a storage error every item would meet: the run stops there
-        self.leased = False  # the run holds the job's lease: from there on, a failure is recorded
         self._probe_lock = threading.Lock()
 
     def run(self) -> None:
@@ -271,18 +270,10 @@ class ServiceRunner:
         self.module.exit(**output)
 
     def execute(self) -> tuple[dict, str | None]:
-        """Run the service: (the result, the message of a failure of the whole run or None). Errors raise
-        BackupError: before the run holds the job's lease (options, discovery, packing, the store) nothing is
-        stored or recorded, so that bad input touches nothing already stored (the role records the failed job);
-        after, the failure is recorded as a failed run when the store can take the record."""
-        started = time.monotonic()
-        self.leased = False
-        try:
-            return self._execute(started)
-        except BackupError as exc:
-            if self.leased:
-                self.record_failure(exc, started)
-            raise
+        """Run the service: (the result, the message of a failure of the whole run or None). A run that stored
+        nothing, refused (options, discovery, packing, the store) or with every item failed, records nothing and
+        leaves every stored byte as it was (the role records the failed job); the others record themselves."""
+        return self._execute(time.monotonic())
 
     def _execute(self, started: float) -> tuple[dict, str | None]:
         module, service = self.module, self.service
@@ -301,10 +292,9 @@ class ServiceRunner:
         module.backend.check_root(create=True, dry_run=module.check_mode)
         waited = time.monotonic()
         with job_lease(module.backend, job, module.params["lock_timeout"], dry_run=module.check_mode) as lease:
-            self.leased = True
             waited = time.monotonic() - waited
             output, failure = self.under_lease(items, started, waited)
-            if self.recording:
+            if self.recording and output["status"] != "failed":
                 output.update(self.record(output, started))
         if lease is not None and lease.lost:
             module.warn(lease.lost)
@@ -363,19 +353,6 @@ class ServiceRunner:
         return {"run": {k: run[k] for k in ("run_id", "status", "started", "finished", "errors")},
                 "manifest_key": recorded["manifest_key"], "run_key": recorded["run_key"],
                 "set_status": recorded["set_status"]}
-
-    def record_failure(self, exc: BaseException, started: float) -> None:
-        """A run that failed as a whole is recorded too (status failed, its error), so that today's set says so;
-        when the store cannot take that record either, the module's own failure says enough."""
-        if not self.recording:
-            return
-        try:
-            source = self.service.source()
-            self.module.backend.check_root(create=True)
-        except Exception:  # pylint: disable=broad-exception-caught
-            return
-        self.record({"failed": True, "msg": self.module.scrub(exc), "job": self.module.job, "source": source,
-                     "totals": {}}, started)
 
     def process_one(self, item: Item) -> tuple[dict, Artifact | None]:
         """process(), then the item's compression threads go to the items still running."""
