@@ -78,12 +78,16 @@ tree:
 sanity: tree
 	cd $(COLL) && $(BIN)/ansible-test sanity --color no --python 3.11
 
+# Two workers, each test file on one of them (its module fixtures and order kept; each worker starts the
+# session's services once): most tests wait on subprocesses, simulated latency and services, not on a core.
+PYTEST_WORKERS ?= -n 2 --dist loadfile --durations=25
 pytest: tree
 	cd $(COLL) && PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m pytest -p no:cacheprovider \
-		--import-mode=importlib --timeout 600 -o console_output_style=classic $(PYTEST_PATHS) $(PYTEST_ARGS)
+		--import-mode=importlib --timeout 600 -o console_output_style=classic $(PYTEST_WORKERS) $(PYTEST_PATHS) $(PYTEST_ARGS)
 
 # The fast tier for your own loop: unit tests only (pure logic and fakes), about half a minute.
 unit: PYTEST_PATHS = tests/unit
+unit: PYTEST_WORKERS =
 unit: pytest
 
 # The backup role converged twice on this machine (extensions/molecule/default): idempotence and verify.
