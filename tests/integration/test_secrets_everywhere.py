@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import subprocess
+import sys
 import tarfile
 import uuid
 
@@ -280,9 +281,15 @@ def runs(world, known):
         done.playbook("restore.yml", inv, extra_vars={
             "restore_job": "role-mongo", "restore_storage": "s3", "restore_items": "vault", "restore_drop": True,
             "restore_confirm": True, "restore_identity_file": world["identity"], "restore_target": {"uri": world["uri"]}})
+        with open(world["identity"], encoding="utf-8") as handle:
+            identity = handle.read()
+        # setup.yml on this machine: its own Python (the discovered one may be a shim), no sudo; the restore host's
+        # identity deployed from a variable, as from the vault.
         done.playbook("setup.yml", inv, extra_vars={
             "backup_host_install_packages": False, "backup_host_venv": "", "backup_host_schedule": "none",
-            "backup_host_storage_dirs": [{"path": str(role_dir / "store")}]})
+            "backup_host_storage_dirs": [{"path": str(role_dir / "store")}], "backup_host_setup_python": sys.executable,
+            "ansible_become": False, "restore_host_identity": identity,
+            "restore_identity_file": str(role_dir / "restore-host" / "age-identity.txt")})
     finally:
         receiver.shutdown()
     done.posts = receiver.posts

@@ -84,7 +84,11 @@ def test_the_report_page_shows_every_job_at_a_glance_in_chromium(tmp_path):
         backup("alpha", "v3", when(now, hours=2)),  # unchanged: carried into today's set, yet restored from it
         backup("beta", "v1", when(now, days=5)),  # expected every 3 days: late
         backup("gamma", "v2", when(now, days=3)),  # daily: overdue, and its last run failed
-        backup("gamma", FAILING_PATH, when(now, hours=1), failed_when=False),
+        backup("gamma", FAILING_PATH, when(now, hours=1), failed_when=False, register="gamma_failed"),
+        {"name": "record the failed run of gamma, as the role does (a failed run that stored nothing records nothing)",
+         "environment": {"COREBACKUP_NOW": when(now, hours=1)},
+         "corebackup.backup.backup_manifest": {"job": "gamma", "storage": storage, "result": "{{ gamma_failed }}",
+                                               "source": {"type": "files", "name": "gamma"}}},
         backup("legacy", "v1", when(now, days=40)),  # in the store, no longer configured
         {"name": "verify alpha",
          "corebackup.backup.backup_manifest": {"state": "verified", "job": "alpha", "storage": storage}},
