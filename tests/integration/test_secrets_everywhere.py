@@ -288,7 +288,7 @@ def runs(world, known):
         done.playbook("setup.yml", inv, extra_vars={
             "backup_host_install_packages": False, "backup_host_venv": "", "backup_host_schedule": "none",
             "backup_host_storage_dirs": [{"path": str(role_dir / "store")}], "backup_host_setup_python": sys.executable,
-            "ansible_become": False, "restore_host_identity": identity,
+            "ansible_become": False, "backup_host_identity": identity,
             "restore_identity_file": str(role_dir / "restore-host" / "age-identity.txt")})
     finally:
         receiver.shutdown()

@@ -113,7 +113,7 @@ def fleet(docker_engine, s3_endpoint, github_standin, tmp_path_factory):
         "backup_notify_on": "failure", "backup_notify_webhook": receiver.url})
     write_yaml(inventory / "group_vars" / "restore_hosts" / "main.yml", {
         "ansible_python_interpreter": venv_python, "ansible_become": True, "backup_host_wheelhouse": "/wheelhouse",
-        "restore_identity_file": "/etc/corebackup/age-identity.txt", "restore_host_identity": "{{ vault_age_identity }}"})
+        "restore_identity_file": "/etc/corebackup/age-identity.txt", "backup_host_identity": "{{ vault_age_identity }}"})
     vault_file(inventory / "group_vars" / "restore_hosts" / "vault.yml", {
         "vault_age_identity": identity.stdout}, password_file)
 
