@@ -697,6 +697,10 @@ def test_push_of_pull_refs_is_rejected(github, restore_org):
     assert "! [remote rejected] refs/pull/1/merge -> refs/pull/1/merge (deny updating a hidden ref)" in pushed.stderr
     accepted = {ref: sha for ref, sha in refs.items() if not ref.startswith("refs/pull/")}
     assert github_fixtures.git_refs(record.git_dir) == accepted and len(accepted) == 5
+    # The stand-in notes the push once git http-backend has ended, which may be just after git has its answer.
+    deadline = time.monotonic() + 10
+    while record.empty and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not record.empty
 
 
