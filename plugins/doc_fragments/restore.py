@@ -18,7 +18,8 @@ options:
     type: path
   force:
     description:
-      - Replace what is already at a non-empty target (a folder, a volume). Without it such a target is refused.
+      - Replace what is already at a non-empty target (a folder, a volume, a PostgreSQL database). Without it such a
+        target is refused.
       - A volume is emptied first (with a helper container that runs a shell of O(helper_image)), so no stale file survives.
     type: bool
     default: false
@@ -90,4 +91,60 @@ options:
     description: Replay the oplog a point-in-time dump holds (inserts, updates, deletes).
     type: bool
     default: true
+  postgres:
+    description:
+      - The PostgreSQL server PostgreSQL items go into, and how to connect, as M(corebackup.backup.postgres_dump) takes
+        it. The role must not be a superuser (nor a member of C(pg_execute_server_program), C(pg_write_server_files),
+        C(pg_read_server_files)): a dump is SQL that runs as the restoring role. It needs C(CREATEDB), and must own a
+        database that O(force) replaces. Restored objects belong to it (C(pg_restore --no-owner)); grants are restored.
+    type: dict
+    suboptions:
+      uri:
+        description: A libpq connection URI; the options below override its parts.
+        type: str
+      host:
+        description: The server's host name or address.
+        type: str
+      port:
+        description: The server's port.
+        type: int
+      user:
+        description: The role to connect as.
+        type: str
+      password:
+        description: Its password (E(PGPASSWORD) by default); it reaches the clients through a 0600 passfile.
+        type: str
+      dbname:
+        description: The database connected to, to create, rename and drop databases (V(postgres) by default).
+        type: str
+      ssl_mode:
+        description: libpq's C(sslmode).
+        type: str
+        choices: [disable, allow, prefer, require, verify-ca, verify-full]
+      ssl_root_cert:
+        description: CA certificates to check the server's certificate with.
+        type: path
+      ssl_cert:
+        description: Client certificate.
+        type: path
+      ssl_key:
+        description: Client key.
+        type: path
+      bin_dir:
+        description: The folder of the client programs (C(pg_restore), C(psql), C(pg_dump)); by default E(PATH).
+        type: path
+  target_database:
+    description:
+      - The database a PostgreSQL item goes into; C({database}) is the item's database, C({date}) the set's date as
+        C(YYYYMMDD). By default a new one; V({database}) restores in place, which needs O(force) when it exists.
+      - The artifact is restored into a staging database first, and renamed into place once pg_restore succeeded
+        and the artifact checked out; a database it replaces is dropped only then.
+    type: str
+    default: "{database}_restored_{date}"
+  restore_globals:
+    description:
+      - Also run the item C(globals) (the cluster's roles and settings) with C(psql), before the databases; statements
+        that fail (roles that exist) are counted and warned about. Without it the item is only checked.
+    type: bool
+    default: false
 """

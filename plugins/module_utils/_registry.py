@@ -13,13 +13,14 @@ Modules are bundled by Ansible from their imports, so the slices are imported by
 
 from __future__ import annotations
 
-from ansible_collections.corebackup.backup.plugins.module_utils._services import docker_volume, files, github, mongodb
+from ansible_collections.corebackup.backup.plugins.module_utils._services import docker_volume, files, github, mongodb, postgres
 
 SLICES = (
     files.SLICE,
     github.SLICE,
     docker_volume.SLICE,
     mongodb.SLICE,
+    postgres.SLICE,
 )
 
 # service name (in job lists, and the type of a run's source) -> its slice
