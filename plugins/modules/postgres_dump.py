@@ -173,10 +173,6 @@ status:
   description: V(success), V(partial) (some databases failed, the others are in the set) or V(failed).
   returned: always
   type: str
-server_version:
-  description: The server's major version.
-  returned: always
-  type: int
 artifacts:
   description: The artifacts stored, in the shared Artifact form.
   returned: always

@@ -16,6 +16,7 @@ REPEATABLE READ transaction open whose exported snapshot every ``pg_dump`` of th
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -57,8 +58,8 @@ SPEC = dict(
     ),
     job_default="postgres",
 )
-KEYWORDS = {"host": "host", "port": "port", "user": "user", "dbname": "dbname", "ssl_mode": "sslmode",
-            "ssl_root_cert": "sslrootcert", "ssl_cert": "sslcert", "ssl_key": "sslkey"}
+KEYWORDS = {k: k.replace("_", "") for k in ("host", "port", "user", "dbname", "ssl_mode", "ssl_root_cert", "ssl_cert",
+                                           "ssl_key")}  # option -> libpq's keyword
 GLOBALS = "globals"  # the item of the cluster's roles, tablespaces and role settings
 # Rows of the tables with these oids (or of every table of the database), counted in the transaction's snapshot.
 COUNT_ROWS = ("SELECT coalesce(json_object_agg(n.nspname || '.' || c.relname, (xpath('/row/c/text()', query_to_xml("
@@ -77,10 +78,11 @@ class Client:
 
     def __init__(self, module, params, tmpdir):
         self.module, self.params = module, params
-        keywords, password = parse_uri(params["uri"]) if params["uri"] else ({}, None)
-        keywords.update({KEYWORDS[k]: str(params[k]) for k in KEYWORDS if params.get(k) is not None})
-        keywords.setdefault("dbname", "postgres")
-        self.keywords = dict(keywords, application_name="corebackup.backup")
+        self.uri, password = without_password(params["uri"] or "postgresql://")
+        self.keywords = {KEYWORDS[k]: str(params[k]) for k in KEYWORDS if params.get(k) is not None}
+        if not urllib.parse.urlsplit(self.uri).path.strip("/"):
+            self.keywords.setdefault("dbname", "postgres")
+        self.keywords["application_name"] = "corebackup.backup"
         self.env = {}
         password = params["password"] or password
         if password:
@@ -91,7 +93,9 @@ class Client:
             self.env["PGPASSFILE"] = path
 
     def name(self):
-        return "%s:%s" % (self.keywords.get("host", "localhost"), self.keywords.get("port", "5432"))
+        if "host" in self.keywords:
+            return "%s:%s" % (self.keywords["host"], self.keywords.get("port", "5432"))
+        return urllib.parse.urlsplit(self.uri).netloc.rpartition("@")[2] or "localhost"
 
     def bin(self, name):
         where = self.params.get("bin_dir")
@@ -102,16 +106,18 @@ class Client:
         return path
 
     def conninfo(self, dbname=None):
+        """The connection as a URI without password (its parameters override its parts, the last one wins)."""
         keywords = dict(self.keywords, **({"dbname": dbname} if dbname else {}))
-        return " ".join("%s='%s'" % (k, v.replace("\\", "\\\\").replace("'", "\\'")) for k, v in keywords.items())
+        return self.uri + ("&" if "?" in self.uri else "?") + urllib.parse.urlencode(keywords)
 
-    def run(self, argv):
+    def run(self, argv, what=None):
         """A client's output; BackupError with its error lines (not only the last, which is often a detail)."""
         rc, out, err = self.module.module.run_command(argv, environ_update=self.env)
         if rc != 0:
             lines = err.strip().splitlines() or ["exit status %d" % rc]
             said = [line for line in lines if re.search(r"(?i)\b(error|fatal)\b", line)] or lines[-1:]
-            raise BackupError(self.module.scrub("%s failed: %s" % (os.path.basename(argv[0]), " ".join(said[:3]))))
+            raise BackupError(self.module.scrub("%s: %s" % (what or os.path.basename(argv[0]) + " failed",
+                                                             " ".join(said[:3]))))
         return out
 
     def query(self, sql, dbname=None):
@@ -142,32 +148,22 @@ class Client:
                 oid, kind, schema, name = match.groups()
                 counts = objects.setdefault(name if kind == "SCHEMA" else schema, {})
                 counts[kind] = counts.get(kind, 0) + 1
-                if kind == "TABLE":
-                    tables.append(oid)
+                tables += [oid] if kind == "TABLE" else []
         os.unlink(path)
         return objects, tables
 
 
-def parse_uri(uri):
-    """A libpq URI's keywords and its password (which is taken out of them)."""
+def without_password(uri):
+    """A libpq URI without its password (in its user part or its parameters), and the password."""
     parts = urllib.parse.urlsplit(uri)
     if parts.scheme not in ("postgresql", "postgres"):
         raise OptionError("uri must be a postgresql:// URI, got one of scheme %r" % parts.scheme)
-    userinfo, _at, hostlist = parts.netloc.rpartition("@")
-    user, _colon, password = userinfo.partition(":")
-    keywords = dict(urllib.parse.parse_qsl(parts.query))
-    password = urllib.parse.unquote(password) or keywords.pop("password", None)
-    keywords.pop("password", None)
-    hosts = [re.match(r"^(\[[^]]*\]|[^:]*)(?::(\d*))?$", h).groups() for h in hostlist.split(",") if h]
-    if hosts:
-        keywords["host"] = ",".join(urllib.parse.unquote(h.strip("[]")) for h, _p in hosts)
-        if any(p for _h, p in hosts):
-            keywords["port"] = ",".join(p or "5432" for _h, p in hosts)
-    if user:
-        keywords["user"] = urllib.parse.unquote(user)
-    if parts.path.strip("/"):
-        keywords["dbname"] = urllib.parse.unquote(parts.path[1:])
-    return keywords, password
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    password = urllib.parse.unquote(userinfo.partition(":")[2]) or dict(query).get("password")
+    query = urllib.parse.urlencode([(k, v) for k, v in query if k != "password"])
+    user = userinfo.partition(":")[0] + at
+    return "%s://%s%s%s%s" % (parts.scheme, user, hosts, parts.path, query and "?" + query), password
 
 
 class Session:
@@ -200,9 +196,8 @@ class Session:
             if ended:
                 self.process.communicate("COMMIT;\n")
         finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
+            self.process.kill()  # nothing, once it ended
+            self.process.wait()
             self.stderr.close()
 
 
@@ -229,9 +224,6 @@ class PostgresDump(Service):
 
     def source(self):
         return {"type": "postgres", "name": self.client.name()}
-
-    def result(self):
-        return {"server_version": self.server}
 
     def preview(self, item, entry):
         if item.data:
@@ -291,6 +283,11 @@ class PostgresRestorer(Restorer):
         self.client = Client(self.module, self.params["postgres"], runner.scratch)
         self.tag = uuid.uuid4().hex[:8]
         self.globals = None  # the result of the globals, once restored
+        self.check_role()
+
+    def check_role(self):
+        """Refuse a role that could run programs or write files on the server (again after the globals ran: on
+        PostgreSQL 15 and older, a role with CREATEROLE may grant itself pg_execute_server_program)."""
         role = self.client.query(
             "SELECT json_build_object('name', rolname, 'super', rolsuper, 'createdb', rolcreatedb, 'unsafe', %s) FROM "
             "pg_roles WHERE rolname = current_user" % " OR ".join("pg_has_role(current_user, %s, 'MEMBER')" % quote(r)
@@ -332,7 +329,7 @@ class PostgresRestorer(Restorer):
         if self.params["restore_globals"] and self.globals is None:  # first, for the grants to its roles
             found = [i for i in self.runner.choose()[1] if is_globals(i)]
             if not found:
-                raise OptionError("restore_globals: the items to restore hold no %s item" % GLOBALS)
+                raise OptionError("restore_globals: name the item %s among items too" % GLOBALS)
             self.restore_globals(found[0], {})
         target = self.target(item)
         if self.exists(target) and not self.params["force"]:
@@ -358,15 +355,18 @@ class PostgresRestorer(Restorer):
             check_artifact(self.runner.stream(item), result)
             result.update(target=self.target(item), restored=False)
             return
-        if self.globals is None:
-            argv = [self.client.bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=0", "-d", self.client.conninfo(), "-f",
-                    "-"]
-            errors = [line for line in feed(argv, self.runner.stream(item), self.client.env, "psql").splitlines()
-                      if "ERROR:" in line]
+        if self.globals is None:  # psql in restricted mode: no meta-command of the file (\! runs a shell) is run
+            key, psql = uuid.uuid4().hex, [self.client.bin("psql"), "-X", "-q", "-d", self.client.conninfo()]
+            self.client.run(psql + ["-v", "ON_ERROR_STOP=1", "-c", "\\restrict " + key, "-c", "\\unrestrict " + key],
+                            "psql cannot run a backup's SQL restricted (\\restrict: 15.14, 16.10, 17.6 or newer)")
+            output = feed(psql + ["-v", "ON_ERROR_STOP=0", "-f", "-"], self.runner.stream(item), self.client.env,
+                          "psql", head=b"\\restrict %s\n" % key.encode())
+            errors = [line for line in output.splitlines() if "ERROR:" in line]
             if errors:  # the roles that exist already, above all
                 self.module.warn("%d statements of %s failed (roles that exist are among them): %s"
                                  % (len(errors), item["key"], "; ".join(errors[:5])))
             self.globals = dict(checksum="ok", target=self.target(item), restored=True, errors=len(errors))
+            self.check_role()
         result.update(self.globals)
 
     def drill(self, item, result):
@@ -397,7 +397,7 @@ class PostgresRestorer(Restorer):
         return dict(options, databases=existing, globals=False) if existing else None
 
 
-def feed(argv, stream, env, what):
+def feed(argv, stream, env, what, head=b""):
     """Stream an artifact's plain bytes into a command's stdin (read to its end, and checked, whatever the command
     reads of it); the command's output, once it succeeded."""
     with tempfile.TemporaryFile() as output:
@@ -406,7 +406,7 @@ def feed(argv, stream, env, what):
                                    env=dict(os.environ, **env))
         pipe = process.stdin
         try:
-            for chunk in stream.chunks():
+            for chunk in itertools.chain([head], stream.chunks()):
                 if pipe is not None:
                     try:
                         pipe.write(chunk)
