@@ -24,9 +24,11 @@ from ansible_collections.corebackup.backup.tests.testbed.github_standin import G
 from ansible_collections.corebackup.backup.tests.testbed.s3_proxy import S3Proxy
 from ansible_collections.corebackup.backup.tests.testbed.services import (
     S3_TEST_CREDENTIALS,
+    PostgresServer,
     build_busybox_image,
     dockerd,
     moto_s3,
+    postgres,
     secantus,
 )
 
@@ -148,15 +150,26 @@ def mongo_server(service_log_dir):
         yield uri
 
 
+@pytest.fixture(scope="session")
+def postgres_server(service_log_dir) -> t.Iterator[PostgresServer]:
+    """A PostgreSQL 15 server of this test session on 127.0.0.1 (a cluster of its own, removed at the end): its
+    address, superuser password and client programs, with helpers (sql, create_role, create_database, ...).
+    Each test makes its own roles and databases, with names of its own."""
+    with postgres(service_log_dir) as service:
+        yield service.server
+
+
 # Markers, set from what a test uses, so that a subset can be chosen with -m (README, "Running the tests"):
 # the service each real-service fixture starts, "services" for any of them, "playbook" for tests that run
 # ansible-playbook on the collection, and "unit" for the pure tier (tests/unit/).
-SERVICE_MARKERS = {"s3_endpoint": "s3", "docker_engine": "docker", "mongo_server": "mongodb", "github_standin": "github"}
+SERVICE_MARKERS = {"s3_endpoint": "s3", "docker_engine": "docker", "mongo_server": "mongodb", "github_standin": "github",
+                   "postgres_server": "postgres"}
 
 
 def pytest_configure(config):
     for name, what in (("s3", "S3 through moto"), ("docker", "a Docker engine"), ("mongodb", "SecantusDB"),
-                       ("github", "the GitHub stand-in"), ("services", "any real service"),
+                       ("postgres", "a PostgreSQL server"), ("github", "the GitHub stand-in"),
+                       ("services", "any real service"),
                        ("playbook", "ansible-playbook on the collection"), ("unit", "pure logic, no service")):
         config.addinivalue_line("markers", "%s: tests that need %s" % (name, what))
 

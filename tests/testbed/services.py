@@ -11,14 +11,21 @@ was started is stopped, also when a test run fails or is interrupted.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import pwd
+import re
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import typing as t
 import urllib.error
+import urllib.parse
 import urllib.request
 
 LOOPBACK = "127.0.0.1"
@@ -183,3 +190,201 @@ def secantus(python: str, log_dir: str, storage_path: str = ":memory:", auth: bo
         except OSError:
             return False
     return Service("secantus", argv, port, ready, log_dir, start_timeout=120)
+
+
+PG_BIN_DEFAULT = "/usr/lib/postgresql/15/bin"
+
+
+def pg_bin_dir() -> str:
+    """Where the PostgreSQL programs are: ``PG_BIN`` if set, else Debian's PostgreSQL 15."""
+    return os.environ.get("PG_BIN") or PG_BIN_DEFAULT
+
+
+class PostgresError(RuntimeError):
+    """psql failed: its exit code and its stderr, with every password it was given replaced by ``********``."""
+
+
+def quote_ident(name: str) -> str:
+    return '"%s"' % name.replace('"', '""')
+
+
+def quote_literal(value: str) -> str:
+    return "'%s'" % value.replace("'", "''")  # standard_conforming_strings is on: a backslash is a backslash
+
+
+ROLE_ATTRIBUTES = re.compile(r"^(NO)?(SUPERUSER|CREATEDB|CREATEROLE|INHERIT|LOGIN|REPLICATION|BYPASSRLS)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class PostgresServer:
+    """A PostgreSQL server on 127.0.0.1 and its superuser, with psql from ``bin_dir`` as the client."""
+
+    host: str
+    port: int
+    password: str = dataclasses.field(repr=False)
+    superuser: str = "postgres"
+    bin_dir: str = PG_BIN_DEFAULT
+
+    @property
+    def uri(self) -> str:
+        """The superuser's connection URI (it holds the password: keep it out of logs and assertions)."""
+        return "postgresql://%s:%s@%s:%d/postgres" % (
+            urllib.parse.quote(self.superuser, safe=""), urllib.parse.quote(self.password, safe=""), self.host, self.port)
+
+    def client_env(self, password: str | None) -> dict[str, str]:
+        """The environment of a client program (pg_dump, psql, ...): ours without any PG* variable that could point
+        it elsewhere, and ``password`` in PGPASSWORD (``server.client_env(server.password)`` for the superuser)."""
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+        env["PGCONNECT_TIMEOUT"] = "10"
+        if password is not None:
+            env["PGPASSWORD"] = password
+        return env
+
+    def sql(self, query: str, dbname: str = "postgres", user: str | None = None, password: str | None = None,
+            secrets_in_query: t.Sequence[str] = ()) -> str:
+        """Run ``query`` (one or more statements, each on its own) with psql over TCP as ``user`` (the superuser
+        by default, with its password) and return what it printed, stripped: unaligned, tuples only, ``|``
+        between columns. The query goes through stdin, so that nothing of it shows in a process list; a
+        failure raises PostgresError with psql's stderr, ``secrets_in_query`` and the passwords masked."""
+        __tracebackhide__ = True  # pylint: disable=unused-variable  # pytest: the error says it all, the password stays out
+        if user is None:
+            user, password = self.superuser, self.password if password is None else password
+        argv = [os.path.join(self.bin_dir, "psql"), "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
+                "-h", self.host, "-p", str(self.port), "-U", user, "-d", dbname, "-f", "-"]
+        result = subprocess.run(argv, input=query, capture_output=True, text=True, env=self.client_env(password),
+                                timeout=300, check=False)
+        if result.returncode != 0:
+            message = result.stderr.strip() or result.stdout.strip()
+            for secret in (self.password, password, *secrets_in_query):
+                if secret:
+                    message = message.replace(secret, "********")
+            raise PostgresError("psql as %s on %s failed (exit %d): %s" % (user, dbname, result.returncode, message))
+        return result.stdout.strip()
+
+    def create_role(self, name: str, password: str | None = None, *attributes: str) -> None:
+        """CREATE ROLE with ``attributes`` ("LOGIN", "CREATEDB", ...) and a password (stored as a SCRAM hash)."""
+        for attribute in attributes:
+            if not ROLE_ATTRIBUTES.match(attribute):
+                raise ValueError("not a role attribute: %r" % attribute)
+        clauses = list(attributes) + (["PASSWORD " + quote_literal(password)] if password is not None else [])
+        self.sql("CREATE ROLE %s%s;" % (quote_ident(name), " WITH " + " ".join(clauses) if clauses else ""),
+                 secrets_in_query=[password] if password else [])
+
+    def create_database(self, name: str, owner: str | None = None, template: str | None = None) -> None:
+        statement = "CREATE DATABASE " + quote_ident(name)
+        if owner:
+            statement += " OWNER " + quote_ident(owner)
+        if template:
+            statement += " TEMPLATE " + quote_ident(template)
+        self.sql(statement + ";")
+
+    def drop_database(self, name: str) -> None:
+        """DROP DATABASE IF EXISTS, WITH (FORCE): sessions still connected to it are ended."""
+        self.sql("DROP DATABASE IF EXISTS %s WITH (FORCE);" % quote_ident(name))
+
+
+class PostgresService(Service):
+    """A PostgreSQL cluster of its own: initdb into a fresh folder under /tmp, postgres on 127.0.0.1, and at the
+    end a fast shutdown and the folder removed. As root (CI), initdb and postgres, which refuse to run as root,
+    run as ``nobody`` through setpriv, in a folder that ``nobody`` owns."""
+
+    def __init__(self, log_dir: str, bin_dir: str | None = None, settings: dict[str, str] | None = None,
+                 start_timeout: float = 60.0):
+        self.bin_dir = bin_dir or pg_bin_dir()
+        self.password = secrets.token_urlsafe(18)
+        self.root = ""
+        port = free_port()
+        self.settings = {
+            "listen_addresses": LOOPBACK, "port": str(port), "unix_socket_directories": "",
+            # Throwaway data: no fsync, for speed.
+            "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+            # A failed statement is not copied into the log (CREATE ROLE ... PASSWORD); psql shows it to its caller.
+            "log_min_error_statement": "panic",
+        }
+        self.settings.update(settings or {})
+        super().__init__("postgres", [], port, self._ready, log_dir, start_timeout=start_timeout)
+
+    @property
+    def server(self) -> PostgresServer:
+        return PostgresServer(LOOPBACK, self.port, self.password, "postgres", self.bin_dir)
+
+    def _as_owner(self) -> tuple[list[str], int | None, int | None]:
+        """The prefix that runs a program as the cluster's owner, and that owner's uid and gid (None: ourselves)."""
+        if os.geteuid() != 0:
+            return [], None, None
+        nobody = pwd.getpwnam("nobody")
+        return (["setpriv", "--reuid=%d" % nobody.pw_uid, "--regid=%d" % nobody.pw_gid, "--clear-groups", "--"],
+                nobody.pw_uid, nobody.pw_gid)
+
+    def _ready(self) -> bool:
+        try:
+            with socket.create_connection((LOOPBACK, self.port), timeout=1):
+                pass
+        except OSError:
+            return False
+        probe = subprocess.run([os.path.join(self.bin_dir, "pg_isready"), "-q", "-h", LOOPBACK, "-p", str(self.port),
+                                "-U", "postgres", "-d", "postgres", "-t", "2"],
+                               env=self.server.client_env(None), capture_output=True, check=False)
+        return probe.returncode == 0
+
+    def start(self) -> "PostgresService":
+        prefix, uid, gid = self._as_owner()
+        self.root = tempfile.mkdtemp(prefix="cbpg-", dir="/tmp")  # short: the path shows in every log line
+        data = os.path.join(self.root, "data")
+        pwfile = os.path.join(self.root, "pwfile")
+        try:
+            with open(os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
+                handle.write(self.password + "\n")
+            if uid is not None:
+                os.chown(self.root, uid, gid)
+                os.chown(pwfile, uid, gid)
+            os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+            env = {key: value for key, value in os.environ.items() if not key.startswith(("PG", "LC_"))}
+            env["LANG"] = "C.UTF-8"
+            with open(self.log_path, "ab") as log:
+                initdb = subprocess.run(
+                    prefix + [os.path.join(self.bin_dir, "initdb"), "-D", data, "--username=postgres",
+                              "--pwfile=" + pwfile, "--auth-host=scram-sha-256", "--auth-local=peer",
+                              "--encoding=UTF8", "--no-locale", "--no-sync"],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, env=env,
+                    timeout=120, check=False)
+            os.unlink(pwfile)
+            if initdb.returncode != 0:
+                raise ServiceError("initdb exited with %s:\n%s" % (initdb.returncode, self.log_tail()))
+            self.argv = prefix + [os.path.join(self.bin_dir, "postgres"), "-D", data]
+            for key, value in self.settings.items():
+                self.argv += ["-c", "%s=%s" % (key, value)]
+            self.env = env
+            super().start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT: sessions are ended, the cluster is checkpointed), then the folder is removed."""
+        try:
+            if self.process is not None and self.process.poll() is None:
+                try:
+                    os.killpg(self.process.pid, signal.SIGINT)
+                    self.process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                    self.process.wait()
+                except ProcessLookupError:
+                    pass
+        finally:
+            if self.root:
+                shutil.rmtree(self.root, ignore_errors=True)
+                self.root = ""
+
+    def __enter__(self) -> "PostgresService":
+        return self.start()
+
+
+def postgres(log_dir: str, bin_dir: str | None = None, settings: dict[str, str] | None = None) -> PostgresService:
+    """A PostgreSQL server of its own on 127.0.0.1 (Debian's PostgreSQL 15, or ``bin_dir`` or ``PG_BIN``): a fresh
+    cluster, superuser ``postgres`` with a random password (SCRAM over TCP), no unix socket, fsync off.
+    ``settings`` adds or overrides server settings (``{"password_encryption": "md5"}``). Its ``server`` is the
+    :class:`PostgresServer` to talk to it with."""
+    return PostgresService(log_dir, bin_dir, settings)
