@@ -258,7 +258,7 @@ def test_selection_zstd_check_mode_and_bad_input(pg, tmp_path):
     assert preview["changed"] and entry["status"] == "would_back_up" and entry["bytes"] > 0
     assert files_below(str(tmp_path)) == []
 
-    result = pg.backup(storage=storage, exclude_schemas=["sales"], compression="zstd", globals=False, job="only-public")
+    result = pg.backup(storage=storage, tables=["public.customers"], compression="zstd", globals=False, job="only-public")
     assert result.get("failed") is not True, result.get("msg")
     artifact = result["artifacts"][0]
     assert artifact["key"].endswith(".dump.zst") and set(artifact["contents"]["tables"]) == {"public.customers"}
