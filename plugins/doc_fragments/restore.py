@@ -95,7 +95,7 @@ options:
     description:
       - The PostgreSQL server PostgreSQL items go into, and how to connect, as M(corebackup.backup.postgres_dump) takes
         it. The role must not be a superuser (nor a member of C(pg_execute_server_program), C(pg_write_server_files),
-        C(pg_read_server_files)): a dump is SQL that runs as the restoring role. It needs C(CREATEDB), and must own a
+        C(pg_read_server_files)), since a dump is SQL that runs as the restoring role. It needs C(CREATEDB), and must own a
         database that O(force) replaces. Restored objects belong to it (C(pg_restore --no-owner)); grants are restored.
     type: dict
     suboptions:
@@ -145,6 +145,9 @@ options:
     description:
       - Also run the item C(globals) (the cluster's roles and settings) with C(psql), before the databases; statements
         that fail (roles that exist) are counted and warned about. Without it the item is only checked.
+      - It needs C(CREATEROLE). psql runs the file in restricted mode (C(\\restrict), psql 15.14, 16.10, 17.6 or
+        newer), so that none of its meta-commands runs (C(\\!) would run a shell); the role is checked again after
+        it, and a role it made a member of C(pg_execute_server_program) is refused.
     type: bool
     default: false
 """

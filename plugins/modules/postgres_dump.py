@@ -81,7 +81,7 @@ options:
   compression:
     description:
       - V(none) (the default) stores what C(pg_dump -Fc) writes, compressed by pg_dump itself (zlib, at
-        O(compression_level) up to 9): the stored file is what C(pg_restore) reads, with nothing to unpack first.
+        O(compression_level) up to 9), and the stored file is what C(pg_restore) reads, with nothing to unpack first.
       - V(gzip) or V(zstd) run C(pg_dump -Z0) and compress in the pipeline instead, on several threads (zstd is the
         faster for large databases).
     type: str

@@ -58,8 +58,8 @@ SPEC = dict(
     ),
     job_default="postgres",
 )
-KEYWORDS = {k: k.replace("_", "") for k in ("host", "port", "user", "dbname", "ssl_mode", "ssl_root_cert", "ssl_cert",
-                                           "ssl_key")}  # option -> libpq's keyword
+KEYWORDS = {k: k.replace("_", "") for k in (  # option -> libpq's keyword
+    "host", "port", "user", "dbname", "ssl_mode", "ssl_root_cert", "ssl_cert", "ssl_key")}
 GLOBALS = "globals"  # the item of the cluster's roles, tablespaces and role settings
 # Rows of the tables with these oids (or of every table of the database), counted in the transaction's snapshot.
 COUNT_ROWS = ("SELECT coalesce(json_object_agg(n.nspname || '.' || c.relname, (xpath('/row/c/text()', query_to_xml("
@@ -116,8 +116,8 @@ class Client:
         if rc != 0:
             lines = err.strip().splitlines() or ["exit status %d" % rc]
             said = [line for line in lines if re.search(r"(?i)\b(error|fatal)\b", line)] or lines[-1:]
-            raise BackupError(self.module.scrub("%s: %s" % (what or os.path.basename(argv[0]) + " failed",
-                                                             " ".join(said[:3]))))
+            what = what or os.path.basename(argv[0]) + " failed"
+            raise BackupError(self.module.scrub("%s: %s" % (what, " ".join(said[:3]))))
         return out
 
     def query(self, sql, dbname=None):

@@ -270,6 +270,8 @@ def test_selection_zstd_check_mode_and_bad_input(pg, tmp_path):
     assert wrong["failed"] and "password authentication failed" in wrong["msg"]
     assert pg.server.password not in str(wrong)
     assert not os.path.exists(os.path.join(storage["path"], "wrong"))
+    tls = pg.backup(storage=storage, ssl_mode="require", job="wrong")  # the TLS options reach libpq
+    assert tls["failed"] and "server does not support SSL" in tls["msg"]
     scheme = pg.backup(storage=storage, uri="mysql://u:secret@h/db", job="wrong")
     assert scheme["failed"] and "uri must be a postgresql:// URI" in scheme["msg"] and "secret" not in str(scheme)
 
