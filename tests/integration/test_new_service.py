@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import yaml
@@ -89,10 +90,10 @@ def with_toy_service(tmp_path):
     (tree / "plugins" / "modules" / "toy_backup.py").write_text(MODULE)
     registry = tree / "plugins" / "module_utils" / "_registry.py"
     text = registry.read_text()
-    assert "import docker_volume, files, github, mongodb\n" in text and "    mongodb.SLICE,\n" in text
-    registry.write_text(text.replace("import docker_volume, files, github, mongodb\n",
-                                     "import docker_volume, files, github, mongodb, toy\n")
-                        .replace("    mongodb.SLICE,\n", "    mongodb.SLICE,\n    toy.SLICE,\n"))
+    imports = re.search(r"^from .*\._services import .*$", text, re.M)
+    assert imports and "SLICES = (\n" in text
+    registry.write_text(text.replace(imports.group(0), imports.group(0) + ", toy")
+                        .replace("SLICES = (\n", "SLICES = (\n    toy.SLICE,\n"))
     return str(collections), str(tree)
 
 

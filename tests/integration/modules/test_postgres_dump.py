@@ -23,6 +23,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import
 from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
 from ansible_collections.corebackup.backup.tests.conftest import files_below
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_module
+from ansible_collections.corebackup.backup.tests.testbed.ansible_tasks import Task, run_tasks
 from ansible_collections.corebackup.backup.tests.testbed.postgres_data import fill_sample, snapshot
 
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(
@@ -258,7 +259,8 @@ def test_selection_zstd_check_mode_and_bad_input(pg, tmp_path):
     assert preview["changed"] and entry["status"] == "would_back_up" and entry["bytes"] > 0
     assert files_below(str(tmp_path)) == []
 
-    result = pg.backup(storage=storage, tables=["public.customers"], compression="zstd", globals=False, job="only-public")
+    result = pg.backup(storage=storage, tables=["public.customers"], compression="zstd", globals=False,
+                       job="only-public")
     assert result.get("failed") is not True, result.get("msg")
     artifact = result["artifacts"][0]
     assert artifact["key"].endswith(".dump.zst") and set(artifact["contents"]["tables"]) == {"public.customers"}
@@ -266,20 +268,24 @@ def test_selection_zstd_check_mode_and_bad_input(pg, tmp_path):
     drill = pg.restore(job="only-public", storage=storage, state="drill")
     assert drill.get("failed") is not True and drill["restored"][0]["status"] == "ok", drill.get("msg")
 
-    wrong = pg.backup(storage=storage, password="not-" + pg.server.password, job="wrong")
-    assert wrong["failed"] and "password authentication failed" in wrong["msg"]
-    assert pg.server.password not in str(wrong)
-    assert not os.path.exists(os.path.join(storage["path"], "wrong"))
-    tls = pg.backup(storage=storage, ssl_mode="require", job="wrong")  # the TLS options reach libpq
-    assert tls["failed"] and "server does not support SSL" in tls["msg"]
-    scheme = pg.backup(storage=storage, uri="mysql://u:secret@h/db", job="wrong")
-    assert scheme["failed"] and "uri must be a postgresql:// URI" in scheme["msg"] and "secret" not in str(scheme)
-
     old = tmp_path / "old-bin"
     old.mkdir()
     for name in ("psql", "pg_restore", "pg_dumpall"):
         os.symlink(os.path.join(pg.server.bin_dir, name), str(old / name))
     (old / "pg_dump").write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 14.12'\n")
     (old / "pg_dump").chmod(0o755)
-    too_old = pg.backup(storage=storage, bin_dir=str(old), job="wrong")
+    connection = dict(host=pg.server.host, port=pg.server.port, user=pg.server.superuser, databases=[pg.db],
+                      storage=storage, job="wrong")
+    results, _run = run_tasks(COLLECTIONS, [  # one ansible-playbook run for the lot
+        Task("postgres_dump", dict(connection, password="not-" + pg.server.password)),
+        Task("postgres_dump", dict(connection, password=pg.server.password, ssl_mode="require")),
+        Task("postgres_dump", dict(connection, uri="mysql://u:secret@h/db")),
+        Task("postgres_dump", dict(connection, password=pg.server.password, bin_dir=str(old))),
+    ])
+    wrong, tls, scheme, too_old = results
+    assert wrong["failed"] and "password authentication failed" in wrong["msg"]
+    assert pg.server.password not in str(results)
+    assert tls["failed"] and "server does not support SSL" in tls["msg"]  # the TLS options reach libpq
+    assert scheme["failed"] and "uri must be a postgresql:// URI" in scheme["msg"] and "secret" not in str(scheme)
     assert too_old["failed"] and "pg_dump is of PostgreSQL 14, older than the server (15)" in too_old["msg"]
+    assert not os.path.exists(os.path.join(storage["path"], "wrong"))  # nothing stored by a failed run
