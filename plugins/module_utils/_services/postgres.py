@@ -175,7 +175,8 @@ class Session:
         self.process = subprocess.Popen([client.bin("psql"), "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d",
                                          client.conninfo(dbname)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=self.stderr, env=dict(os.environ, **client.env), text=True)
-        self.send("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT pg_export_snapshot();")
+        self.send("SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0; "  # as long as the dump
+                  "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT pg_export_snapshot();")
         self.snapshot = self.read()
 
     def send(self, sql):
