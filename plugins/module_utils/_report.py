@@ -258,7 +258,7 @@ def esc(value: t.Any) -> str:
 
 def nice_ticks(top: float) -> tuple[list[float], float, int]:
     """Y ticks (bytes) from 0 to at least ``top``: ([ticks], the axis maximum, the unit's index in SIZE_UNITS)."""
-    top = max(float(top), 1.0)
+    top = wanted = max(float(top), 1.0)
     unit = 0
     while top >= 1024 and unit < len(SIZE_UNITS) - 1:
         top /= 1024.0
@@ -270,6 +270,8 @@ def nice_ticks(top: float) -> tuple[list[float], float, int]:
         step = max(1, math.ceil(step))
     count = max(1, math.ceil(top / step - 1e-9))
     scale = 1024 ** unit
+    if count * step * scale < wanted:  # top was a hair above a tick, more than the tolerance for float noise allows
+        count += 1
     ticks = [i * step * scale for i in range(count + 1)]
     return ticks, ticks[-1], unit
 
