@@ -63,7 +63,8 @@ def test_an_in_place_restore_keeps_what_it_replaces_packed_as_the_job_and_drills
     (inventory / "group_vars" / "restore_hosts.yml").write_text(yaml.safe_dump({
         "backup_storages": storages, "backup_jobs": [{"name": "site", "service": "files", "storage": "local"},
                                                      {"name": "pg", "service": "postgres", "storage": "local"}],
-        "restore_identity_file": age_identity[0], "restore_drill_postgres": as_owner}))
+        "restore_identity_file": age_identity[0], "restore_drill_postgres": as_owner,
+        "vault_pbk_password": owner_password}))
     backed_up = run_playbook(COLLECTIONS, playbook("backup.yml"), str(inventory))
     assert backed_up.returncode == 0, backed_up.stdout[-3000:]
     # The PostgreSQL set: the database's pg_dump archive and the cluster's globals, packed as the backup host says.
@@ -98,11 +99,12 @@ def test_an_in_place_restore_keeps_what_it_replaces_packed_as_the_job_and_drills
     back = dict(restore, restore_job="site-pre-restore", restore_confirm=True, restore_pre_restore_backup=False)
     assert run_playbook(COLLECTIONS, playbook("restore.yml"), str(inventory), extra_vars=back).returncode == 0
     assert (srv / "site" / "index.html").read_text() == "version 2, broken\n"
-    # The PostgreSQL database, into a new database on a server as README's example gives it (restore_target).
+    # The PostgreSQL database, into a new database on a server as README's example gives it (restore_target, its
+    # password templated from the restore hosts' variables).
     copy = db + "_copy"
     pg_restored = run_playbook(COLLECTIONS, playbook("restore.yml"), str(inventory), extra_vars={
-        "restore_job": "pg", "restore_storage": "local", "restore_items": db,
-        "restore_target": {"postgres": as_owner, "target_database": "{database}_copy"}})
+        "restore_job": "pg", "restore_storage": "local", "restore_items": db, "restore_target": {
+            "postgres": dict(as_owner, password="{{ vault_pbk_password }}"), "target_database": "{database}_copy"}})
     assert pg_restored.returncode == 0, pg_restored.stdout[-3000:]
     assert "%s -> %s" % (db, copy) in pg_restored.stdout
     assert snapshot(pg, copy) == snapshot(pg, db)
