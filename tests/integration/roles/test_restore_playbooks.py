@@ -28,8 +28,8 @@ def newest_set(store, job):
     return store / job / day
 
 
-def test_an_in_place_restore_keeps_what_it_replaces_packed_as_the_job_and_drills_pass(tmp_path, age_identity,
-                                                                                     postgres_server):
+def test_an_in_place_restore_keeps_what_it_replaces_packed_as_the_job_and_drills_pass(
+        tmp_path, age_identity, postgres_server):
     srv = tmp_path / "srv"
     (srv / "site").mkdir(parents=True)
     (srv / "site" / "index.html").write_text("version 1\n")
