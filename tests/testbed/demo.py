@@ -6,11 +6,12 @@
 
 Starts on 127.0.0.1 the GitHub stand-in (an organization built the same way every time, on the port of
 the last run), an S3 endpoint (moto), a MongoDB-compatible server (SecantusDB) with a sample database,
-and a Docker engine with a container and its volume when one can be started (it needs root). Makes once
-an age key pair and a sample tree under the demo's folder. The secrets of the inventory are in its
-vault (demo password). Prints what was backed up, where, and how to restore it, writes the HTML report
+a PostgreSQL cluster of its own with a sample database (tests/testbed/postgres_data.py) and a role that
+backs it up, and a Docker engine with a container and its volume when one can be started (it needs root).
+Makes once an age key pair and a sample tree under the demo's folder. The secrets of the inventory are in
+its vault (demo password). Prints what was backed up, where, and how to restore it, writes the HTML report
 (<demo>/report.html; docs/report.png shows one), and stops everything it started: the filesystem backups
-stay in <demo>/backups, the S3 and MongoDB data go with their servers.
+stay in <demo>/backups, the S3, MongoDB and PostgreSQL data go with their servers.
 """
 
 from __future__ import annotations
@@ -29,17 +30,23 @@ from ansible_collections.corebackup.backup.plugins.module_utils._sets import lis
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import backend_from_params
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
 from ansible_collections.corebackup.backup.tests.testbed.github_standin import GitHubStandIn
+from ansible_collections.corebackup.backup.tests.testbed.postgres_data import fill_sample
 from ansible_collections.corebackup.backup.tests.testbed.services import (
     S3_TEST_CREDENTIALS,
+    PostgresServer,
     build_busybox_image,
     dockerd,
     free_port,
     moto_s3,
+    postgres,
     secantus,
 )
 
 ORG = "demo-org"
 DEMO_TOKEN = "ghp_demodemodemodemodemodemodemodemodemo1"  # the same as in inventories/demo's vault
+# The PostgreSQL role of the job demo-postgres: a superuser (the cluster's globals need one), its password the same
+# as in inventories/demo's vault; the sample database shop belongs to another role.
+DEMO_PG_USER, DEMO_PG_PASSWORD, DEMO_PG_OWNER = "demo_backup", "demo-postgres-password", "demo_app"
 
 
 def sample_tree(root: str) -> None:
@@ -111,6 +118,13 @@ def mongo_sample(uri: str) -> None:
     client.close()
 
 
+def postgres_sample(server: PostgresServer) -> None:
+    server.create_role(DEMO_PG_USER, DEMO_PG_PASSWORD, "LOGIN", "SUPERUSER")
+    server.create_role(DEMO_PG_OWNER, None, "NOLOGIN")
+    server.create_database("shop", DEMO_PG_OWNER)
+    fill_sample(server, "shop", DEMO_PG_OWNER)
+
+
 def playbook(source: str, collections: str, name: str, extra: str) -> int:
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_LOCALHOST_WARNING="0",
                ANSIBLE_PYTHON_INTERPRETER=sys.executable)
@@ -152,7 +166,7 @@ def main() -> int:
     python = os.environ.get("SECANTUS_PYTHON") or os.path.join(source, ".venv-secantus", "bin", "python")
     logs = os.path.join(workdir, "logs")
     with GitHubStandIn(github_dir, port=demo_port(workdir)) as github, moto_s3(logs) as s3, \
-            secantus(python, logs) as mongo, docker_engine(workdir) as docker_host:
+            secantus(python, logs) as mongo, postgres(logs) as pg, docker_engine(workdir) as docker_host:
         github.add_token(token=DEMO_TOKEN, login="demo")
         github_fixtures.build_organization(github, ORG, github_dir, count=20, seed="demo")
         s3_endpoint = "http://127.0.0.1:%d" % s3.port
@@ -161,8 +175,11 @@ def main() -> int:
         backend_from_params(s3_storage).client.create_bucket(Bucket="demo-backups")
         mongo_uri = "mongodb://127.0.0.1:%d/?directConnection=true" % mongo.port
         mongo_sample(mongo_uri)
+        postgres_sample(pg.server)
         variables = {"demo_dir": workdir, "demo_github_api": github.api_url, "demo_s3_endpoint": s3_endpoint,
-                     "demo_mongo_uri": mongo_uri, "demo_docker_host": docker_host or "", "demo_recipient": recipient,
+                     "demo_mongo_uri": mongo_uri, "demo_postgres_host": pg.server.host,
+                     "demo_postgres_port": pg.server.port, "demo_postgres_bin_dir": pg.server.bin_dir,
+                     "demo_docker_host": docker_host or "", "demo_recipient": recipient,
                      "backup_report_html": os.path.join(workdir, "report.html")}
         extra = os.path.join(workdir, "demo-vars.json")
         with open(extra, "w", encoding="utf-8") as handle:
@@ -175,11 +192,13 @@ def main() -> int:
                    "offsite": (s3_storage, "s3://demo-backups/corebackup/%s/%s (in the demo's S3 server)")})
     if status == 0:
         print("\nThe report, one self-contained page: %s" % os.path.join(workdir, "report.html"))
-    print("\nThe demo's servers are stopped: the S3 and MongoDB data are gone, the filesystem backups stay.")
+    print("\nThe demo's servers are stopped: the S3, MongoDB and PostgreSQL data are gone, the filesystem backups stay.")
     print("Restore an artifact with the standard tools (the private key is %s):" % identity)
     print("  cd <set folder> && sha256sum -c SHA256SUMS")
     print("  age -d -i %s <artifact>.tar.gz.age | tar -xz" % identity)
     print("  age -d -i %s <database>.archive.gz.age | mongorestore --archive --gzip" % identity)
+    print("  createdb <new database> && age -d -i %s <database>.dump.age | pg_restore --no-owner -d <new database>"
+          % identity)
     return status
 
 

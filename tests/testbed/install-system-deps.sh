@@ -16,6 +16,11 @@ done
 if command -v dpkg >/dev/null 2>&1 && ! dpkg -s busybox-static >/dev/null 2>&1; then
   need+=(busybox-static)
 fi
+# apt's Python bindings for the system's python3: setup.yml's apt task runs with it in check mode in a test
+# (tests/integration/roles/test_playbooks.py), where Ansible cannot install them itself.
+if command -v apt-get >/dev/null 2>&1 && ! /usr/bin/python3 -c 'import apt' >/dev/null 2>&1; then
+  need+=(python3-apt)
+fi
 # PostgreSQL 15 (Debian's postgresql): the tests start clusters of their own with its initdb and postgres; the
 # postgres_dump module runs its pg_dump, pg_dumpall, pg_restore and psql.
 pg_bin=/usr/lib/postgresql/15/bin

@@ -89,3 +89,32 @@ def test_setup_says_what_a_schedule_lacks(tmp_path):
                        extra_vars=dict(base, backup_host_schedule="none"))
     assert run.returncode != 0, run.stdout[-3000:]
     assert "Set ansible_python_interpreter: %s/bin/python" % base["backup_host_venv"] in run.stdout, run.stdout[-3000:]
+
+
+def test_setup_installs_the_postgresql_clients_where_a_job_uses_postgres(tmp_path, age_identity):
+    """The package of the service postgres is asked of apt (check mode, a name no repository has: apt says it looked
+    for it) on the backup host whose job uses it and on the restore host, which restores the backup hosts' jobs (it
+    has no job list of its own here); the backup host without such a job gets the tools alone."""
+    missing = "corebackup-test-no-such-package-" + os.urandom(4).hex()
+    inventory = tmp_path / "inventory"
+    (inventory / "host_vars").mkdir(parents=True)
+    local = {"ansible_connection": "local", "ansible_become": False}
+    (inventory / "hosts.yml").write_text(yaml.safe_dump({
+        "backup_hosts": {"hosts": {"backup1": local, "backup2": local}}, "restore_hosts": {"hosts": {"restore1": local}}}))
+    # The system's python3 runs setup.yml (apt's bindings are there); no venv, no schedule: only the tools.
+    (inventory / "group_vars").mkdir()
+    (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump({
+        "backup_host_setup_python": "/usr/bin/python3", "backup_host_venv": "", "backup_host_packages": ["tar"],
+        "backup_host_service_packages": {"postgres": [missing]}, "backup_host_identity_file": age_identity[0]}))
+    files = {"name": "etc", "service": "files", "storage": "local", "options": {"paths": ["/etc"]}}
+    (inventory / "host_vars" / "backup1.yml").write_text(yaml.safe_dump({"backup_jobs": [files, {
+        "name": "db", "service": "postgres", "storage": "local", "options": {"host": "db.example.com"}}]}))
+    (inventory / "host_vars" / "backup2.yml").write_text(yaml.safe_dump({"backup_jobs": [files]}))
+    run = run_playbook(COLLECTIONS, os.path.join(ROOT, "playbooks", "setup.yml"), str(inventory), check=True)
+    assert run.returncode != 0
+    for host in ("backup1", "restore1"):
+        assert re.search(r"fatal: \[%s\]: FAILED! => .*No package matching '%s' is available" % (host, missing),
+                         run.stdout), run.stdout[-3000:]
+    assert re.search(r"TASK \[[^\]]*Install the tools the modules run \(apt\)\][^\n]*\n(.*\n)*?ok: \[backup2\]",
+                     run.stdout), run.stdout[-3000:]
+    assert re.search(r"^backup2 +: ok=\d+ +changed=\d+ +unreachable=0 +failed=0 ", run.stdout, re.M), run.stdout[-3000:]
