@@ -45,6 +45,7 @@ ORG = "secretsorg"
 PUSH_ORG = "secretspush"
 JOB = "secrets"  # the module runs on the filesystem store, encrypted
 APP_JOB = "secrets-app"  # github_backup as a GitHub App, on S3, zstd
+PG_TAG = uuid.uuid4().hex[:6]  # the session's PostgreSQL server is shared: names of this module's own
 APP_ID = 515151
 RETRIES = {"attempts": 3, "delay": 0.2, "max_delay": 1}
 ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -63,7 +64,7 @@ def random_string(prefix, length):
 
 # -- the scanner finds what it must (a control: a scan that finds nothing proves nothing otherwise) --------
 
-def test_the_scanner_finds_a_secret_in_every_layer(tmp_path, age_identity):
+def test_the_scanner_finds_a_secret_in_every_layer(tmp_path, age_identity, postgres_server):
     identity, recipient = age_identity
     planted = random_string("planted", 32)
     scanner = SecretScanner({"planted": forms(planted, basic_user="x-access-token")}, identities=(identity,))
@@ -98,15 +99,30 @@ def test_the_scanner_finds_a_secret_in_every_layer(tmp_path, age_identity):
         if planted.encode() not in zstd:
             break
     (store / "doc.zst").write_bytes(zstd)
-    hidden = planted.encode() not in encrypted and planted.encode() not in zstd
-    assert hidden  # a raw scan would miss both
+    # A row of a table in a pg_dump archive (custom format: pg_dump compresses each table's data with zlib), encrypted.
+    database = "scan_control_" + PG_TAG
+    postgres_server.create_database(database)
+    postgres_server.sql("CREATE TABLE notes (id int, body text); INSERT INTO notes SELECT i, repeat('a note ', i %% 50)"
+                        " || CASE WHEN i = 700 THEN 'password = %s' ELSE '' END FROM generate_series(1, 2000) AS i;"
+                        % planted, dbname=database, secrets_in_query=[planted])
+    server = postgres_server
+    dump = subprocess.run([os.path.join(server.bin_dir, "pg_dump"), "-Fc", "-h", server.host, "-p", str(server.port),
+                           "-U", server.superuser, "-d", database], env=server.client_env(server.password),
+                          capture_output=True, check=True).stdout
+    postgres_server.drop_database(database)
+    (store / "db.dump.age").write_bytes(subprocess.run(["age", "-r", recipient], input=dump, capture_output=True,
+                                                       check=True).stdout)
+    hidden = planted.encode() not in encrypted and planted.encode() not in zstd and planted.encode() not in dump
+    assert hidden  # a raw scan would miss all three
     scanner.scan_tree(str(store), "store/")
     where = {(f.form, f.where.split(": git ")[0]) for f in scanner.findings}
     assert ("plain", "store/item.tar.gz.age | age -d | gunzip!repo.git") in where  # the blob, through cat-file
     assert ("basic-auth", "store/item.tar.gz.age | age -d | gunzip!metadata/request.txt") in where
     assert ("plain", "store/doc.zst | unzstd") in where
+    assert ("plain", "store/db.dump.age | age -d | pg_restore") in where  # the row, decompressed
     assert any(": git blob " in f.where for f in scanner.findings)
-    assert scanner.counts["git objects"] == 3 and scanner.counts["age decrypted"] == 1 and not scanner.unreadable
+    assert scanner.counts["git objects"] == 3 and scanner.counts["age decrypted"] == 2 and not scanner.unreadable
+    assert scanner.counts["pg_dump archives"] == 1
     # Without the identity, the encrypted artifact is reported as unreadable, not passed over.
     blind = SecretScanner({"planted": forms(planted)})
     blind.scan_tree(str(store), "store/")
