@@ -293,3 +293,80 @@ class ArgvSampler:
         self._stop.set()
         self._thread.join()
 
+
+@dataclasses.dataclass
+class SeenProcess:
+    """A process of the watched runs, as :class:`EnvSampler` saw it (no secret is kept, only where they were)."""
+
+    program: str  # the base name of its program (of the script, for an interpreter or pg_wrapper)
+    kept: dict[str, str]  # the values of the variables it was asked to keep (paths such as PGPASSFILE)
+    present: set[str]  # which of the variables it was asked to look for were set (never their values)
+    modes: dict[str, int | None]  # each kept value that is a path: its mode when seen (None: not there)
+    secrets: set[str]  # the labels of the secrets found in its environment
+
+
+class EnvSampler:
+    """Records, every ``interval`` s while entered, the environment of each process of some runs: those whose
+    environment holds ``marker`` (``NAME=value``, the runs' own TMPDIR for one), so that the processes of others
+    on this machine are left out. Of each it keeps the values of ``keep`` (with the mode of the file each names),
+    whether each of ``flags`` is set, and the labels of the ``secrets`` (label: forms) its environment holds."""
+
+    INTERPRETERS = ("perl", "python", "python3", "sh", "bash")
+
+    def __init__(self, marker: str, secrets: dict[str, dict[str, bytes]], keep: tuple[str, ...] = (),
+                 flags: tuple[str, ...] = (), interval: float = 0.05):
+        self.marker = marker.encode()
+        self.needles = [(label, needle) for label, found in secrets.items() for needle in found.values()]
+        self.keep, self.flags, self.interval = keep, flags, interval
+        self.seen: dict[tuple[int, str], SeenProcess] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @classmethod
+    def program(cls, cmdline: bytes) -> str:
+        args = [os.path.basename(arg.decode("utf-8", "replace")) for arg in cmdline.split(b"\0")[:2] if arg]
+        if len(args) == 2 and args[0].rstrip("0123456789.") in cls.INTERPRETERS:
+            return args[1]
+        return args[0] if args else "?"
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open("/proc/%s/environ" % pid, "rb") as handle:
+                        environ = handle.read()
+                    if self.marker not in environ.split(b"\0"):
+                        continue
+                    with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                        cmdline = handle.read()
+                except OSError:
+                    continue
+                self._note(int(pid), cmdline, environ)
+            self.samples += 1
+            time.sleep(self.interval)
+
+    def _note(self, pid: int, cmdline: bytes, environ: bytes) -> None:
+        variables = dict(item.partition(b"=")[::2] for item in environ.split(b"\0") if b"=" in item)
+        program = self.program(cmdline)
+        seen = self.seen.setdefault((pid, program), SeenProcess(program, {}, set(), {}, set()))
+        for name in self.keep:
+            value = variables.get(name.encode())
+            if value is not None:
+                path = seen.kept[name] = value.decode("utf-8", "surrogateescape")
+                try:
+                    mode = os.stat(path).st_mode & 0o7777
+                except OSError:
+                    mode = None
+                if seen.modes.get(path) is None:
+                    seen.modes[path] = mode
+        seen.present.update(name for name in self.flags if name.encode() in variables)
+        seen.secrets.update(label for label, needle in self.needles if needle in environ)
+
+    def __enter__(self) -> "EnvSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
