@@ -5,20 +5,25 @@
 """Known secrets, every module and the backup role run with -vvv, and everything they leave: zero occurrences.
 
 The secrets: a GitHub token, a GitHub App's private key and the installation tokens the stand-in mints for
-it, a MongoDB SCRAM password, S3 credentials, the age identity that decrypts the artifacts, a Slack webhook
-secret and a JSON webhook token. Scanned: every byte on the filesystem stores and in the S3 bucket (age
-decrypted, gzip and zstd decompressed, tars unpacked, every object of every git repository inside), what the
-restores wrote, files left in the runs' TMPDIR, the metrics textfile and report page, the notifications
-posted, every result, stdout, stderr and Ansible log, and the command line of every process sampled during
-the runs. The age recipient is public and may be stored. The modules run one by one through ansible-playbook;
-then every playbook under playbooks/ runs on an inventory holding the secrets (backup.yml, verify.yml, report.yml,
-drill.yml, restore.yml with its pre-restore backup, setup.yml), which also runs backup_plan, backup_run,
-backup_metrics and backup_report.
+it, a MongoDB SCRAM password, the passwords of two PostgreSQL roles (one that backs up, a superuser, and one
+that restores, with CREATEDB only; characters that a URI or a passfile must escape among them), S3 credentials,
+the age identity that decrypts the artifacts, a Slack webhook secret and a JSON webhook token. Scanned: every
+byte on the filesystem stores and in the S3 bucket (age decrypted, gzip and zstd decompressed, tars unpacked,
+pg_dump archives read back by pg_restore, every object of every git repository inside), what the restores
+wrote, files left in the runs' TMPDIR (the modules' own temporary folders are in it: ANSIBLE_REMOTE_TMP), the
+metrics textfile and report page, the notifications posted, every result, stdout, stderr and Ansible log, and the
+command line of every process sampled during the runs; the environment of every process of the runs is sampled
+too, for where the PostgreSQL passwords are (the clients' own environment or a 0600 passfile only). The age
+recipient is public and may be stored. The modules run one by one through ansible-playbook; then every playbook
+under playbooks/ runs on an inventory holding the secrets (backup.yml, verify.yml, report.yml, drill.yml,
+restore.yml with its pre-restore backup, setup.yml), which also runs backup_plan, backup_run, backup_metrics and
+backup_report.
 """
 
 from __future__ import annotations
 
 import base64
+import collections
 import io
 import json
 import os
@@ -26,6 +31,7 @@ import secrets
 import subprocess
 import sys
 import tarfile
+import urllib.parse
 import uuid
 
 import boto3
@@ -36,7 +42,13 @@ from ansible_collections.corebackup.backup.tests.integration.modules import test
 from ansible_collections.corebackup.backup.tests.integration.roles.test_backup_role import Receiver, inventory
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_module_watching_argv, run_playbook
-from ansible_collections.corebackup.backup.tests.testbed.secret_scan import ArgvSampler, SecretScanner, forms
+from ansible_collections.corebackup.backup.tests.testbed.postgres_data import fill_sample
+from ansible_collections.corebackup.backup.tests.testbed.secret_scan import (
+    ArgvSampler,
+    EnvSampler,
+    SecretScanner,
+    forms,
+)
 from ansible_collections.corebackup.backup.tests.testbed.services import secantus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -45,6 +57,10 @@ ORG = "secretsorg"
 PUSH_ORG = "secretspush"
 JOB = "secrets"  # the module runs on the filesystem store, encrypted
 APP_JOB = "secrets-app"  # github_backup as a GitHub App, on S3, zstd
+PG_JOB = "secrets-pg"  # postgres_dump as the restoring role (no superuser: no globals), on S3, zstd
+PG_TAG = uuid.uuid4().hex[:6]  # the session's PostgreSQL server is shared: names of this module's own
+PG_CLIENTS = {"pg_dump", "pg_dumpall", "pg_restore", "psql"}
+PG_SECRETS = ("postgres password", "postgres restore password")
 APP_ID = 515151
 RETRIES = {"attempts": 3, "delay": 0.2, "max_delay": 1}
 ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -63,7 +79,7 @@ def random_string(prefix, length):
 
 # -- the scanner finds what it must (a control: a scan that finds nothing proves nothing otherwise) --------
 
-def test_the_scanner_finds_a_secret_in_every_layer(tmp_path, age_identity):
+def test_the_scanner_finds_a_secret_in_every_layer(tmp_path, age_identity, postgres_server):
     identity, recipient = age_identity
     planted = random_string("planted", 32)
     scanner = SecretScanner({"planted": forms(planted, basic_user="x-access-token")}, identities=(identity,))
@@ -98,15 +114,29 @@ def test_the_scanner_finds_a_secret_in_every_layer(tmp_path, age_identity):
         if planted.encode() not in zstd:
             break
     (store / "doc.zst").write_bytes(zstd)
-    hidden = planted.encode() not in encrypted and planted.encode() not in zstd
-    assert hidden  # a raw scan would miss both
+    # A row of a table in a pg_dump archive (custom format: pg_dump compresses each table's data with zlib), encrypted.
+    server, database = postgres_server, "scan_control_" + PG_TAG
+    server.create_database(database)
+    server.sql("CREATE TABLE notes (id int, body text); INSERT INTO notes SELECT i, repeat('a note ', i %% 50) || CASE "
+               "WHEN i = 700 THEN 'password = %s' ELSE '' END FROM generate_series(1, 2000) AS i;" % planted,
+               dbname=database, secrets_in_query=[planted])
+    dump = subprocess.run([os.path.join(server.bin_dir, "pg_dump"), "-Fc", "-h", server.host, "-p", str(server.port),
+                           "-U", server.superuser, "-d", database], env=server.client_env(server.password),
+                          capture_output=True, check=True).stdout
+    server.drop_database(database)
+    (store / "db.dump.age").write_bytes(subprocess.run(["age", "-r", recipient], input=dump, capture_output=True,
+                                                       check=True).stdout)
+    hidden = planted.encode() not in encrypted and planted.encode() not in zstd and planted.encode() not in dump
+    assert hidden  # a raw scan would miss all three
     scanner.scan_tree(str(store), "store/")
     where = {(f.form, f.where.split(": git ")[0]) for f in scanner.findings}
     assert ("plain", "store/item.tar.gz.age | age -d | gunzip!repo.git") in where  # the blob, through cat-file
     assert ("basic-auth", "store/item.tar.gz.age | age -d | gunzip!metadata/request.txt") in where
     assert ("plain", "store/doc.zst | unzstd") in where
+    assert ("plain", "store/db.dump.age | age -d | pg_restore") in where  # the row, decompressed
     assert any(": git blob " in f.where for f in scanner.findings)
-    assert scanner.counts["git objects"] == 3 and scanner.counts["age decrypted"] == 1 and not scanner.unreadable
+    assert scanner.counts["git objects"] == 3 and scanner.counts["age decrypted"] == 2 and not scanner.unreadable
+    assert scanner.counts["pg_dump archives"] == 1
     # Without the identity, the encrypted artifact is reported as unreadable, not passed over.
     blind = SecretScanner({"planted": forms(planted)})
     blind.scan_tree(str(store), "store/")
@@ -134,9 +164,14 @@ def known(age_identity):
         "slack webhook secret": random_string("slk", 24),
         "webhook token": random_string("whk", 24),
         "backup_secrets value": random_string("listed", 24),
+        # Characters that a URI must percent-encode (the backup role's, in a uri) and that a passfile must escape.
+        "postgres password": random_string("Pgb", 24) + "@:/?#%&= +",
+        "postgres restore password": random_string("Pgr", 24) + "\\:'",
     }
     found = {label: forms(value, basic_user="x-access-token" if label == "github token" else None)
              for label, value in values.items()}
+    for label in PG_SECRETS:  # its random letters alone: found whatever is made of the characters after them
+        found[label]["random part"] = values[label][:27].encode()
     found["age identity"] = forms(age_key, lowercase=True)
     body = [line for line in pem.splitlines() if line and not line.startswith("-----")]
     found["github app private key"] = {"pem line %d" % n: line.encode() for n, line in enumerate(body) if len(line) >= 40}
@@ -159,7 +194,30 @@ def mongo_with_password(known, service_log_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def world(known, github_standin, docker_engine, s3_endpoint, mongo_with_password, age_identity, tmp_path_factory):
+def pg_with_passwords(known, postgres_server):
+    """On the session's PostgreSQL server: a role that backs up (LOGIN SUPERUSER, so that the globals are dumped),
+    one that restores (LOGIN CREATEDB, no superuser, as backup_restore wants it) and owns a database with rows,
+    each with its known password."""
+    server, values = postgres_server, known["values"]
+    backup, restore, database = "sec_backup_" + PG_TAG, "sec_restore_" + PG_TAG, "sec_vault_" + PG_TAG
+    server.create_role(backup, values["postgres password"], "LOGIN", "SUPERUSER")
+    server.create_role(restore, values["postgres restore password"], "LOGIN", "CREATEDB")
+    server.create_database(database, restore)
+    fill_sample(server, database, restore)
+    where = {"host": server.host, "port": server.port}
+    return Private(
+        database=database, host=server.host, port=server.port,
+        uri="postgresql://%s:%s@%s:%d/postgres" % (backup, urllib.parse.quote(values["postgres password"], safe=""),
+                                                   server.host, server.port),
+        backup=dict(where, user=backup, password=values["postgres password"]),
+        restore=dict(where, user=restore, password=values["postgres restore password"]),
+        restore_uri="postgresql://%s:%s@%s:%d/postgres" % (
+            restore, urllib.parse.quote(values["postgres restore password"], safe=""), server.host, server.port))
+
+
+@pytest.fixture(scope="module")
+def world(known, github_standin, docker_engine, s3_endpoint, mongo_with_password, pg_with_passwords, age_identity,
+          tmp_path_factory):
     values = known["values"]
     root = tmp_path_factory.mktemp("secrets-world")
     github_standin.add_token(values["github token"], login="secrets-bot")
@@ -179,9 +237,14 @@ def world(known, github_standin, docker_engine, s3_endpoint, mongo_with_password
           "access_key": values["s3 access key id"], "secret_key": values["s3 secret key"]}
     tmpdir = root / "tmpdir"  # the runs' TMPDIR: what they leave there is scanned
     tmpdir.mkdir()
+    # The modules' own temporary folders (module.tmpdir, where postgres_dump writes its passfile) in it too, so that
+    # what Ansible does not remove of them is scanned as well.
+    remote_tmp = tmpdir / "ansible-remote-tmp"
+    remote_tmp.mkdir(mode=0o700)
     return Private(root=root, standin=github_standin, engine=docker_engine, uri=mongo_with_password, source=str(source),
                    volume=volume_tests.new_volume(docker_engine), s3_client=client, bucket=bucket, s3=s3,
-                   fs={"type": "filesystem", "path": str(root / "store")}, env={"TMPDIR": str(tmpdir)},
+                   fs={"type": "filesystem", "path": str(root / "store")}, pg=pg_with_passwords,
+                   env={"TMPDIR": str(tmpdir), "ANSIBLE_REMOTE_TMP": str(remote_tmp)},
                    tmpdir=str(tmpdir), identity=age_identity[0], encryption={"recipients": [age_identity[1]]})
 
 
@@ -215,7 +278,18 @@ class Runs:
 @pytest.fixture(scope="module")
 def runs(world, known):
     """Every module, then every playbook (the backup role, verify, report, drill, restore, setup), all at -vvv."""
-    values, standin, engine, fs, s3 = known["values"], world["standin"], world["engine"], world["fs"], world["s3"]
+    # The environment of each process of the runs (their TMPDIR tells them from others'), for the PostgreSQL passwords.
+    watch = EnvSampler("TMPDIR=" + world["tmpdir"], {label: known["forms"][label] for label in PG_SECRETS},
+                       keep=("PGPASSFILE",), flags=("PGPASSWORD",))
+    with watch:
+        done = every_run(world, known)
+    done.env = watch
+    return done
+
+
+def every_run(world, known):
+    values, standin, engine, fs, s3, pg = (known["values"], world["standin"], world["engine"], world["fs"], world["s3"],
+                                           world["pg"])
     done = Runs(world)
     # The service modules, one encrypted set on the filesystem store.
     services = [
@@ -226,13 +300,17 @@ def runs(world, known):
                     job=JOB, storage=fs, encryption=world["encryption"]),
         done.module("mongo_dump", uri=world["uri"], databases=["vault"], job=JOB, storage=fs,
                     encryption=world["encryption"], retries=RETRIES),
+        # The backup role's password in the URI (percent-encoded): stripped from it before any client sees it.
+        done.module("postgres_dump", uri=pg["uri"], databases=[pg["database"]], job=JOB, storage=fs,
+                    encryption=world["encryption"], retries=RETRIES),
     ]
     for run in services:
         done.module("backup_manifest", storage=fs, result=run.result,
                     secrets=[values["github token"], values["mongodb password"]])
     done.module("backup_manifest", state="verified", job=JOB, storage=fs)
-    done.module("backup_restore", state="drill", job=JOB, storage=fs, identity_file=world["identity"], uri=world["uri"],
-                helper_image=engine.image, docker_host=engine.url)
+    done.drill = done.module("backup_restore", state="drill", job=JOB, storage=fs, identity_file=world["identity"],
+                             uri=world["uri"], helper_image=engine.image, docker_host=engine.url,
+                             postgres={"uri": pg["restore_uri"]})
     done.module("backup_restore", job=JOB, storage=fs, identity_file=world["identity"], items=["bench-001"],
                 dest=str(world["root"] / "restored"),
                 push_to={"api_url": standin.api_url, "organization": PUSH_ORG, "token": values["github token"]})
@@ -241,6 +319,10 @@ def runs(world, known):
     app = done.module("github_backup", organization=ORG, app_id=str(APP_ID), app_private_key=known["pem"],
                       api_url=standin.api_url, job=APP_JOB, storage=s3_modules, compression="zstd", retries=RETRIES)
     done.module("backup_manifest", storage=s3_modules, result=app.result)
+    # The restoring role's password as an option (backslash, colon and quote: escaped in the passfile), zstd on S3.
+    pg_s3 = done.module("postgres_dump", databases=[pg["database"]], globals=False, job=PG_JOB, storage=s3_modules,
+                        compression="zstd", retries=RETRIES, **pg["restore"])
+    done.module("backup_manifest", storage=s3_modules, result=pg_s3.result)
     done.module("backup_retention", job=APP_JOB, storage=s3_modules, keep_last=1)
     done.module("backup_manifest", state="verified", all_jobs=True, storage=s3_modules)
     # The backup role, as users run it: an inventory with secrets, notifications on every outcome.
@@ -263,6 +345,8 @@ def runs(world, known):
              "options": {"uri": world["uri"], "databases": ["vault"], "encryption": world["encryption"]}},
             {"name": "role-volume", "service": "docker_volume", "storage": "local",
              "options": {"volumes": [world["volume"]], "helper_image": engine.image, "docker_host": engine.url}},
+            {"name": "role-postgres", "service": "postgres", "storage": "local", "verify": True,
+             "options": dict(pg["backup"], databases=[pg["database"]], encryption=world["encryption"])},
         ]
         inv = inventory(role_dir, jobs, restore_host=True, backup_storages=storages,
                         backup_secrets=[values["backup_secrets value"]],
@@ -275,9 +359,11 @@ def runs(world, known):
         # database, which first backs up what it replaces (a mongo_dump with the secret URI).
         # The drill gets the identity as AWX's credential type hands it (a file where ansible-playbook runs, copied
         # to the restore host for the run: TMPDIR, scanned below); the restore, as a restore host holds it.
+        # restore_drill_postgres: backup_restore's postgres option (the restoring role, its password as an option).
         done.playbook("drill.yml", inv, extra_vars={
             "restore_identity_controller_file": world["identity"], "restore_drill_mongo_uri": world["uri"],
-            "restore_drill_docker": {"helper_image": engine.image, "docker_host": engine.url}})
+            "restore_drill_docker": {"helper_image": engine.image, "docker_host": engine.url},
+            "restore_drill_postgres": pg["restore"]})
         done.playbook("restore.yml", inv, extra_vars={
             "restore_job": "role-mongo", "restore_storage": "s3", "restore_items": "vault", "restore_drop": True,
             "restore_confirm": True, "restore_identity_file": world["identity"], "restore_target": {"uri": world["uri"]}})
@@ -326,10 +412,19 @@ def test_every_run_succeeded_and_wrote_what_is_scanned(runs, world, known):
     assert any(path.startswith("/hook?") for path, _body in runs.posts)
     stored = [os.path.join(d, f) for d, _dirs, files in os.walk(world["fs"]["path"]) for f in files]
     assert any(path.endswith(".age") for path in stored)  # the module set is encrypted
+    database = world["pg"]["database"]
+    for store in (world["fs"]["path"], str(world["root"] / "role" / "store" / "role-postgres")):
+        names = {os.path.basename(f) for _d, _dirs, files in os.walk(store) for f in files}
+        assert any(n.startswith(database + "_") and n.endswith(".dump.age") for n in names), store
+        assert any(n.startswith("globals_") and n.endswith(".sql.age") for n in names), store  # as the superuser
+    # The module drill restored the database as the restoring role and found what was recorded.
+    [drilled] = [r for r in runs.drill.result["restored"] if r["name"] == database]
+    assert drilled["status"] == "ok" and drilled["rows"] == 800, drilled
     keys = [o["Key"] for page in world["s3_client"].get_paginator("list_objects_v2").paginate(Bucket=world["bucket"])
             for o in page.get("Contents", [])]
     assert any(k.startswith("modules/%s/" % APP_JOB) and k.endswith(".zst") for k in keys)
     assert any(k.startswith("role/role-code/") for k in keys) and any(k.startswith("role/role-mongo/") for k in keys)
+    assert any(k.startswith("modules/%s/" % PG_JOB) and k.endswith(".dump.zst") for k in keys)
     assert any(k.startswith("role/role-mongo-pre-restore/") for k in keys)  # what the restore replaced
 
 
@@ -351,6 +446,7 @@ def test_no_secret_in_any_stored_byte(stored_scan, known):
     scanner = stored_scan
     assert not scanner.unreadable, "layers the scan could not open:\n" + "\n".join(scanner.unreadable)
     assert scanner.counts["age decrypted"] >= 6 and scanner.counts["git objects"] > 0 and scanner.counts["s3 objects"] > 0
+    assert scanner.counts["pg_dump archives"] >= 3  # the module's (encrypted, zstd on S3) and the role's, read back
     assert not scanner.findings, findings(scanner)
     # The age recipient is public and may be stored: no form of a secret flags it.
     assert not SecretScanner(known["forms"]).check(known["age_recipient"], "the age recipient")
@@ -376,3 +472,29 @@ def test_no_secret_on_a_command_line(runs, known):
     print("\nscanned: %s" % dict(sorted(scanner.counts.items())))
     assert scanner.counts["argv"] > 100
     assert not scanner.findings, findings(scanner)
+
+
+def test_the_postgres_passwords_reach_only_the_clients_through_a_0600_passfile_or_their_environment(runs, world):
+    """Sampled while the runs ran: every PostgreSQL client of theirs got its password through PGPASSFILE, a 0600 file
+    in the runs' TMPDIR (a module's temporary folder), or through PGPASSWORD; no other process of the runs held a
+    password in its environment; and no passfile is left once they ended."""
+    seen = list(runs.env.seen.values())
+    clients = [p for p in seen if p.program in PG_CLIENTS]
+    print("\nsampled: %d times, %d processes of the runs, PostgreSQL clients: %s" % (
+        runs.env.samples, len(seen), dict(sorted(collections.Counter(p.program for p in clients).items()))))
+    # pg_dump and the psql session that holds the dump's snapshot open run long enough to be seen at every sampling.
+    assert runs.env.samples > 100 and {"pg_dump", "psql"} <= {p.program for p in clients}, sorted(
+        {p.program for p in seen})
+    without = sorted({p.program for p in clients if "PGPASSFILE" not in p.kept and "PGPASSWORD" not in p.present})
+    assert not without, "PostgreSQL clients of the runs started without a password: %s" % without
+    passfiles = {path: mode for p in clients for path, mode in p.modes.items()}
+    outside = sorted(path for path in passfiles if not path.startswith(world["tmpdir"] + os.sep))
+    assert not outside, "passfiles outside the runs' TMPDIR: %s" % outside
+    assert passfiles and all(mode in (0o600, None) for mode in passfiles.values()), {
+        path: oct(mode) if mode is not None else "gone" for path, mode in passfiles.items()}
+    assert any(mode == 0o600 for mode in passfiles.values())  # seen while there, not only after
+    holders = sorted({"%s (%s)" % (p.program, ", ".join(sorted(p.secrets))) for p in seen
+                      if p.secrets and p.program not in PG_CLIENTS})
+    assert not holders, "processes of the runs other than PostgreSQL's clients with a password in their environment: " \
+        "%s" % holders
+    assert not [path for path in passfiles if os.path.exists(path)]  # what they held is scanned: TMPDIR left over

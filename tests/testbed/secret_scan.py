@@ -5,9 +5,11 @@
 """Look for known secrets in everything a run leaves behind.
 
 Stored bytes are read through every layer they have: age encryption (decrypted with the identities the
-scanner is given), gzip and zstd, tar archives (member contents and headers), and git repositories found
-inside them, whose objects are read with ``git cat-file --batch-all-objects --batch`` (packed and loose
-objects are zlib-compressed, a raw scan would miss them). Texts (results, output, logs) and the command
+scanner is given), gzip and zstd, tar archives (member contents and headers), PostgreSQL custom-format
+archives (``pg_dump -Fc`` compresses each table's data with zlib: read back as the SQL script that
+``pg_restore -f -`` makes of them), and git repositories found inside them, whose objects are read with
+``git cat-file --batch-all-objects --batch`` (packed and loose objects are zlib-compressed, a raw scan would
+miss them). Texts (results, output, logs) and the command
 lines of processes are scanned as they are. A finding names the secret's label, the form it was found in
 and where; never the secret itself. A layer the scanner cannot open is reported too, so that nothing is
 skipped silently.
@@ -29,9 +31,12 @@ import threading
 import time
 import urllib.parse
 
+from ansible_collections.corebackup.backup.tests.testbed.services import pg_bin_dir
+
 AGE_MAGIC = b"age-encryption.org/v1\n"
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+PGDMP_MAGIC = b"PGDMP"  # pg_dump's custom format
 MAX_DEPTH = 8
 # git as the scanner runs it: no configuration of the machine, and repositories owned by anyone
 # (archives extracted as root keep the owners they were archived with).
@@ -83,9 +88,11 @@ class Finding:
 class SecretScanner:
     """Collects findings over many scans; ``secrets`` maps a label to its forms (see :func:`forms`)."""
 
-    def __init__(self, secrets: dict[str, dict[str, bytes]], identities: tuple[str, ...] = ()):
+    def __init__(self, secrets: dict[str, dict[str, bytes]], identities: tuple[str, ...] = (),
+                 pg_restore: str | None = None):
         self.needles = [(label, form, needle) for label, found in secrets.items() for form, needle in found.items()]
         self.identities = list(identities)
+        self.pg_restore = pg_restore or os.path.join(pg_bin_dir(), "pg_restore")
         self.findings: list[Finding] = []
         self.unreadable: list[str] = []
         self.counts: collections.Counter = collections.Counter()
@@ -150,15 +157,33 @@ class SecretScanner:
             if plain is not None:
                 self.counts["decompressed"] += 1
                 self.scan_bytes(plain, where + " | unzstd", depth + 1)
+        elif data.startswith(PGDMP_MAGIC):
+            self._scan_pg_dump(data, where, depth)
         elif len(data) >= 512 and data[257:262] == b"ustar":
             self._scan_tar(data, where, depth)
 
     def _run(self, argv: list[str], data: bytes, where: str, what: str) -> bytes | None:
-        proc = subprocess.run(argv, input=data, capture_output=True, check=False)
+        try:
+            proc = subprocess.run(argv, input=data, capture_output=True, check=False)
+        except OSError as exc:  # the program is missing: a layer not read is reported, not passed over
+            self.unreadable.append("%s: %s: %s" % (where, what, exc))
+            return None
         if proc.returncode:
             self.unreadable.append("%s: %s failed: %s" % (where, what, proc.stderr.decode("utf-8", "replace")[:200]))
             return None
         return proc.stdout
+
+    def _scan_pg_dump(self, data: bytes, where: str, depth: int) -> None:
+        """A pg_dump custom-format archive, as the SQL script pg_restore makes of it (every definition, comment,
+        grant and row, decompressed), from a file: a seekable one reads whatever order its entries are in."""
+        with tempfile.TemporaryDirectory(prefix="secret-scan-") as scratch:
+            path = os.path.join(scratch, "archive.dump")
+            with open(path, "wb") as handle:
+                handle.write(data)
+            plain = self._run([self.pg_restore, "-f", "-", path], b"", where, "pg_restore -f -")
+        if plain is not None:
+            self.counts["pg_dump archives"] += 1
+            self.scan_bytes(plain, where + " | pg_restore", depth + 1)
 
     def _scan_tar(self, data: bytes, where: str, depth: int) -> None:
         self.counts["tars"] += 1
@@ -261,6 +286,84 @@ class ArgvSampler:
             time.sleep(self.interval)
 
     def __enter__(self) -> "ArgvSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclasses.dataclass
+class SeenProcess:
+    """A process of the watched runs, as :class:`EnvSampler` saw it (no secret is kept, only where they were)."""
+
+    program: str  # the base name of its program (of the script, for an interpreter or pg_wrapper)
+    kept: dict[str, str]  # the values of the variables it was asked to keep (paths such as PGPASSFILE)
+    present: set[str]  # which of the variables it was asked to look for were set (never their values)
+    modes: dict[str, int | None]  # each kept value that is a path: its mode when seen (None: not there)
+    secrets: set[str]  # the labels of the secrets found in its environment
+
+
+class EnvSampler:
+    """Records, every ``interval`` s while entered, the environment of each process of some runs: those whose
+    environment holds ``marker`` (``NAME=value``, the runs' own TMPDIR for one), so that the processes of others
+    on this machine are left out. Of each it keeps the values of ``keep`` (with the mode of the file each names),
+    whether each of ``flags`` is set, and the labels of the ``secrets`` (label: forms) its environment holds."""
+
+    INTERPRETERS = ("perl", "python", "python3", "sh", "bash")
+
+    def __init__(self, marker: str, secrets: dict[str, dict[str, bytes]], keep: tuple[str, ...] = (),
+                 flags: tuple[str, ...] = (), interval: float = 0.05):
+        self.marker = marker.encode()
+        self.needles = [(label, needle) for label, found in secrets.items() for needle in found.values()]
+        self.keep, self.flags, self.interval = keep, flags, interval
+        self.seen: dict[tuple[int, str], SeenProcess] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @classmethod
+    def program(cls, cmdline: bytes) -> str:
+        args = [os.path.basename(arg.decode("utf-8", "replace")) for arg in cmdline.split(b"\0")[:2] if arg]
+        if len(args) == 2 and args[0].rstrip("0123456789.") in cls.INTERPRETERS:
+            return args[1]
+        return args[0] if args else "?"
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open("/proc/%s/environ" % pid, "rb") as handle:
+                        environ = handle.read()
+                    if self.marker not in environ.split(b"\0"):
+                        continue
+                    with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                        cmdline = handle.read()
+                except OSError:
+                    continue
+                self._note(int(pid), cmdline, environ)
+            self.samples += 1
+            time.sleep(self.interval)
+
+    def _note(self, pid: int, cmdline: bytes, environ: bytes) -> None:
+        variables = dict(item.partition(b"=")[::2] for item in environ.split(b"\0") if b"=" in item)
+        program = self.program(cmdline)
+        seen = self.seen.setdefault((pid, program), SeenProcess(program, {}, set(), {}, set()))
+        for name in self.keep:
+            value = variables.get(name.encode())
+            if value is not None:
+                path = seen.kept[name] = value.decode("utf-8", "surrogateescape")
+                try:
+                    mode = os.stat(path).st_mode & 0o7777
+                except OSError:
+                    mode = None
+                if seen.modes.get(path) is None:
+                    seen.modes[path] = mode
+        seen.present.update(name for name in self.flags if name.encode() in variables)
+        seen.secrets.update(label for label, needle in self.needles if needle in environ)
+
+    def __enter__(self) -> "EnvSampler":
         self._thread.start()
         return self
 
