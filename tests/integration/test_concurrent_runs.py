@@ -73,8 +73,8 @@ def args(org, storage, **options):
 
 @pytest.fixture
 def slow(org):
-    """Every answer of the stand-in takes 0.25 s while the test runs: a run lasts several seconds."""
-    org[0].latency = 0.25
+    """Every answer of the stand-in takes 0.5 s while the test runs: a run lasts several seconds."""
+    org[0].latency = 0.5
     yield
     org[0].latency = 0.0
 
@@ -92,11 +92,13 @@ def test_a_second_run_fails_naming_the_holder_or_waits_for_it(org, store, slow):
     backend, storage, holder = store
     first = start_holding(org, storage, holder)
     held = holder()
+    # The waiting run starts first: on a loaded machine a module run takes seconds to start, and the refused one's
+    # whole run must not leave the waiting one to arrive after the first run ended.
+    waiting = RunningModule(COLLECTIONS, "github_backup", args(org, storage, lock_timeout=120), env=NOW)
     refused = run_module(COLLECTIONS, "github_backup", args(org, storage), env=NOW)
     assert refused.failed
     assert "job %s is being written by the run of pid %d" % (JOB, held["pid"]) in refused.result["msg"]
     assert "stored nothing" in refused.result["msg"] and "lock_timeout" in refused.result["msg"]
-    waiting = RunningModule(COLLECTIONS, "github_backup", args(org, storage, lock_timeout=120), env=NOW)
     done = first.wait(120)
     assert not done.failed, done.result.get("msg")
     assert {e["status"] for e in done.result["entries"]} == {"backed_up"}
