@@ -115,6 +115,7 @@ bench: setup tree $(GHB_VENV)/.installed
 	GHB_PYTHON=$(GHB_VENV)/bin/python PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_github.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_volume.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_mongo.py --results $(CURDIR)/bench/results || status=1; \
+	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_postgres.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_restore.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_retention.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_s3_upload.py --results $(CURDIR)/bench/results || status=1; \
