@@ -135,12 +135,12 @@ def test_nothing_outside_the_jobs_dated_folders_is_planned_for_deletion(history,
             keys.append(folder + "manifest.json")
     store = ListingOnly(set(keys))
     planned = retention_plan(store, "job", policy)
-    assert store.prefixes == ["job/"]
+    assert sorted(store.prefixes) == ["job/", "job/deletions/"]  # the sets, and the deletion records
     deleted_dates = {d.date.isoformat() for d in planned.decisions if not d.keep}
     for key in planned.doomed:
         job, date, _rest = key.split("/", 2)
         assert job == "job" and date in deleted_dates
-    assert set(planned.ignored) == {k for k in keys if k.startswith("job/")} - {
+    assert set(planned.ignored) == {k for k in keys if k.startswith("job/") and not k.startswith("job/deletions/")} - {
         k for k in keys if k.startswith("job/") and k.split("/")[1] in planned.sets}
 
 
