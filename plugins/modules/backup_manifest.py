@@ -17,7 +17,7 @@ description:
     C(drills/<time>_<id>.<ok|failed>.json) for each restore drill - so concurrent writers never lose each
     other's facts, and verifying or drilling never rewrites anything.
   - C(manifest.json) and C(SHA256SUMS) beside the records are a view for people (C(sha256sum -c SHA256SUMS) checks
-    a downloaded set with standard tools): rewritten from the records after each record is written, never read
+    a downloaded set with standard tools), rewritten from the records after each record is written and never read
     for a decision. A set whose view is missing or damaged is complete if its records are; a view that cannot be
     written is a warning.
   - O(state=present) records one run. Several runs on one day accumulate in one set.
