@@ -5,8 +5,8 @@
 # This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur any time.
 
 """What a store says of the health of a job, for monitoring: from one listing of the job and the records of
-its newest usable sets (as the view ``_records.SetRecords.view()`` derives from them) (success or partial), whoever wrote them (the backup role, verify.yml, drills on a
-restore host).
+its newest usable sets (success or partial, read through ``_records.read_set``), whoever wrote them (the backup
+role, verify.yml, drills on a restore host).
 
 - ``last_success``: the newest run recorded ``success`` or ``partial`` (from the run records' names alone);
 - ``logical_size``: the bytes a restore of the newest usable set reads, one artifact per item, carried

@@ -157,7 +157,7 @@ def write_view(backend: t.Any, job: str, set_date: str) -> dict:
     prefix = set_prefix(job, set_date)
     with backend.lock(prefix + MANIFEST):
         for _attempt in range(PUBLISH_ATTEMPTS):
-            backup_set = load_set(backend, job, set_date)
+            backup_set = load_set(backend, job, set_date, check_deleted=False)
             if backup_set.has_manifest:
                 _keep_what_cannot_be_merged(backend, backup_set)
             try:
@@ -169,7 +169,7 @@ def write_view(backend: t.Any, job: str, set_date: str) -> dict:
                 raise ManifestError("refusing to write a manifest that breaks its schema: %s" % "; ".join(errors[:5]))
             backend.write(prefix + MANIFEST, [_dumps(view)])
             backend.write(prefix + SUMS, [sha256sums(view, prefix)])
-            if _record_names(load_set(backend, job, set_date)) == _record_names(backup_set):
+            if _record_names(load_set(backend, job, set_date, check_deleted=False)) == _record_names(backup_set):
                 return view
     raise ManifestError("records kept appearing in %s while its view was written; gave up after %d attempts" % (
         prefix, PUBLISH_ATTEMPTS))

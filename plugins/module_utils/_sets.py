@@ -247,11 +247,12 @@ def list_jobs(backend: t.Any) -> list[str]:
     return sorted(jobs)
 
 
-def load_set(backend: t.Any, job: str, set_date: str) -> BackupSet:
-    """One set from a listing of its own folder (and of the job's deletion records: ``deletion`` is set when the
-    set is gone)."""
+def load_set(backend: t.Any, job: str, set_date: str, check_deleted: bool = True) -> BackupSet:
+    """One set from a listing of its own folder, and of the job's deletion records (``deletion`` is set when the
+    set is gone) unless not ``check_deleted`` (a writer of the set's view, which needs its records only)."""
     backup_set = BackupSet(job, set_date)
     for obj in backend.list(backup_set.prefix):
         backup_set.add(obj)
-    backup_set.deletion = deleted_by(backup_set, deletions(backend, job).get(set_date, []))
+    if check_deleted:
+        backup_set.deletion = deleted_by(backup_set, deletions(backend, job).get(set_date, []))
     return backup_set

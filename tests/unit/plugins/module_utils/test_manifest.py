@@ -70,9 +70,9 @@ def test_the_module_documentation_names_the_schema_version_it_writes():
 
 def test_a_version_1_manifest_is_read_as_legacy_records_and_kept_when_the_view_replaces_it(tmp_path):
     backend = FilesystemBackend(str(tmp_path))
+    check = {"verified_at": "2026-11-22T05:00:00Z", "status": "ok"}
     old = dict(_valid_manifest(), schema_version=1, verified_at="2026-11-22T05:00:00Z",
-               verification={"nightly/2026-11-22/a_20261122T020000Z.bin": {"verified_at": "2026-11-22T05:00:00Z",
-                                                                            "status": "ok"}})
+               verification={"nightly/2026-11-22/a_20261122T020000Z.bin": check})
     assert sch.schema_errors(old, sch.SCHEMAS[1]) == [] and sch.schema_errors(old) != []
     raw = json.dumps(old).encode()
     backend.write("%s/%s/manifest.json" % (JOB, DATE), [raw])
@@ -80,8 +80,8 @@ def test_a_version_1_manifest_is_read_as_legacy_records_and_kept_when_the_view_r
     assert records.problems == [] and [r["run_id"] for r in records.runs] == ["r1"]  # a run only that manifest has
     assert records.verified_at == "2026-11-22T05:00:00Z" and records.last_verification()["bad"] == 0
     entry = {"name": "tool", "status": "carried", "key": "nightly/2026-11-22/tool_20261122T040000Z.bin"}
-    _key, warnings = m.record_run(backend, JOB, DATE, dict(make_run("r2", finished="2026-11-22T04:00:00Z"),
-                                                            entries=[entry]))
+    run = dict(make_run("r2", finished="2026-11-22T04:00:00Z"), entries=[entry])
+    _key, warnings = m.record_run(backend, JOB, DATE, run)
     assert warnings == []
     rewritten = json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, DATE)))
     assert rewritten["schema_version"] == 3 and sch.schema_errors(rewritten) == []
