@@ -33,7 +33,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
     checksum_key,
     iso,
 )
-from ansible_collections.corebackup.backup.plugins.module_utils._manifest import ManifestError, artifacts_of, read_manifest
+from ansible_collections.corebackup.backup.plugins.module_utils._records import RecordError, read_set
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import Artifact
 from ansible_collections.corebackup.backup.plugins.module_utils._sets import iter_sets
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
@@ -135,7 +135,7 @@ class Catalog:
         return None
 
     def recorded(self, key: str, parsed: ArtifactKey, has_record: bool) -> Artifact | None:
-        """The artifact's record: its checksum record, else its set's manifest."""
+        """The artifact's record: its checksum record, else its set's run records."""
         record_key = checksum_key(key)
         if has_record:
             try:
@@ -150,8 +150,8 @@ class Catalog:
             backup_set = self.sets.get(date)
             if backup_set is not None:
                 try:
-                    self._manifests[date] = artifacts_of(read_manifest(self.backend, backup_set)[0])
-                except ManifestError:
+                    self._manifests[date] = read_set(self.backend, backup_set).artifacts()
+                except RecordError:
                     pass
         record = self._manifests[date].get(key)
         return Artifact.from_dict(record) if record else None

@@ -4,9 +4,9 @@
 
 # This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur any time.
 
-"""What a store says of the health of a job, for monitoring: from one listing of the job and the manifests of
-its newest usable sets (success or partial), whoever wrote them (the backup role, verify.yml, drills on a
-restore host).
+"""What a store says of the health of a job, for monitoring: from one listing of the job and the records of
+its newest usable sets (success or partial, read through ``_records.read_set``), whoever wrote them (the backup
+role, verify.yml, drills on a restore host).
 
 - ``last_success``: the newest run recorded ``success`` or ``partial`` (from the run records' names alone);
 - ``logical_size``: the bytes a restore of the newest usable set reads, one artifact per item, carried
@@ -29,9 +29,8 @@ import statistics
 import typing as t
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, parse_iso, validate_job
-from ansible_collections.corebackup.backup.plugins.module_utils._manifest import read_manifest
-from ansible_collections.corebackup.backup.plugins.module_utils._restore import items_of
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, iso, parse_iso, validate_job
+from ansible_collections.corebackup.backup.plugins.module_utils._records import read_set
 from ansible_collections.corebackup.backup.plugins.module_utils._sets import iter_sets
 
 USABLE = ("success", "partial")
@@ -40,7 +39,14 @@ DEFAULT_WINDOW = 8
 
 def logical_size(manifest: dict) -> int:
     """Bytes a restore of the whole set reads: the artifact of each item, carried ones included."""
-    return sum(item["artifact"]["size"] for item in items_of(manifest).values())
+    found = {}
+    for run in sorted(manifest["runs"], key=lambda r: (r["finished"], r["run_id"])):
+        artifacts = {a["key"]: a for a in run["artifacts"]}
+        entries = run.get("entries") or [{"name": ArtifactKey.parse(key).name, "key": key} for key in artifacts]
+        for entry in entries:
+            if entry.get("key") in artifacts:
+                found[entry["name"]] = artifacts[entry["key"]]["size"]
+    return sum(found.values())
 
 
 def verified_times(manifest: dict) -> tuple[dict[str, bool], int]:
@@ -110,7 +116,7 @@ def job_health(backend: t.Any, job: str, window: int = DEFAULT_WINDOW) -> dict:
     manifests, problems = [], []
     for backup_set in reversed(recent):
         try:
-            manifest, _problems = read_manifest(backend, backup_set)
+            manifest = read_set(backend, backup_set).view()  # derived from the records, never read from the store
         except BackupError as exc:
             problems.append(str(exc))
             continue

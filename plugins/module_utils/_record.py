@@ -34,11 +34,10 @@ from ansible_collections.corebackup.backup.plugins.module_utils._manifest import
     clean_run_id,
     new_run_id,
     normalize_artifact,
-    read_manifest,
     record_run,
+    refresh_view,
     run_key,
     tool_versions,
-    update_manifest,
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._schema import (
     ITEM_STATUSES,
@@ -192,11 +191,12 @@ def set_date_of(job: str, run: dict) -> str:
 
 def record_result(backend: t.Any, job: str, run: dict, set_date: str | None = None, secrets: t.Iterable[str] = (),
                   check_mode: bool = False) -> dict:
-    """Record ``run`` (from :func:`build_run`) in its set, once: {changed, run, set_status, manifest_key, run_key}.
+    """Record ``run`` (from :func:`build_run`) in its set, once: {changed, run, set_status, manifest_key, run_key,
+    view_warnings}.
 
     The set must hold every artifact the run names as recorded (else the run is recorded with errors, and not as
-    a success); a run whose id the set already holds is not recorded again, unless the manifest still lacks it
-    (its writer stopped half-way).
+    a success); a run whose id the set already holds is not recorded again. The view (``manifest.json``) is
+    rewritten after the record, best effort: ``view_warnings`` says when it could not be.
     """
     set_date = set_date or set_date_of(job, run)
     prefix = set_prefix(job, set_date)
@@ -217,28 +217,26 @@ def record_result(backend: t.Any, job: str, run: dict, set_date: str | None = No
     same = [p for p in backup_set.runs if p["run_id"] == run["run_id"] and p["source"] == source_id(run["source"])]
     if same:
         return _recorded_already(backend, job, set_date, run, same[0], check_mode)
+    runs = [{"source": p["source"], "finished": p["finished"], "run_id": p["run_id"], "status": p["status"]}
+            for p in backup_set.runs] + [run]
     if check_mode:
-        runs = [{"source": p["source"], "finished": p["finished"], "run_id": p["run_id"], "status": p["status"]}
-                for p in backup_set.runs] + [run]
         return {"changed": True, "run": run, "set_status": set_status(runs), "manifest_key": prefix + MANIFEST,
-                "run_key": run_key(set_date, job, run)}
-    key, manifest = record_run(backend, job, set_date, run)
-    return {"changed": True, "run": run, "set_status": manifest["status"], "manifest_key": prefix + MANIFEST,
-            "run_key": key}
+                "run_key": run_key(set_date, job, run), "view_warnings": []}
+    key, warnings = record_run(backend, job, set_date, run)
+    return {"changed": True, "run": run, "set_status": set_status(runs), "manifest_key": prefix + MANIFEST,
+            "run_key": key, "view_warnings": warnings}
 
 
 def _recorded_already(backend: t.Any, job: str, set_date: str, run: dict, parsed: dict, check_mode: bool) -> dict:
-    """A retried record: change nothing, unless the manifest still lacks the run (its writer stopped half-way)."""
+    """A retried record changes nothing: the run's record is there (the view is written again: its writer may have
+    stopped before it)."""
     prefix = set_prefix(job, set_date)
+    backup_set = load_set(backend, job, set_date)
     try:
-        listed = json.loads(backend.read_bytes(prefix + MANIFEST).decode("utf-8"))["runs"]
-        complete = any(r.get("run_id") == run["run_id"] and r.get("source") == run["source"] for r in listed)
-    except (StorageError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
-        complete = False
-    if not complete and not check_mode:
-        manifest = update_manifest(backend, job, set_date, lambda _manifest: None)
-    else:
-        manifest, _problems = read_manifest(backend, load_set(backend, job, set_date))
-    recorded = [r for r in manifest["runs"] if r["run_id"] == run["run_id"] and r["source"] == run["source"]]
-    return {"changed": not complete, "run": recorded[0] if recorded else run, "set_status": manifest["status"],
-            "manifest_key": prefix + MANIFEST, "run_key": parsed["key"]}
+        recorded = json.loads(backend.read_bytes(parsed["key"]).decode("utf-8"))
+    except (StorageError, ValueError, UnicodeDecodeError) as exc:
+        raise ManifestError("the run %s is recorded in %s, but its record cannot be read: %s" % (
+            run["run_id"], parsed["key"], exc)) from None
+    warnings = [] if check_mode else refresh_view(backend, job, set_date)  # the view may lack it (writer stopped)
+    return {"changed": False, "run": recorded, "set_status": backup_set.status, "manifest_key": prefix + MANIFEST,
+            "run_key": parsed["key"], "view_warnings": warnings}

@@ -30,7 +30,7 @@ import zlib
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, parse_date
-from ansible_collections.corebackup.backup.plugins.module_utils._manifest import items_of, read_manifest, update_manifest
+from ansible_collections.corebackup.backup.plugins.module_utils._manifest import refresh_view
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import (
     ChunkReader,
     PipelineError,
@@ -41,6 +41,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import
     threaded,
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._service import run_nested
+from ansible_collections.corebackup.backup.plugins.module_utils._records import read_set, write_drill
 from ansible_collections.corebackup.backup.plugins.module_utils._sets import list_sets
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
 
@@ -352,6 +353,7 @@ class RestoreRunner:
         self.backend = module.backend
         self.job = module.job
         self.date = ""
+        self.backup_set: t.Any = None
         self.drilling = self.params["state"] == "drill"
         self.age = module.module.get_bin_path("age") if self.params["identity_file"] else None
         if self.params["identity_file"] and not os.path.isfile(self.params["identity_file"]):
@@ -373,8 +375,8 @@ class RestoreRunner:
             if not good:
                 raise OptionError("job %s has no successful backup set; name one with set_date" % self.job)
             date = good[-1]
-        manifest, _problems = read_manifest(self.backend, sets[date])
-        items = items_of(manifest)
+        self.backup_set = sets[date]
+        items = read_set(self.backend, self.backup_set).items()
         unknown = sorted(set(self.params["items"]) - set(items))
         if unknown:
             raise OptionError("the set %s of %s holds no item %s (it holds %s)"
@@ -473,14 +475,10 @@ class RestoreRunner:
                  "result": "ok" if all(r["status"] == "ok" for r in results) else "failed",
                  "items": [{"name": r["name"], "key": r["key"], "status": r["status"], "detail": r.get("detail") or ""}
                            for r in results]}
-
-        def add(manifest: dict) -> None:
-            manifest.setdefault("restore_drills", []).append(drill)
-            if drill["result"] == "ok" and len(results) == len(items_of(manifest)):
-                manifest["verified_at"] = drill["when"]
-            elif drill["result"] != "ok":
-                manifest["verified_at"] = None
-        update_manifest(self.backend, self.job, self.date, add)
+        # The drill's record, written once; a drill of every item that passed makes the set verified (_records.py).
+        write_drill(self.backend, self.backup_set, self.module.now, drill)
+        for warning in refresh_view(self.backend, self.job, self.date):
+            self.module.warn(self.module.scrub(warning))
         return drill
 
 

@@ -22,6 +22,10 @@ newest successful set or within ``keep_days`` of it, and deleted after that. Whe
 succeeded, nothing is deleted. A set without a manifest is never counted; it is deleted only with
 ``delete_unmanifested`` and only when it is older than the newest successful set.
 
+Before it deletes a set, retention writes a deletion record ``<job>/deletions/<when>_<id>.<set date>.json`` (what
+it deletes and why): from then on the set is gone for every reader, even while some of its objects are still
+there (a prune killed half-way), and the next retention run finishes deleting it, whatever the policy says.
+
 Items that disappear (a repository deleted upstream, or one that fails every night since) are in
 no newer set: the set holding the last artifact of such an item is kept for ``keep_removed_days``
 after the first successful set that lacks it, whatever the other rules say.
@@ -34,11 +38,21 @@ import json
 import os
 import tempfile
 import typing as t
+import uuid
 from dataclasses import dataclass, field
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, LayoutError, parse_date
-from ansible_collections.corebackup.backup.plugins.module_utils._sets import iter_sets
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
+    ArtifactKey,
+    LayoutError,
+    format_timestamp,
+    iso,
+    job_prefix,
+    parse_date,
+)
+from ansible_collections.corebackup.backup.plugins.module_utils._schema import DELETION_RECORD_SCHEMA, schema_errors
+from ansible_collections.corebackup.backup.plugins.module_utils._sets import DELETIONS, iter_sets
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
 
 RULES = ("keep_days", "keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
 PERIODS: dict[str, t.Callable[[datetime.date], str]] = {
@@ -186,6 +200,8 @@ class SetSummary:
     status: str | None
     size: int
     objects: int
+    run_ids: list = field(default_factory=list)
+    deletion: str | None = None  # the deletion record of a set a retention run began to delete
 
 
 class KeySpool:
@@ -247,6 +263,31 @@ class Plan:
         return entries
 
 
+def write_deletion_records(backend: t.Any, job: str, plan: Plan, policy: dict, when: datetime.datetime) -> list[str]:
+    """Before any object of them is deleted: a deletion record of each set the plan deletes that has none yet
+    (from then on the set is gone for every reader); the keys written."""
+    written = []
+    for decision in plan.decisions:
+        summary = plan.sets[decision.date.isoformat()]
+        if decision.keep or summary.deletion is not None:
+            continue
+        record = {"schema_version": 1, "job": job, "set_date": summary.date, "when": iso(when),
+                  "status": summary.status, "policy": policy, "reasons": decision.reasons,
+                  "keys": summary.objects, "bytes": summary.size, "run_ids": summary.run_ids}
+        errors = schema_errors(record, DELETION_RECORD_SCHEMA, "deletion record")
+        if errors:
+            raise BackupError("; ".join(errors))
+        key = "%s%s%s_%s.%s.json" % (job_prefix(job), DELETIONS, format_timestamp(when), uuid.uuid4().hex, summary.date)
+        try:
+            backend.write(key, [(json.dumps(record, sort_keys=True, indent=2) + "\n").encode("utf-8")], overwrite=False)
+        except StorageError as exc:
+            raise BackupError("nothing was deleted: the deletion record of %s could not be written: %s" % (
+                summary.date, exc)) from None
+        summary.deletion = key
+        written.append(key)
+    return written
+
+
 def item_names(backup_set: t.Any) -> set:
     """The names of the items that have an artifact in a set (from the artifacts' keys)."""
     names = set()
@@ -269,16 +310,23 @@ def retention_plan(backend: t.Any, job: str, policy: dict, delete_unmanifested: 
     names: dict[str, str] = {}  # one string per item name, whatever the number of sets
     spool = KeySpool()
     try:
-        for backup_set in iter_sets(backend, job, ignored.append):
+        for backup_set in iter_sets(backend, job, ignored.append, include_deleted=True):
             date = parse_date(backup_set.date)
-            for name in item_names(backup_set):
-                last_seen[names.setdefault(name, name)] = date
+            if backup_set.deletion is None:
+                for name in item_names(backup_set):
+                    last_seen[names.setdefault(name, name)] = date
             summaries[backup_set.date] = SetSummary(backup_set.date, backup_set.status, backup_set.size,
-                                                    len(backup_set.objects))
+                                                    len(backup_set.objects), sorted({r["run_id"] for r in backup_set.runs}),
+                                                    backup_set.deletion)
             spool.add(backup_set.date, backup_set.objects)
-        statuses = {parse_date(date): summary.status for date, summary in summaries.items()}
+        statuses = {parse_date(date): summary.status for date, summary in summaries.items() if summary.deletion is None}
         decisions = judge_sets(statuses.items(), policy, delete_unmanifested=delete_unmanifested,
                                keep_removed_days=keep_removed_days, last_seen=last_seen)
+        for date, summary in summaries.items():
+            if summary.deletion is not None:
+                decisions.append(Decision(parse_date(date), summary.status, reasons=[
+                    "deleted already (%s): finishing its deletion" % summary.deletion]))
+        decisions.sort(key=lambda d: d.date, reverse=True)
     except BaseException:
         spool.close()
         raise

@@ -4,10 +4,16 @@
 
 # This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur any time.
 
-"""The manifest's JSON Schema, every version still read, and a validator for the subset it uses.
+"""The manifest's JSON Schema, every version still read, the records' schemas, and a validator for the subset
+they use.
 
-``SCHEMAS[n]`` equals ``schemas/manifest-v<n>.schema.json`` (a unit test keeps them equal); the
-``jsonschema`` library is not needed on the backup host.
+``SCHEMAS[n]`` equals ``schemas/manifest-v<n>.schema.json`` and ``RECORD_SCHEMAS[name]`` equals
+``schemas/<name>.schema.json`` (a unit test keeps them equal; ``tests/unit/plugins/module_utils/test_manifest.py``
+rewrites the files when run with ``COREBACKUP_WRITE_SCHEMAS=1``); the ``jsonschema`` library is not needed on the
+backup host.
+
+Since version 3 the manifest is a view: derived from the set's records (run, verification and drill records),
+rewritten freely and never read for a decision. Versions 1 and 2 were the facts themselves.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import copy
 import re
 import typing as t
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_ID = "https://github.com/corebackup/backup/schemas/manifest-v%d.json"
 STATUSES = ("success", "partial", "failed")
 
@@ -110,10 +116,78 @@ VERIFICATION_SCHEMA = {
     "additionalProperties": False,
 }
 
+VERIFICATION_RECORD_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://github.com/corebackup/backup/schemas/verification-record.json",
+    "title": "corebackup.backup verification record: one re-reading of artifacts of a backup set, written once",
+    "type": "object",
+    "required": ["schema_version", "job", "set_date", "when", "result", "artifacts", "tools"],
+    "properties": {
+        "schema_version": {"const": 1},
+        "job": {"type": "string", "minLength": 1},
+        "set_date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+        "when": {"type": "string", "pattern": _TIME},
+        "result": {"enum": ["ok", "bad"]},
+        "whole": {"type": "boolean"},
+        "artifacts": {"type": "object", "additionalProperties": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"enum": ["ok", "missing", "truncated", "corrupted"]},
+                "size": {"type": ["integer", "null"]},
+                "sha256": {"type": ["string", "null"]},
+                "detail": {"type": "string"},
+            },
+            "additionalProperties": False,
+        }},
+        "tools": _STRING_MAP,
+    },
+    "additionalProperties": False,
+}
+
+DRILL_RECORD_SCHEMA = copy.deepcopy(DRILL_SCHEMA)
+DRILL_RECORD_SCHEMA.update({
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://github.com/corebackup/backup/schemas/drill-record.json",
+    "title": "corebackup.backup drill record: one restore drill of a backup set, written once",
+})
+DRILL_RECORD_SCHEMA["required"] = ["schema_version", "job", "set_date"] + DRILL_SCHEMA["required"]
+DRILL_RECORD_SCHEMA["properties"] = dict({
+    "schema_version": {"const": 1},
+    "job": {"type": "string", "minLength": 1},
+    "set_date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+}, **DRILL_SCHEMA["properties"])
+
+DELETION_RECORD_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://github.com/corebackup/backup/schemas/deletion-record.json",
+    "title": "corebackup.backup deletion record: retention deletes the set it names, written before the deletion",
+    "type": "object",
+    "required": ["schema_version", "job", "set_date", "when", "policy", "keys", "bytes", "run_ids"],
+    "properties": {
+        "schema_version": {"const": 1},
+        "job": {"type": "string", "minLength": 1},
+        "set_date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+        "when": {"type": "string", "pattern": _TIME},
+        "status": {"type": ["string", "null"]},
+        "policy": {"type": "object"},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+        "keys": {"type": "integer", "minimum": 0},
+        "bytes": {"type": "integer", "minimum": 0},
+        "run_ids": {"type": "array", "items": {"type": "string"}},
+    },
+    "additionalProperties": False,
+}
+
+RECORD_SCHEMAS = {"verification-record": VERIFICATION_RECORD_SCHEMA, "drill-record": DRILL_RECORD_SCHEMA,
+                  "deletion-record": DELETION_RECORD_SCHEMA}
+
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": SCHEMA_ID % SCHEMA_VERSION,
     "title": "corebackup.backup manifest of one backup set",
+    "description": "A view derived from the set's run, verification and drill records; rewritten freely, never "
+                   "read for a decision.",
     "type": "object",
     "required": ["schema_version", "job", "set_date", "status", "runs", "verified_at", "verification"],
     "properties": {
@@ -130,9 +204,18 @@ SCHEMA = {
 }
 
 
+def _schema_v2() -> dict:
+    """Version 2, still read: the facts themselves (verifications and drills kept in it, not in records)."""
+    schema = copy.deepcopy(SCHEMA)
+    schema["$id"] = SCHEMA_ID % 2
+    del schema["description"]
+    schema["properties"]["schema_version"] = {"const": 2}
+    return schema
+
+
 def _schema_v1() -> dict:
     """Version 1, still read: no item entries, no carried artifacts."""
-    schema = copy.deepcopy(SCHEMA)
+    schema = _schema_v2()
     schema["$id"] = SCHEMA_ID % 1
     schema["properties"]["schema_version"] = {"const": 1}
     run = schema["properties"]["runs"]["items"]
@@ -143,7 +226,7 @@ def _schema_v1() -> dict:
     return schema
 
 
-SCHEMAS = {SCHEMA_VERSION: SCHEMA, 1: _schema_v1()}
+SCHEMAS = {SCHEMA_VERSION: SCHEMA, 2: _schema_v2(), 1: _schema_v1()}
 
 
 _TYPES = {

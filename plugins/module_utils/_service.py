@@ -349,6 +349,8 @@ class ServiceRunner:
             message = self.module.scrub("the run could not be recorded: %s" % exc)
             self.module.warn(message)
             return {"record_error": message}
+        for warning in recorded["view_warnings"]:
+            self.module.warn(self.module.scrub(warning))
         run = recorded["run"]
         return {"run": {k: run[k] for k in ("run_id", "status", "started", "finished", "errors")},
                 "manifest_key": recorded["manifest_key"], "run_key": recorded["run_key"],

@@ -7,8 +7,14 @@
 """The backup sets of a job, from one listing of its folder.
 
 A backup set is the folder ``<job>/<YYYY-MM-DD>/``. What a listing tells about it, without reading
-any object: its artifacts, its run records (``runs/<finished>_<run id>_<source>.<status>.json``, whose
-names alone give the set's status), and whether it has a ``manifest.json``.
+any object: its artifacts, its records (written once, never changed) and whether it has a ``manifest.json``
+(a view derived from the records):
+
+* run records ``runs/<finished>_<run id>_<source>.<status>.json``, whose names alone give the set's status;
+* verification records ``verifications/<when>_<id>.<ok|bad>.json`` and drill records
+  ``drills/<when>_<id>.<ok|failed>.json``, whose names give the newest result;
+* deletion records ``<job>/deletions/<when>_<id>.<set date>.json``, outside the sets: retention writes one
+  before it deletes a set, and a set that has one (newer than its newest run) is gone for every reader.
 """
 
 from __future__ import annotations
@@ -31,11 +37,22 @@ from ansible_collections.corebackup.backup.plugins.module_utils._storage import 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 RUNS = "runs/"
+VERIFICATIONS = "verifications/"
+DRILLS = "drills/"
+DELETIONS = "deletions/"
+# Where the manifest.json of an older release (schema 1 or 2) is kept, unchanged, once a view replaces it: it
+# holds that release's verifications and drills, read as legacy records.
+LEGACY_MANIFEST = "legacy/manifest.json"
 
 _RUN_KEY_RE = re.compile(
     r"^runs/(?P<finished>\d{8}T\d{6}Z)_(?P<run_id>[A-Za-z0-9-]{1,64})_(?P<source>[A-Za-z0-9][A-Za-z0-9_-]*)"
     r"\.(?P<status>success|partial|failed)\.json$"
 )
+_RECORD_KEY_RE = re.compile(
+    r"^(?P<kind>verifications|drills)/(?P<when>\d{8}T\d{6}Z)_(?P<id>[A-Za-z0-9]{1,64})\.(?P<result>ok|bad|failed)\.json$"
+)
+_RESULTS = {"verifications": ("ok", "bad"), "drills": ("ok", "failed")}
+_DELETION_KEY_RE = re.compile(r"^(?P<when>\d{8}T\d{6}Z)_(?P<id>[A-Za-z0-9]{1,64})\.(?P<date>\d{4}-\d{2}-\d{2})\.json$")
 _DATE_DIR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -53,6 +70,23 @@ def parse_run_key(relative: str) -> dict | None:
         return None
     return {"finished": parse_timestamp(match.group("finished")), "run_id": match.group("run_id"),
             "source": match.group("source"), "status": match.group("status")}
+
+
+def parse_record_key(relative: str) -> dict | None:
+    """The parts of a verification or drill record's name, relative to its set; None for any other name."""
+    match = _RECORD_KEY_RE.match(relative)
+    if not match or match.group("result") not in _RESULTS[match.group("kind")]:
+        return None
+    return {"kind": match.group("kind"), "when": parse_timestamp(match.group("when")), "id": match.group("id"),
+            "result": match.group("result")}
+
+
+def parse_deletion_key(relative: str) -> dict | None:
+    """The parts of a deletion record's name, relative to ``<job>/deletions/``; None for any other name."""
+    match = _DELETION_KEY_RE.match(relative)
+    if not match:
+        return None
+    return {"when": parse_timestamp(match.group("when")), "id": match.group("id"), "date": match.group("date")}
 
 
 def set_status(runs: t.Iterable[dict]) -> str:
@@ -85,8 +119,12 @@ class BackupSet:
         self.date = date
         self.objects: list = []  # StoredObject of every key in the set
         self.runs: list[dict] = []  # parsed run record names
-        self.bad_names: list[str] = []  # objects under runs/ whose names do not parse
+        self.verifications: list[dict] = []  # parsed verification record names
+        self.drills: list[dict] = []  # parsed drill record names
+        self.bad_names: list[str] = []  # objects under runs/, verifications/, drills/ whose names do not parse
         self.has_manifest = False
+        self.has_legacy_manifest = False
+        self.deletion: str | None = None  # the key of the deletion record that makes the set gone
 
     @property
     def prefix(self) -> str:
@@ -106,6 +144,15 @@ class BackupSet:
         relative = obj.key[len(self.prefix):]
         if relative == MANIFEST:
             self.has_manifest = True
+        elif relative == LEGACY_MANIFEST:
+            self.has_legacy_manifest = True
+        elif relative.startswith((VERIFICATIONS, DRILLS)):
+            parsed = parse_record_key(relative)
+            if parsed is None:
+                self.bad_names.append(obj.key)
+            else:
+                parsed["key"] = obj.key
+                (self.verifications if parsed["kind"] == "verifications" else self.drills).append(parsed)
         elif relative.startswith(RUNS):
             parsed = parse_run_key(relative)
             if parsed is None:
@@ -115,15 +162,47 @@ class BackupSet:
                 self.runs.append(parsed)
 
 
-def iter_sets(backend: t.Any, job: str, others: t.Callable[[str], None] | None = None) -> t.Iterator[BackupSet]:
+def deletions(backend: t.Any, job: str) -> dict[str, list[dict]]:
+    """{set date: [parsed deletion record names]} from a listing of ``<job>/deletions/``."""
+    prefix = job_prefix(job) + DELETIONS
+    found: dict[str, list[dict]] = {}
+    for obj in backend.list(prefix):
+        parsed = parse_deletion_key(obj.key[len(prefix):])
+        if parsed is not None:
+            parsed["key"] = obj.key
+            found.setdefault(parsed["date"], []).append(parsed)
+    return found
+
+
+def deleted_by(backup_set: BackupSet, records: list[dict]) -> str | None:
+    """The deletion record that makes ``backup_set`` gone: one written after its newest run (a set recorded into
+    again after a deletion, as an import with set_date does, is back)."""
+    newest_run = max((run["finished"] for run in backup_set.runs), default=None)
+    for record in sorted(records, key=lambda r: r["when"], reverse=True):
+        if newest_run is None or record["when"] >= newest_run:
+            return record["key"]
+    return None
+
+
+def iter_sets(backend: t.Any, job: str, others: t.Callable[[str], None] | None = None,
+              include_deleted: bool = False) -> t.Iterator[BackupSet]:
     """Every dated folder of ``job``, one at a time, from one paginated listing: a set is yielded whole as soon
     as the listing has moved past it, so memory holds one set's objects, not the job's.
 
+    A set that has a deletion record is gone: it is left out, unless ``include_deleted`` (retention, which
+    finishes deleting it), and then has ``deletion`` set.
+
     Both backends list a folder's keys together (S3 in key order, the filesystem folder by folder); a dated
     folder that shows up again after another one is a listing this cannot trust and raises StorageError.
-    ``others`` is called with every key under ``<job>/`` outside a dated folder.
+    ``others`` is called with every key under ``<job>/`` outside a dated folder but the deletion records.
     """
     prefix = job_prefix(job)
+    deleted = deletions(backend, job)
+
+    def finish(backup_set: BackupSet) -> bool:
+        backup_set.deletion = deleted_by(backup_set, deleted.get(backup_set.date, []))
+        return include_deleted or backup_set.deletion is None
+
     current: BackupSet | None = None
     done: set[str] = set()
     for obj in backend.list(prefix):
@@ -133,12 +212,13 @@ def iter_sets(backend: t.Any, job: str, others: t.Callable[[str], None] | None =
         except LayoutError:
             valid = False
         if not valid:
-            if others is not None:
+            if others is not None and folder + "/" != DELETIONS:
                 others(obj.key)
             continue
         if current is not None and current.date != folder:
             done.add(current.date)
-            yield current
+            if finish(current):
+                yield current
             current = None
         if current is None:
             if folder in done:
@@ -146,12 +226,12 @@ def iter_sets(backend: t.Any, job: str, others: t.Callable[[str], None] | None =
                     prefix, prefix, folder))
             current = BackupSet(job, folder)
         current.add(obj)
-    if current is not None:
+    if current is not None and finish(current):
         yield current
 
 
 def list_sets(backend: t.Any, job: str) -> tuple[dict[str, BackupSet], list[str]]:
-    """Every dated folder of ``job`` from one paginated listing: ({date: BackupSet}, other keys)."""
+    """Every dated folder of ``job`` that is not gone, from one paginated listing: ({date: BackupSet}, other keys)."""
     others: list[str] = []
     sets = {backup_set.date: backup_set for backup_set in iter_sets(backend, job, others.append)}
     return sets, others
@@ -167,9 +247,12 @@ def list_jobs(backend: t.Any) -> list[str]:
     return sorted(jobs)
 
 
-def load_set(backend: t.Any, job: str, set_date: str) -> BackupSet:
-    """One set from a listing of its own folder."""
+def load_set(backend: t.Any, job: str, set_date: str, check_deleted: bool = True) -> BackupSet:
+    """One set from a listing of its own folder, and of the job's deletion records (``deletion`` is set when the
+    set is gone) unless not ``check_deleted`` (a writer of the set's view, which needs its records only)."""
     backup_set = BackupSet(job, set_date)
     for obj in backend.list(backup_set.prefix):
         backup_set.add(obj)
+    if check_deleted:
+        backup_set.deletion = deleted_by(backup_set, deletions(backend, job).get(set_date, []))
     return backup_set

@@ -10,7 +10,7 @@ module: backup_health
 short_description: Read what a store says of the health of backup jobs, for monitoring
 version_added: 0.1.0
 description:
-  - For each job, from one listing of C(<prefix>/<job>/) and the manifests of its newest O(sets) usable sets
+  - For each job, from one listing of C(<prefix>/<job>/) and the records of its newest O(sets) usable sets
     (status V(success) or V(partial)) - the time of its last successful run, the logical size of its newest usable
     set (the bytes a restore of it reads, carried artifacts included) and the median of the sets before it, the last
     time its artifacts were read back and found intact (a verification, sampled or whole, or a drill that passed),
@@ -40,7 +40,7 @@ options:
     elements: str
   sets:
     description:
-      - How many of each job's newest usable sets are read (their manifests) - the newest gives the logical size,
+      - How many of each job's newest usable sets are read (their records) - the newest gives the logical size,
         the others the median; verifications and drills are looked for in all of them.
     type: int
     default: 8
@@ -76,7 +76,7 @@ jobs:
       description: When the newest run recorded V(success) or V(partial) finished; V(null) when none.
       type: str
     newest_set:
-      description: Date of the newest usable set whose manifest could be read; V(null) when none.
+      description: Date of the newest usable set whose records could be read; V(null) when none.
       type: str
     logical_size:
       description: Bytes a restore of the newest usable set reads, one artifact per item, carried artifacts included.
@@ -101,7 +101,7 @@ jobs:
       description: Artifacts whose latest verification found them missing, truncated or corrupted.
       type: int
     problems:
-      description: Sets whose manifest could not be read (the others still count).
+      description: Sets whose records could not be read (the others still count).
       type: list
       elements: str
     error:

@@ -10,22 +10,30 @@ module: backup_manifest
 short_description: Record, verify and list the backup sets of a job
 version_added: 0.1.0
 description:
-  - A backup set is the dated folder C(<prefix>/<job>/<YYYY-MM-DD>/) of a store. Its C(manifest.json)
-    lists every run recorded into it (times, status, artifacts with size and sha256, item counts,
-    warnings and errors, what was backed up, tool versions); C(SHA256SUMS) beside it lets
-    C(sha256sum -c SHA256SUMS) check a downloaded set with standard tools.
-  - O(state=present) records one run. Several runs on one day accumulate in one manifest. Each run is
-    also stored on its own as C(runs/<finished>_<run id>_<source>.<status>.json), written once, so
-    concurrent writers never lose each other's run (on the filesystem the manifest is rewritten under
-    a lock; on S3, which has no locks, readers merge the run records into the manifest).
+  - A backup set is the dated folder C(<prefix>/<job>/<YYYY-MM-DD>/) of a store. Every fact about it is a record,
+    an object written once and never changed - C(runs/<finished>_<run id>_<source>.<status>.json) for each run
+    recorded into it (times, status, artifacts with size and sha256, items, counts, warnings and errors, what was
+    backed up, tool versions), C(verifications/<time>_<id>.<ok|bad>.json) for each verification and
+    C(drills/<time>_<id>.<ok|failed>.json) for each restore drill - so concurrent writers never lose each
+    other's facts, and verifying or drilling never rewrites anything.
+  - C(manifest.json) and C(SHA256SUMS) beside the records are a view for people (C(sha256sum -c SHA256SUMS) checks
+    a downloaded set with standard tools), rewritten from the records after each record is written and never read
+    for a decision. A set whose view is missing or damaged is complete if its records are; a view that cannot be
+    written is a warning.
+  - O(state=present) records one run. Several runs on one day accumulate in one set.
   - O(state=verified) re-reads artifacts, recomputes size and sha256 and fails naming every missing,
-    truncated or corrupted artifact. Results are kept in the manifest, so O(sample) can verify a large
-    store in rotating slices over several runs, least recently verified first.
+    truncated or corrupted artifact. It writes a verification record of what it read, so O(sample) can verify a
+    large store in rotating slices over several runs, least recently verified first.
   - O(state=query) lists the sets of a job with status, size and artifacts, to pick one to restore.
-  - The manifest follows a versioned JSON Schema shipped in the collection. The module writes schema version 2
-    (C(schemas/manifest-v2.schema.json)); it still reads version 1 (C(schemas/manifest-v1.schema.json)) and
-    rewrites such a manifest as version 2 when it records into its set. It validates every manifest it reads
-    or writes, and refuses to rewrite one of a newer version than it knows.
+  - A set that retention deleted (it has a deletion record C(<job>/deletions/<time>_<id>.<set date>.json)) is gone,
+    even while some of its objects are still there.
+  - The manifest follows a versioned JSON Schema shipped in the collection. The module writes schema version 3
+    (C(schemas/manifest-v3.schema.json)), the view; the records follow C(schemas/verification-record.schema.json)
+    and C(schemas/drill-record.schema.json). Sets written by earlier releases, with a manifest of version 2
+    (C(schemas/manifest-v2.schema.json)) or 1 (C(schemas/manifest-v1.schema.json)) that holds their verifications
+    and drills, are read with them as they are; when a record is written into such a set, that manifest is first
+    kept unchanged as C(legacy/manifest.json). A manifest of a newer version than the module knows is never
+    rewritten.
 author:
   - corebackup.backup contributors (@corebackup)
 extends_documentation_fragment:
@@ -262,24 +270,17 @@ sets:
 
 from ansible_collections.corebackup.backup.plugins.module_utils._checksum import verify_artifact
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
-    iso,
     parse_date,
     validate_job,
 )
-from ansible_collections.corebackup.backup.plugins.module_utils._manifest import (
-    ManifestError,
-    artifacts_of,
-    last_verification,
-    read_manifest,
-    sizes_of,
-    update_manifest,
-)
+from ansible_collections.corebackup.backup.plugins.module_utils._manifest import refresh_view, tool_versions
+from ansible_collections.corebackup.backup.plugins.module_utils._records import RecordError, read_set, write_verification
 from ansible_collections.corebackup.backup.plugins.module_utils._sets import (
-    MANIFEST,
     list_jobs,
     list_sets,
     load_set,
 )
+from ansible_collections.corebackup.backup.plugins.module_utils._common import COLLECTION_VERSION
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 from ansible_collections.corebackup.backup.plugins.module_utils._record import build_run, record_result
 
@@ -307,7 +308,7 @@ class Manifests:
         for job in self.jobs():
             if self.params["set_date"]:
                 backup_set = load_set(self.backend, job, self.params["set_date"])
-                if backup_set.objects:
+                if backup_set.objects and backup_set.deletion is None:
                     found.append(backup_set)
                 continue
             found.extend(list_sets(self.backend, job)[0].values())
@@ -322,30 +323,33 @@ class Manifests:
         run = build_run(self.params, self.now)
         recorded = record_result(self.backend, job, run, self.params["set_date"], self.params["secrets"] or [],
                                  self.module.check_mode)
+        for warning in recorded.pop("view_warnings"):
+            self.module.warn(self.module.scrub(warning))
         self.module.exit(**recorded)
 
     # -- query ---------------------------------------------------------------------------------
-    def describe(self, backup_set, manifest, problems):
-        artifacts = list(artifacts_of(manifest).values()) if manifest else []
-        sizes = sizes_of(manifest) if manifest else {"items": 0, "logical_size": 0, "new_size": 0}
+    def describe(self, backup_set, records, problems):
+        """A set as O(state=query) returns it, from its records (None when it has no readable run record)."""
+        artifacts = list(records.artifacts().values()) if records else []
+        sizes = records.sizes() if records else {"items": 0, "logical_size": 0, "new_size": 0}
         return dict(sizes, **{
             "job": backup_set.job, "date": backup_set.date,
-            "status": manifest["status"] if manifest else "unreadable",
+            "status": records.status if records else "unreadable",
             "size": backup_set.size, "objects": len(backup_set.objects),
             "runs": [{k: run[k] for k in ("run_id", "status", "started", "finished", "source", "counts", "errors")}
-                     for run in manifest["runs"]] if manifest else [],
+                     for run in records.runs] if records else [],
             "artifacts": artifacts, "artifact_bytes": sum(a["size"] for a in artifacts),
-            "verified_at": manifest["verified_at"] if manifest else None, "problems": problems,
-            "last_drill": (manifest.get("restore_drills") or [None])[-1] if manifest else None,
-            "last_verification": last_verification(manifest) if manifest else None,
+            "verified_at": records.verified_at if records else None, "problems": problems,
+            "last_drill": _public(records.last_drill()) if records else None,
+            "last_verification": records.last_verification() if records else None,
         })
 
     def load(self, backup_set):
         try:
-            manifest, problems = read_manifest(self.backend, backup_set)
-        except ManifestError as exc:
+            records = read_set(self.backend, backup_set)
+        except RecordError as exc:
             return None, [str(exc)]
-        return manifest, problems
+        return records, records.problems
 
     def query(self):
         sets = [self.describe(s, *self.load(s)) for s in self.sets()]
@@ -364,14 +368,15 @@ class Manifests:
                 "any job" if self.params["all_jobs"] else "job %r" % self.params["job"],
                 " on %s" % self.params["set_date"] if self.params["set_date"] else "", self.backend.describe()))
         for backup_set in in_scope:
-            manifest, problems = self.load(backup_set)
-            described.append((backup_set, manifest, problems))
-            if manifest is None:
-                bad.append({"job": backup_set.job, "date": backup_set.date, "key": backup_set.prefix + MANIFEST,
+            records, problems = self.load(backup_set)
+            described.append((backup_set, records, problems))
+            if records is None:
+                bad.append({"job": backup_set.job, "date": backup_set.date, "key": backup_set.prefix + "runs/",
                             "status": "unreadable", "error": problems[0]})
                 continue
-            for key, artifact in artifacts_of(manifest).items():
-                last = (manifest["verification"].get(key) or {}).get("verified_at") or ""
+            checks = records.checks()
+            for key, artifact in records.artifacts().items():
+                last = (checks.get(key) or {}).get("verified_at") or ""
                 candidates.append((last, key, backup_set, artifact))
         candidates.sort(key=lambda c: (c[0], c[1]))
         if sample is not None:
@@ -384,36 +389,37 @@ class Manifests:
             by_set.setdefault((backup_set.job, backup_set.date), []).append(outcome)
             if outcome["status"] != "ok":
                 bad.append(outcome)
-        stamp = iso(self.now)
         changed = bool(by_set)
-        published = {}
         if not self.module.check_mode:
-            for (job, date), outcomes in by_set.items():
-                published[(job, date)] = update_manifest(self.backend, job, date,
-                                                         lambda m, o=outcomes: self._stamp(m, o, stamp, sample is None))
-        sets = [self.describe(backup_set, published.get((backup_set.job, backup_set.date), manifest), problems)
-                for backup_set, manifest, problems in described]
+            tools = tool_versions(COLLECTION_VERSION)
+            for index, (backup_set, records, problems) in enumerate(described):
+                outcomes = by_set.get((backup_set.job, backup_set.date))
+                if not outcomes:
+                    continue
+                # A verification record of this run, written once; the set's view is rewritten after it.
+                write_verification(self.backend, backup_set, self.now, outcomes, sample is None, tools)
+                for warning in refresh_view(self.backend, backup_set.job, backup_set.date):
+                    self.module.warn(self.module.scrub(warning))
+                reread = load_set(self.backend, backup_set.job, backup_set.date)
+                described[index] = (reread, *self.load(reread))
+        sets = [self.describe(backup_set, records, problems) for backup_set, records, problems in described]
         output = dict(changed=changed, verified=results, bad=bad, sets=sets)
         if bad:
             self.fail("%d bad: %s" % (len(bad), "; ".join("%s %s" % (b["key"], b["status"]) for b in bad)), **output)
         self.module.exit(**output)
-
-    @staticmethod
-    def _stamp(manifest, outcomes, stamp, whole):
-        """Per-artifact results always; the set's verified_at only when this run read all of it and all was ok
-        (a sample keeps per-artifact results only), and cleared when anything was bad."""
-        for outcome in outcomes:
-            manifest["verification"][outcome["key"]] = {"verified_at": stamp, "status": outcome["status"]}
-        if any(outcome["status"] != "ok" for outcome in outcomes):
-            manifest["verified_at"] = None
-        elif whole and {o["key"] for o in outcomes} >= set(artifacts_of(manifest)):
-            manifest["verified_at"] = stamp
 
     def run(self):
         if self.params["set_date"]:
             parse_date(self.params["set_date"])
         self.backend.check_root()
         getattr(self, self.params["state"])()
+
+
+def _public(drill):
+    """A drill record as RV(sets[].last_drill) shows it: C(when), C(duration), C(result), C(items)."""
+    if drill is None:
+        return None
+    return {k: drill[k] for k in ("when", "duration", "result", "items")}
 
 
 def main():

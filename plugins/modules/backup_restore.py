@@ -18,7 +18,8 @@ description:
     safe (no absolute names, no C(..), nothing written through a symbolic link).
   - O(state=drill) restores into scratch targets, compares what was restored with what was recorded at
     backup time (files, bytes and tree digest; refs; documents per collection), removes the scratch targets
-    and records the drill in the set's manifest; a drill that passes sets the set's C(verified_at).
+    and writes the drill's record into the set (C(drills/<time>_<id>.<ok|failed>.json), written once); a drill
+    of every item that passes makes it the set's C(verified_at).
   - Run it where the age identity is (restore hosts), not on backup hosts, which keep only public keys.
   - Host files (M(corebackup.backup.files_backup)) go into O(dest), keeping modes, times, links, and owners
     when run as root. GitHub repositories (M(corebackup.backup.github_backup)) go into O(dest) as a bare
@@ -121,7 +122,7 @@ restored:
   type: list
   elements: dict
 drill:
-  description: The drill recorded in the manifest (C(when), C(items), C(result), C(duration)).
+  description: The drill, as its record holds it (C(when), C(items), C(result), C(duration)).
   returned: when O(state=drill)
   type: dict
 pre_restore:

@@ -121,6 +121,14 @@ deleted:
   returned: always
   type: list
   elements: dict
+deletion_records:
+  description:
+    - The deletion records written before anything was deleted, C(<job>/deletions/<time>_<id>.<set date>.json), one
+      per set deleted (none in check mode, none for a set whose deletion an interrupted run began). From then on
+      every reader takes the set as gone; the next run finishes deleting what is left of it.
+  returned: always
+  type: list
+  elements: str
 unmanifested:
   description: Dates of sets without any run record.
   returned: always
@@ -155,7 +163,7 @@ api_requests:
   sample: {ListObjectsV2: 10, DeleteObjects: 4}
 """
 
-from ansible_collections.corebackup.backup.plugins.module_utils._retention import RULES, check_policy, retention_plan
+from ansible_collections.corebackup.backup.plugins.module_utils._retention import RULES, check_policy, retention_plan, write_deletion_records
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 
 
@@ -190,6 +198,7 @@ def run(module):
     try:
         kept, deleted = found.entries(keep=True), found.entries(keep=False)
         errors, bytes_freed = [], 0
+        records = [] if module.check_mode else write_deletion_records(backend, job, found, policy, module.now)
         batch = []
         for key, size in found.doomed_objects():  # from the plan's spool, DELETE_BATCH keys at a time
             batch.append((key, size))
@@ -200,7 +209,7 @@ def run(module):
     finally:
         found.spool.close()
     output = dict(
-        changed=bool(deleted), kept=kept, deleted=deleted, ignored=found.ignored, errors=errors, bytes_freed=bytes_freed,
+        changed=bool(deleted), kept=kept, deleted=deleted, deletion_records=records, ignored=found.ignored, errors=errors, bytes_freed=bytes_freed,
         removed_items=found.removed,
         unmanifested=[date for date, summary in sorted(found.sets.items()) if summary.status is None],
         api_requests=dict(getattr(backend, "requests", {})),

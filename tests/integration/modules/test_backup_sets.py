@@ -101,8 +101,17 @@ def test_runs_accumulate_and_verified_names_every_bad_artifact(store):
     assert {b["key"]: b["status"] for b in bad.result["bad"]} == {alpha: "corrupted", beta: "truncated", gamma: "missing"}
     for key in (alpha, beta, gamma):
         assert key in bad.result["msg"]
-    manifest = json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, date)))
-    assert manifest["verified_at"] is None and manifest["verification"][beta]["status"] == "truncated"
+    [listed] = bad.result["sets"]
+    assert listed["verified_at"] is None and listed["last_verification"]["bad"] == 3
+    records = sorted(o.key.rsplit("/", 1)[1].rsplit(".", 2)[1] for o in backend.list("%s/%s/verifications/" % (JOB, date)))
+    assert records == ["bad", "ok"]  # one record per verification, written once; its name says its result
+    # the view shows it to people
+    assert json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, date)))["verification"][beta]["status"] == "truncated"
+    # nothing is decided on the view: a damaged one changes no answer
+    backend.write("%s/%s/manifest.json" % (JOB, date), [b"{damaged"])
+    [again] = module("backup_manifest", storage, state="query", job=JOB).result["sets"]
+    assert (again["status"], again["verified_at"], again["last_verification"]["bad"], again["problems"]) == (
+        "partial", None, 3, [])
 
 
 def test_sample_verifies_a_rotating_slice(store):
@@ -119,9 +128,8 @@ def test_sample_verifies_a_rotating_slice(store):
     assert len(seen) == 6 and len(set(seen)) == 6  # every artifact once, least recently verified first
     # A sample keeps per-artifact results only: a set counts as verified after reading all of it at once.
     assert not any(s["verified_at"] for s in module("backup_manifest", storage, state="query", job=JOB).result["sets"])
-    for day in ("2026-11-01", "2026-11-02"):
-        manifest = json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, day)))
-        assert sorted(v["status"] for v in manifest["verification"].values()) == ["ok"] * 3
+    for listed in module("backup_manifest", storage, state="query", job=JOB).result["sets"]:
+        assert (listed["last_verification"]["checked"], listed["last_verification"]["bad"]) == (3, 0)
     whole = module("backup_manifest", storage, state="verified", job=JOB, set_date="2026-11-02")
     assert not whole.failed, whole.result.get("msg")
     verified = {s["date"]: s["verified_at"] for s in module("backup_manifest", storage, state="query", job=JOB).result["sets"]}
@@ -184,23 +192,27 @@ def test_concurrent_writers_on_s3_lose_no_run(s3_endpoint):
     assert sorted(run["run_id"] for run in manifest["runs"]) == ["w%02d" % i for i in range(8)]
 
 
-def test_a_writer_that_lost_the_race_merges_again_on_s3(s3_endpoint):
-    """Another run lands between this writer's read and its write: the write is refused, and retried."""
+def test_a_view_writer_that_a_record_overtook_writes_again_on_s3(s3_endpoint):
+    """Another run is recorded (and writes its view) while this writer writes a view without it: this writer sees
+    the new record once it wrote, and writes the view again, so the last view holds every run."""
     backend = make_s3_backend(s3_endpoint)
     other = make_s3_backend(s3_endpoint, bucket=backend.bucket)
-    m.record_run(backend, JOB, "2026-11-22", _run(0))
-    calls = []
+    views = []
+    write = backend.write
 
-    def stamp(manifest):
-        calls.append(len(manifest["runs"]))
-        if len(calls) == 1:
-            m.record_run(other, JOB, "2026-11-22", _run(1))  # the concurrent writer
-        manifest["verification"]["x/y"] = {"verified_at": "2026-11-22T05:00:00Z", "status": "ok"}
+    def racing_write(key, chunks, **kwargs):
+        chunks = list(chunks)
+        if key.endswith("/manifest.json"):
+            views.append(len(json.loads(b"".join(chunks))["runs"]))
+            if len(views) == 1:
+                m.record_run(other, JOB, "2026-11-22", _run(1))  # the concurrent writer, its view written first
+        return write(key, chunks, **kwargs)
 
-    m.update_manifest(backend, JOB, "2026-11-22", stamp)
+    backend.write = racing_write
+    _key, warnings = m.record_run(backend, JOB, "2026-11-22", _run(0))
+    assert warnings == [] and views == [1, 2]
     manifest = json.loads(backend.read_bytes("%s/2026-11-22/manifest.json" % JOB))
-    assert calls == [1, 2]  # read again after the refused write
-    assert [run["run_id"] for run in manifest["runs"]] == ["w00", "w01"] and "x/y" in manifest["verification"]
+    assert [run["run_id"] for run in manifest["runs"]] == ["w00", "w01"]
 
 
 def test_s3_itself_refuses_conditional_writes(s3_endpoint):
@@ -290,9 +302,13 @@ def test_retention_of_10000_objects_costs_listing_pages_plus_one_delete_per_1000
     deleted = sum(e["objects"] for e in run.result["deleted"])
     assert deleted == 370 * 25
     pages = -(-10000 // 1000)
-    assert run.result["api_requests"] == {"ListObjectsV2": pages, "DeleteObjects": -(-deleted // 1000)}
+    # the listing, one listing of the deletion records, one deletion record per set deleted (a create-only write:
+    # the backend's HeadObject before and after it), one DeleteObjects per 1,000 keys
+    assert run.result["api_requests"] == {"ListObjectsV2": pages + 1, "PutObject": 370, "HeadObject": 2 * 370,
+                                          "DeleteObjects": -(-deleted // 1000)}
+    assert len(run.result["deletion_records"]) == 370
     print("retention of 10,000 objects: %d deleted, API calls %s" % (deleted, run.result["api_requests"]))
-    left = backend.client.list_objects_v2(Bucket=backend.bucket)
+    left = backend.client.list_objects_v2(Bucket=backend.bucket, Prefix=JOB + "/2")
     assert left["KeyCount"] == 30 * 25
 
 
@@ -309,13 +325,17 @@ def test_present_finds_the_set_of_its_artifacts_and_completes_a_half_recorded_ru
     other_source = module("backup_manifest", storage, job=JOB, set_date="2026-11-20", run_id="awx-7",
                           source={"type": "mongodb", "name": "orders"}, status="failed", errors=["db down"])
     assert other_source.changed and other_source.result["set_status"] == "partial"  # same AWX job, other source
-    # A run whose writer stopped after its run record, before the manifest: the retried task completes it.
+    # A run whose writer stopped after its run record, before the view: it is recorded (every reader sees it), and
+    # the retried task changes no fact, but writes the view again.
     half = dict(other_source.result["run"], run_id="awx-8", status="success", errors=[])
     backend.write(m.run_key("2026-11-20", JOB, half), [json.dumps(half).encode()])
+    [listed] = module("backup_manifest", storage, state="query", job=JOB).result["sets"]
+    assert sorted((r["run_id"], r["source"]["type"]) for r in listed["runs"]) == [
+        ("awx-7", "github"), ("awx-7", "mongodb"), ("awx-8", "mongodb")] and listed["status"] == "success"
     retried = module("backup_manifest", storage, job=JOB, set_date="2026-11-20", run_id="awx-8",
                      source={"type": "mongodb", "name": "orders"})
-    assert retried.changed
-    manifest = json.loads(backend.read_bytes("%s/2026-11-20/manifest.json" % JOB))
+    assert not retried.changed and retried.result["run"]["run_id"] == "awx-8"
+    manifest = json.loads(backend.read_bytes("%s/2026-11-20/manifest.json" % JOB))  # the view, for people
     assert sorted((r["run_id"], r["source"]["type"]) for r in manifest["runs"]) == [
         ("awx-7", "github"), ("awx-7", "mongodb"), ("awx-8", "mongodb")]
     again = module("backup_manifest", storage, job=JOB, set_date="2026-11-20", run_id="awx-8",

@@ -139,13 +139,14 @@ def test_the_disaster_recovery_section_restores_a_set_from_the_store_the_invento
     assert (dr / "collections" / "ansible_collections" / "corebackup" / "backup" / "MANIFEST.json").is_file()
     assert stat.S_IMODE(os.stat(str(dr / "age-identity.txt")).st_mode) == 0o400
     assert recipient in run.stdout.splitlines()
-    # The listing showed both sets; the drill of the set passed and is recorded in its manifest.
+    # The listing showed both sets; the drill of the set passed and is recorded: a drill record of its own.
     assert DAY1 in run.stdout and DAY2 in run.stdout
     assert '"result": "ok"' in run.stdout
-    manifest = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-                            aws_access_key_id="x", aws_secret_access_key="x").get_object(
-        Bucket=bucket, Key="backups/host-config/%s/manifest.json" % DAY1)["Body"].read()
-    assert json.loads(manifest)["restore_drills"][-1]["result"] == "ok"
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="x",
+                          aws_secret_access_key="x")
+    [drill] = client.list_objects_v2(Bucket=bucket, Prefix="backups/host-config/%s/drills/" % DAY1)["Contents"]
+    assert drill["Key"].endswith(".ok.json")
+    assert json.loads(client.get_object(Bucket=bucket, Key=drill["Key"])["Body"].read())["result"] == "ok"
     # No secret on the screen.
     for name in ("vault_age_identity", "vault_s3_secret_key", "vault_s3_access_key"):
         assert secrets[name].strip() not in transcript, name

@@ -59,8 +59,8 @@ def test_sets_before_and_after_a_key_rotation_restore_with_their_own_keys_and_an
     # Nothing changed in the source, yet nothing was carried: the new set holds no artifact encrypted to A.
     assert [entry["status"] for entry in new["entries"]] == ["backed_up"]
     for day, recipient in ((OLD, recipient_a), (NEW, recipient_b)):
-        manifest = json.loads((store / "site" / day / "manifest.json").read_text())
-        assert [a["encryption"]["recipients"] for a in manifest["runs"][0]["artifacts"]] == [[recipient]]
+        [run] = [json.loads(path.read_text()) for path in (store / "site" / day / "runs").iterdir()]
+        assert [a["encryption"]["recipients"] for a in run["artifacts"]] == [[recipient]]
 
     for result, dest in zip(results[2:6], ("old-with-a", "new-with-b", "old-with-both", "new-with-both")):
         assert not result.get("failed"), result.get("msg")

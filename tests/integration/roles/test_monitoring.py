@@ -51,8 +51,12 @@ def per_job(metrics):
 
 
 def manifest(store, job, date):
-    with open(str(store / job / date / "manifest.json"), encoding="utf-8") as handle:
-        return json.load(handle)
+    """The set's run records, as a manifest lists them (the facts, not the view)."""
+    runs = []
+    for path in sorted((store / job / date / "runs").iterdir()):
+        with open(str(path), encoding="utf-8") as handle:
+            runs.append(json.load(handle))
+    return {"runs": runs}
 
 
 def test_every_job_stays_in_the_textfile_with_its_store_health(tmp_path):

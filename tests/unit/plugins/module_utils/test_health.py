@@ -11,6 +11,9 @@ import hashlib
 
 from ansible_collections.corebackup.backup.plugins.module_utils import _manifest as m
 from ansible_collections.corebackup.backup.plugins.module_utils._health import job_health
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import parse_iso
+from ansible_collections.corebackup.backup.plugins.module_utils._records import write_drill, write_verification
+from ansible_collections.corebackup.backup.plugins.module_utils._sets import load_set
 from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
 
 JOB = "etc"
@@ -35,17 +38,13 @@ def record(backend, date, run_id, status, artifacts, finished="02:10:00"):
 
 
 def verify(backend, date, when, statuses, whole=False):
-    def stamp(manifest):
-        for key, status in statuses.items():
-            manifest["verification"][key] = {"verified_at": when, "status": status}
-        manifest["verified_at"] = when if whole and all(s == "ok" for s in statuses.values()) else None
-    m.update_manifest(backend, JOB, date, stamp)
+    outcomes = [{"key": key, "status": status, "size": None, "sha256": None} for key, status in statuses.items()]
+    write_verification(backend, load_set(backend, JOB, date), parse_iso(when, "when"), outcomes, whole, {})
 
 
 def drill(backend, date, when, result):
-    def add(manifest):
-        manifest.setdefault("restore_drills", []).append({"when": when, "duration": 1.0, "result": result, "items": []})
-    m.update_manifest(backend, JOB, date, add)
+    write_drill(backend, load_set(backend, JOB, date), parse_iso(when, "when"),
+                {"when": when, "duration": 1.0, "result": result, "items": []})
 
 
 def test_a_job_read_from_its_sets_verifications_and_drills(tmp_path):
@@ -93,7 +92,7 @@ def test_a_job_without_sets_and_an_unreadable_manifest(tmp_path):
         None, None, None, None)
     record(backend, "2026-06-01", "r1", "success", [artifact(backend, "2026-06-01", "conf", 10)])
     record(backend, "2026-06-02", "r2", "success", [artifact(backend, "2026-06-02", "conf", 20)])
-    # The newest set's manifest and run record are garbage: it is said, and the set before it is the newest read.
+    # The newest set's view and run record are garbage: it is said, and the set before it is the newest read.
     for path in (tmp_path / JOB / "2026-06-02" / "manifest.json", *(tmp_path / JOB / "2026-06-02" / "runs").iterdir()):
         path.write_text("{not json")
     health = job_health(backend, JOB)

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Manifests: the schema, run records, merging, secrets, SHA256SUMS, concurrent writers."""
+"""Manifests and records: the schemas, run records, the view, secrets, SHA256SUMS, concurrent writers."""
 
 from __future__ import annotations
 
@@ -18,13 +18,15 @@ import jsonschema
 import pytest
 
 from ansible_collections.corebackup.backup.plugins.module_utils import _manifest as m
+from ansible_collections.corebackup.backup.plugins.module_utils import _records as rec
 from ansible_collections.corebackup.backup.plugins.module_utils import _schema as sch
 from ansible_collections.corebackup.backup.plugins.module_utils import _sets as sets
 from ansible_collections.corebackup.backup.plugins.module_utils._secrets import scrub
 from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCHEMA_FILE = os.path.join(HERE, "..", "..", "..", "..", "schemas", "manifest-v%d.schema.json")
+SCHEMA_DIR = os.path.join(HERE, "..", "..", "..", "..", "schemas")
+SCHEMA_FILE = os.path.join(SCHEMA_DIR, "manifest-v%d.schema.json")
 JOB, DATE = "nightly", "2026-11-22"
 
 
@@ -43,12 +45,19 @@ def store_artifact(backend, name, data):
             "encryption": None, "created": "2026-11-22T02:00:00Z", "metadata": {}}
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_shipped_schema_files_are_the_ones_the_module_validates_with(version):
     with open(SCHEMA_FILE % version, encoding="utf-8") as handle:
         assert json.load(handle) == sch.SCHEMAS[version]
     jsonschema.Draft202012Validator.check_schema(sch.SCHEMAS[version])
-    assert sch.SCHEMA is sch.SCHEMAS[sch.SCHEMA_VERSION] and sch.SCHEMA_VERSION == 2
+    assert sch.SCHEMA is sch.SCHEMAS[sch.SCHEMA_VERSION] and sch.SCHEMA_VERSION == 3
+
+
+@pytest.mark.parametrize("name", sorted(sch.RECORD_SCHEMAS))
+def test_shipped_record_schema_files_are_the_ones_the_module_validates_with(name):
+    with open(os.path.join(SCHEMA_DIR, name + ".schema.json"), encoding="utf-8") as handle:
+        assert json.load(handle) == sch.RECORD_SCHEMAS[name]
+    jsonschema.Draft202012Validator.check_schema(sch.RECORD_SCHEMAS[name])
 
 
 def test_the_module_documentation_names_the_schema_version_it_writes():
@@ -59,23 +68,40 @@ def test_the_module_documentation_names_the_schema_version_it_writes():
     assert all("manifest-v%d.schema.json" % version in backup_manifest.DOCUMENTATION for version in sch.SCHEMAS)
 
 
-def test_a_version_1_manifest_is_read_and_rewritten_as_version_2(tmp_path):
+def test_a_version_1_manifest_is_read_as_legacy_records_and_kept_when_the_view_replaces_it(tmp_path):
     backend = FilesystemBackend(str(tmp_path))
-    old = dict(_valid_manifest(), schema_version=1)
+    check = {"verified_at": "2026-11-22T05:00:00Z", "status": "ok"}
+    old = dict(_valid_manifest(), schema_version=1, verified_at="2026-11-22T05:00:00Z",
+               verification={"nightly/2026-11-22/a_20261122T020000Z.bin": check})
     assert sch.schema_errors(old, sch.SCHEMAS[1]) == [] and sch.schema_errors(old) != []
-    backend.write("%s/%s/manifest.json" % (JOB, DATE), [json.dumps(old).encode()])
-    manifest, problems = m.read_manifest(backend, sets.load_set(backend, JOB, DATE))
-    assert problems == [] and [r["run_id"] for r in manifest["runs"]] == ["r1"]
+    raw = json.dumps(old).encode()
+    backend.write("%s/%s/manifest.json" % (JOB, DATE), [raw])
+    records = rec.read_set(backend, sets.load_set(backend, JOB, DATE))
+    assert records.problems == [] and [r["run_id"] for r in records.runs] == ["r1"]  # a run only that manifest has
+    assert records.verified_at == "2026-11-22T05:00:00Z" and records.last_verification()["bad"] == 0
     entry = {"name": "tool", "status": "carried", "key": "nightly/2026-11-22/tool_20261122T040000Z.bin"}
-    m.record_run(backend, JOB, DATE, dict(make_run("r2", finished="2026-11-22T04:00:00Z"), entries=[entry]))
+    run = dict(make_run("r2", finished="2026-11-22T04:00:00Z"), entries=[entry])
+    _key, warnings = m.record_run(backend, JOB, DATE, run)
+    assert warnings == []
     rewritten = json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, DATE)))
-    assert rewritten["schema_version"] == 2 and sch.schema_errors(rewritten) == []
+    assert rewritten["schema_version"] == 3 and sch.schema_errors(rewritten) == []
     assert [r["run_id"] for r in rewritten["runs"]] == ["r1", "r2"] and rewritten["runs"][1]["entries"] == [entry]
+    assert rewritten["verified_at"] == "2026-11-22T05:00:00Z"
     jsonschema.validate(rewritten, sch.SCHEMA)
+    # the old file is kept as it was: its run and verification are still read once the view replaced it
+    assert backend.read_bytes("%s/%s/legacy/manifest.json" % (JOB, DATE)) == raw
+    backend.write("%s/%s/manifest.json" % (JOB, DATE), [b"{damaged"])
+    again = rec.read_set(backend, sets.load_set(backend, JOB, DATE))
+    assert [r["run_id"] for r in again.runs] == ["r1", "r2"] and again.verified_at == "2026-11-22T05:00:00Z"
+
+
+def empty_manifest():
+    return {"schema_version": sch.SCHEMA_VERSION, "job": JOB, "set_date": DATE, "status": "failed", "runs": [],
+            "verified_at": None, "verification": {}}
 
 
 def _valid_manifest():
-    manifest = m.empty_manifest(JOB, DATE)
+    manifest = empty_manifest()
     artifact = {"key": "nightly/2026-11-22/a_20261122T020000Z.bin", "size": 1, "sha256": "0" * 64,
                 "compression": "gzip", "encryption": None, "created": "", "metadata": {}}
     manifest["runs"] = [make_run(artifacts=[artifact])]
@@ -84,7 +110,7 @@ def _valid_manifest():
 
 
 BREAKAGES = [
-    ("schema_version", lambda d: d.update(schema_version=3)),
+    ("schema_version", lambda d: d.update(schema_version=4)),
     ("entry status", lambda d: d["runs"][0].update(entries=[{"name": "a", "status": "gone", "key": None}])),
     ("entry without key", lambda d: d["runs"][0].update(entries=[{"name": "a", "status": "failed"}])),
     ("carried_from empty", lambda d: d["runs"][0]["artifacts"][0].update(carried_from="")),
@@ -162,10 +188,10 @@ def test_runs_accumulate_and_sha256sums_checks_out_with_sha256sum(tmp_path):
     m.record_run(backend, JOB, DATE, make_run("r2", finished="2026-11-22T04:00:00Z", source=("mongodb", "db"),
                                               status="failed", artifacts=[second]))
     backup_set = sets.load_set(backend, JOB, DATE)
-    manifest, problems = m.read_manifest(backend, backup_set)
-    assert problems == []
-    assert [r["run_id"] for r in manifest["runs"]] == ["r1", "r2"]
-    assert manifest["status"] == "partial" and backup_set.status == "partial"
+    records = rec.read_set(backend, backup_set)
+    assert records.problems == []
+    assert [r["run_id"] for r in records.runs] == ["r1", "r2"]
+    assert records.status == "partial" and backup_set.status == "partial"
     folder = tmp_path / JOB / DATE
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True, text=True, check=False)
     assert check.returncode == 0 and check.stdout.count(": OK") == 2
@@ -173,27 +199,28 @@ def test_runs_accumulate_and_sha256sums_checks_out_with_sha256sum(tmp_path):
     assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True, check=False).returncode != 0
 
 
-def test_run_missing_from_manifest_json_is_merged_on_read(tmp_path):
-    """What an S3 writer that lost the race on manifest.json leaves behind: its run record only."""
+def test_a_run_the_view_lacks_is_read_from_its_record(tmp_path):
+    """What a writer that stopped before its view leaves behind: its run record only."""
     backend = FilesystemBackend(str(tmp_path))
     m.record_run(backend, JOB, DATE, make_run("r1"))
-    late = make_run("r2", finished="2026-11-22T05:00:00Z")
-    backend.write(m.run_key(DATE, JOB, late), [json.dumps(late).encode()])
-    manifest, _problems = m.read_manifest(backend, sets.load_set(backend, JOB, DATE))
-    assert [r["run_id"] for r in manifest["runs"]] == ["r1", "r2"]
+    late = make_run("r2", finished="2026-11-22T05:00:00Z", status="failed")
+    backend.write(m.run_key(DATE, JOB, late), [json.dumps(late).encode()], overwrite=False)
+    records = rec.read_set(backend, sets.load_set(backend, JOB, DATE))
+    assert [r["run_id"] for r in records.runs] == ["r1", "r2"] and records.status == "failed"
 
 
-def test_unreadable_manifest_json_is_rebuilt_from_run_records_and_reported(tmp_path):
+def test_a_damaged_or_missing_view_changes_nothing_and_records_that_cannot_be_read_are_named(tmp_path):
     backend = FilesystemBackend(str(tmp_path))
     m.record_run(backend, JOB, DATE, make_run("r1"))
     backend.write("%s/%s/manifest.json" % (JOB, DATE), [b"{not json"])
-    manifest, problems = m.read_manifest(backend, sets.load_set(backend, JOB, DATE))
-    assert [r["run_id"] for r in manifest["runs"]] == ["r1"]
-    assert any("not valid JSON" in p for p in problems)
+    records = rec.read_set(backend, sets.load_set(backend, JOB, DATE))
+    assert [r["run_id"] for r in records.runs] == ["r1"] and records.problems == [] and records.status == "success"
+    backend.delete_many(["%s/%s/manifest.json" % (JOB, DATE)])
+    assert rec.read_set(backend, sets.load_set(backend, JOB, DATE)).status == "success"
     for obj in backend.list("%s/%s/runs/" % (JOB, DATE)):
         backend.write(obj.key, [b"[]"])
-    with pytest.raises(m.ManifestError, match="has no readable manifest"):
-        m.read_manifest(backend, sets.load_set(backend, JOB, DATE))
+    with pytest.raises(rec.RecordError, match="has no readable run record.*runs/.*must be of type object"):
+        rec.read_set(backend, sets.load_set(backend, JOB, DATE))
 
 
 def test_run_that_breaks_the_schema_is_refused_and_nothing_is_written(tmp_path):
@@ -250,11 +277,13 @@ def test_concurrent_writers_lose_no_run(tmp_path):
 def _stamper(root, key, barrier):
     backend = SlowReads(root)
     barrier.wait()
-    m.update_manifest(backend, JOB, DATE, lambda manifest: manifest["verification"].update(
-        {key: {"verified_at": "2026-11-22T06:00:00Z", "status": "ok"}}))
+    outcome = {"key": key, "status": "ok", "size": 1, "sha256": "0" * 64}
+    rec.write_verification(backend, sets.load_set(backend, JOB, DATE), sets.parse_iso("2026-11-22T06:00:00Z", "t"),
+                           [outcome], False, {})
+    m.write_view(backend, JOB, DATE)
 
 
-def test_concurrent_updates_of_the_manifest_are_serialised_by_the_lock(tmp_path):
+def test_concurrent_verifications_each_write_their_record_and_the_view_shows_them_all(tmp_path):
     backend = FilesystemBackend(str(tmp_path))
     keys = [store_artifact(backend, name, name.encode())["key"] for name in ("a", "b", "c")]
     m.record_run(backend, JOB, DATE, make_run("r1"))
@@ -266,17 +295,21 @@ def test_concurrent_updates_of_the_manifest_are_serialised_by_the_lock(tmp_path)
     for process in processes:
         process.join(60)
         assert process.exitcode == 0
-    manifest, _problems = m.read_manifest(backend, sets.load_set(backend, JOB, DATE))
-    assert sorted(manifest["verification"]) == keys
+    backup_set = sets.load_set(backend, JOB, DATE)
+    assert len(backup_set.verifications) == 3
+    assert sorted(rec.read_set(backend, backup_set).checks()) == keys
+    with open(tmp_path / JOB / DATE / "manifest.json", encoding="utf-8") as handle:
+        assert sorted(json.load(handle)["verification"]) == keys  # the view, for people
 
 
-def test_a_manifest_from_a_newer_schema_is_not_rewritten(tmp_path):
+def test_a_manifest_from_a_newer_schema_is_not_rewritten_and_the_run_is_recorded_still(tmp_path):
     backend = FilesystemBackend(str(tmp_path))
-    newer = dict(_valid_manifest(), schema_version=3)
+    newer = dict(_valid_manifest(), schema_version=4)
     backend.write("%s/%s/manifest.json" % (JOB, DATE), [json.dumps(newer).encode()])
-    with pytest.raises(m.ManifestError, match="schema_version 3, newer than the 2"):
-        m.record_run(backend, JOB, DATE, make_run("r1"))
+    key, warnings = m.record_run(backend, JOB, DATE, make_run("r1"))
+    assert len(warnings) == 1 and "schema_version 4, newer than the 3" in warnings[0]
     assert json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, DATE))) == newer
+    assert json.loads(backend.read_bytes(key))["run_id"] == "r1"
 
 
 def test_an_unreadable_manifest_is_kept_aside_before_it_is_rebuilt(tmp_path):
@@ -305,10 +338,22 @@ def test_logical_size_is_what_a_restore_reads_carried_artifacts_included():
     first = dict(make_run("r1", finished="2026-11-22T02:30:00Z", artifacts=[a_first, b_carried]),
                  entries=entries(a_first, b_carried))
     again = dict(make_run("r2", finished="2026-11-22T03:30:00Z", artifacts=[a_again]), entries=entries(a_again))
-    manifest = dict(m.empty_manifest(JOB, DATE), runs=[again, first])
+    records = rec.SetRecords(sets.BackupSet(JOB, DATE))
+    records.runs = [first, again]
     # a restore reads a's newer artifact and b's carried one; the superseded artifact of a is not read
-    assert m.sizes_of(manifest) == {"items": 2, "logical_size": 1150, "new_size": 150}
-    assert m.last_verification(manifest) is None
-    manifest["verification"] = {a_again["key"]: {"verified_at": "2026-11-22T05:00:00Z", "status": "ok"},
-                                b_carried["key"]: {"verified_at": "2026-11-22T04:00:00Z", "status": "corrupted"}}
-    assert m.last_verification(manifest) == {"when": "2026-11-22T05:00:00Z", "checked": 2, "bad": 1, "artifacts": 3}
+    assert records.sizes() == {"items": 2, "logical_size": 1150, "new_size": 150}
+    assert records.last_verification() is None and records.verified_at is None
+
+    def verification(when, outcomes, whole):
+        return {"when": when, "result": "ok" if all(v == "ok" for v in outcomes.values()) else "bad", "whole": whole,
+                "artifacts": {k: {"status": v} for k, v in outcomes.items()}}
+
+    records.verifications = [verification("2026-11-22T04:00:00Z", {b_carried["key"]: "corrupted"}, False),
+                             verification("2026-11-22T05:00:00Z", {a_again["key"]: "ok"}, False)]
+    assert records.last_verification() == {"when": "2026-11-22T05:00:00Z", "checked": 2, "bad": 1, "artifacts": 3}
+    assert records.verified_at is None  # a sample never verifies the whole set
+    every = {a_first["key"]: "ok", a_again["key"]: "ok", b_carried["key"]: "ok"}
+    records.verifications.append(verification("2026-11-22T06:00:00Z", every, True))
+    assert records.verified_at == "2026-11-22T06:00:00Z" and records.last_verification()["bad"] == 0
+    records.drills = [{"when": "2026-11-22T07:00:00Z", "result": "failed", "items": []}]
+    assert records.verified_at is None  # a failed drill after it

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -135,12 +136,12 @@ def test_nothing_outside_the_jobs_dated_folders_is_planned_for_deletion(history,
             keys.append(folder + "manifest.json")
     store = ListingOnly(set(keys))
     planned = retention_plan(store, "job", policy)
-    assert store.prefixes == ["job/"]
+    assert sorted(store.prefixes) == ["job/", "job/deletions/"]  # the sets, and the deletion records
     deleted_dates = {d.date.isoformat() for d in planned.decisions if not d.keep}
     for key in planned.doomed:
         job, date, _rest = key.split("/", 2)
         assert job == "job" and date in deleted_dates
-    assert set(planned.ignored) == {k for k in keys if k.startswith("job/")} - {
+    assert set(planned.ignored) == {k for k in keys if k.startswith("job/") and not k.startswith("job/deletions/")} - {
         k for k in keys if k.startswith("job/") and k.split("/")[1] in planned.sets}
 
 
@@ -190,3 +191,60 @@ def test_an_item_deleted_upstream_keeps_its_last_set_past_the_policy():
                 if d.keep} & {days[39]}  # gone 59 days after it disappeared
     with pytest.raises(PolicyError, match="keep_removed_days"):
         judge_sets(history, {"keep_days": 7}, contents=contents, keep_removed_days=-1)
+
+
+def test_a_set_with_a_deletion_record_is_gone_for_readers_and_the_next_run_finishes_deleting_it(tmp_path):
+    """A prune killed after its deletion record and some deletes: readers no longer see the set, whatever is left of
+    it, and the next retention run deletes the rest even though its policy would keep the set."""
+    import hashlib  # pylint: disable=import-outside-toplevel
+
+    from ansible_collections.corebackup.backup.plugins.module_utils import _manifest as m  # pylint: disable=import-outside-toplevel
+    from ansible_collections.corebackup.backup.plugins.module_utils import _retention as r  # pylint: disable=import-outside-toplevel
+    from ansible_collections.corebackup.backup.plugins.module_utils import _sets as s  # pylint: disable=import-outside-toplevel
+    from ansible_collections.corebackup.backup.plugins.module_utils._health import job_health  # pylint: disable=import-outside-toplevel
+    from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend  # pylint: disable=import-outside-toplevel
+
+    backend = FilesystemBackend(str(tmp_path))
+
+    def backup(day, hour=2, finished=None):
+        data = day.encode()
+        key = "job/%s/data_%sT0%d0000Z.bin" % (day, day.replace("-", ""), hour)
+        backend.write(key, [data])
+        m.record_run(backend, "job", day, {
+            "run_id": "r%d" % hour, "started": "%sT0%d:00:00Z" % (day, hour),
+            "finished": finished or "%sT0%d:10:00Z" % (day, hour),
+            "duration": 600.0, "status": "success", "source": {"type": "files", "name": "host"},
+            "artifacts": [{"key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}], "counts": {},
+            "warnings": [], "errors": [], "tools": {}})
+
+    for day in ("2026-06-01", "2026-06-02", "2026-06-03"):
+        backup(day)
+    policy = dict({rule: None for rule in RULES}, keep_last=2, min_keep=1)
+    plan = retention_plan(backend, "job", policy)
+    try:
+        written = r.write_deletion_records(backend, "job", plan, policy, datetime.datetime(2026, 6, 3, 5, tzinfo=datetime.timezone.utc))
+    finally:
+        plan.spool.close()
+    [key] = written
+    assert key.startswith("job/deletions/20260603T050000Z_") and key.endswith(".2026-06-01.json")
+    record = json.loads(backend.read_bytes(key))
+    assert (record["set_date"], record["run_ids"], record["keys"] > 0) == ("2026-06-01", ["r2"], True)
+    backend.delete_many(["job/2026-06-01/data_20260601T020000Z.bin"])  # killed here: the records are still there
+
+    assert sorted(s.list_sets(backend, "job")[0]) == ["2026-06-02", "2026-06-03"]
+    assert s.load_set(backend, "job", "2026-06-01").deletion == key
+    assert job_health(backend, "job")["median_sets"] == 1  # the gone set is not one of them
+
+    everything = dict({rule: None for rule in RULES}, keep_days=365, min_keep=1)
+    again = retention_plan(backend, "job", everything)
+    try:
+        [gone] = [d for d in again.decisions if not d.keep]
+        assert gone.date == datetime.date(2026, 6, 1) and "finishing its deletion" in gone.reasons[0]
+        assert all(k.startswith("job/2026-06-01/") for k in again.doomed) and again.ignored == []
+        assert r.write_deletion_records(backend, "job", again, everything, datetime.datetime.now(datetime.timezone.utc)) == []
+    finally:
+        again.spool.close()
+
+    # recorded into again after the deletion (an import with set_date): it is back
+    backup("2026-06-01", hour=6, finished="2026-06-03T06:10:00Z")
+    assert "2026-06-01" in s.list_sets(backend, "job")[0]
