@@ -46,12 +46,18 @@ from ansible_collections.corebackup.backup.plugins.module_utils._storage import 
 
 TTL = 300.0  # seconds a lease lives without renewal
 POLL = 0.5
+PROBES = ".probes/"  # below a job's folder: the write probes of runs that asked whether the store refuses writes
 KEEP_RECORDS = 7 * 86400.0  # lease records older than this (but the newest) may be removed by retention
 _RECORD_RE = re.compile(r"^(\d{12})\.json$")
 
 
 class LeaseBusy(BackupError):
     """Another run of the job holds the lease."""
+
+
+def utc_clock() -> datetime.datetime:
+    """The real time (not the runs' COREBACKUP_NOW): names of probes and records that must not collide."""
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def _stamp(when: float) -> str:
