@@ -24,7 +24,8 @@ a run, so that a backup credential needs neither. The newest record (the highest
 
 A holder that died leaves its last record; it expires by its own timestamp (at once when the holder was a
 process of the same host that no longer runs). Listings of sets ignore ``leases/`` (it is not a dated
-folder); retention removes old lease records (see ``prune_records``).
+folder). Old records stay: only the newest matters, and a bucket lifecycle rule (or a person) may remove the
+others; retention does not yet.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from ansible_collections.corebackup.backup.plugins.module_utils._storage import 
 TTL = 300.0  # seconds a lease lives without renewal
 POLL = 0.5
 PROBES = ".probes/"  # below a job's folder: the write probes of runs that asked whether the store refuses writes
-KEEP_RECORDS = 7 * 86400.0  # lease records older than this (but the newest) may be removed by retention
 _RECORD_RE = re.compile(r"^(\d{12})\.json$")
 
 
@@ -151,18 +151,6 @@ def current_holder(backend: t.Any, job: str) -> dict | None:
     if record is None or record.get("state") != "held" or not isinstance(record.get("expires"), (int, float)):
         return None
     return record if record["expires"] >= time.time() else None
-
-
-def prune_records(backend: t.Any, job: str, older_than: float = KEEP_RECORDS, now: float | None = None) -> list[str]:
-    """Remove the lease records of ``job`` older than ``older_than`` seconds but the newest one (retention's part:
-    runs never delete them). The keys removed; failures are left for the next prune."""
-    now = time.time() if now is None else now
-    records = list_records(backend, job)
-    old = [obj.key for _seq, obj in records[:-1]
-           if obj.modified is not None and now - obj.modified.timestamp() > older_than]
-    if not old:
-        return []
-    return list(backend.delete_many(old).deleted)
 
 
 class RecordLease:
