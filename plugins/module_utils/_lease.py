@@ -75,8 +75,8 @@ def holder_record(ttl: float) -> dict:
 def _describe(holder: dict | None) -> str:
     if not holder:
         return "another run"
-    return "the run of pid %s on %s since %s" % (holder.get("pid"), holder.get("host"),
-                                                  holder.get("taken") or holder.get("since"))
+    since = holder.get("taken") or holder.get("since")
+    return "the run of pid %s on %s since %s" % (holder.get("pid"), holder.get("host"), since)
 
 
 def busy_error(job: str, holder: dict | None, timeout: float) -> LeaseBusy:

@@ -76,10 +76,10 @@ def volumes(docker_engine):
         docker_engine.client.volumes.get(name).remove(force=True)
 
 
-
 def pending_journal(keys: list[str]) -> list[str]:
     """Of quiesce journal keys, the records of a pause or stop without the record that the container is back."""
     return [k for k in keys if not k.endswith(".back.json") and k[:-len(".json")].rsplit(".", 1)[0] + ".back.json" not in keys]
+
 
 class Case:
     """One point's world: its containers (app, running, quiesced by the module; idle, exited; frozen, paused by its
