@@ -253,8 +253,9 @@ options:
   lock_timeout:
     description:
       - Seconds to wait for another run of the same job on the same store to finish. Only one run of a
-        job writes at a time (a lock on a filesystem, a lease object with a time to live on S3, taken
-        over when its holder died); V(0) fails at once, naming the run that holds it.
+        job writes at a time, under a lease made of records in C(<job>/leases/) that are only ever created (never
+        overwritten or deleted), each with a time to live, renewed while the run lasts and taken over when its
+        holder died. V(0) fails at once, naming the run that holds it.
     type: int
     default: 0
   record:

@@ -42,6 +42,7 @@ import threading
 import time
 import traceback
 import typing as t
+import uuid
 from dataclasses import dataclass, field
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -59,8 +60,8 @@ from ansible_collections.corebackup.backup.plugins.module_utils._catalog import 
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._common import common_argument_spec
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import job_prefix, sanitize_name
-from ansible_collections.corebackup.backup.plugins.module_utils._lease import job_lease
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import format_timestamp, job_prefix, sanitize_name
+from ansible_collections.corebackup.backup.plugins.module_utils._lease import PROBES, job_lease, utc_clock
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import Artifact
 from ansible_collections.corebackup.backup.plugins.module_utils._record import CHECK_MODE_STATUSES, build_run, record_result
@@ -412,12 +413,13 @@ class ServiceRunner:
         with self._probe_lock:
             if self.store_failure is not None:
                 return True
-            key = job_prefix(self.module.job) + ".write-probe"
+            # A new name every time, created only and left in place (a backup credential may not delete or
+            # replace anything): retention removes old probes.
+            key = "%s%s%s_%s" % (job_prefix(self.module.job), PROBES, format_timestamp(utc_clock()), uuid.uuid4().hex[:12])
             try:
-                self.module.backend.write(key, [b"corebackup write probe\n"])
+                self.module.backend.write(key, [b"corebackup write probe\n"], overwrite=False)
             except StorageError as exc:
                 return store_wide(exc)
-            self.module.backend.delete_many([key])
             return False
 
     def act(self, item: Item, entry: dict, action: str, stored: t.Any, recorded: dict) -> Artifact:

@@ -20,7 +20,7 @@ its own root (a directory) or prefix (an S3 bucket prefix). Every backend can
 - ``clean_leftovers(prefix, older_than)``: remove what killed writers left (temporary files,
   incomplete multipart uploads);
 - ``check_root(create)``: refuse a storage root that is missing or not a directory;
-- ``lease(job)``: the lease that lets one run of a job write at a time (see ``_lease.py``).
+- ``lease(job)``: the lease that lets one run of a job write at a time, made of create-only records (see ``_lease.py``).
 
 The backends live in files of their own: ``_storage_fs.py`` (a folder) and ``_storage_s3.py`` (S3 and
 S3-compatible services); :func:`backend_from_params` builds the one the ``storage`` option names.

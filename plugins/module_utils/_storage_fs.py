@@ -16,7 +16,6 @@ import fcntl
 import json
 import os
 import tempfile
-import time
 import typing as t
 
 from ansible_collections.corebackup.backup.plugins.module_utils._checksum import StreamDigest, iter_reader
@@ -30,8 +29,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._storage import 
     check_key,
     check_prefix,
 )
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import job_prefix
-from ansible_collections.corebackup.backup.plugins.module_utils._lease import POLL, busy_error, holder_record
+from ansible_collections.corebackup.backup.plugins.module_utils._lease import RecordLease
 
 
 # Errors of os.link() that mean "no hard links here", not "something is wrong".
@@ -409,47 +407,7 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-class FileLease:
-    """The lease of a job on a filesystem store: flock() on a hidden file in the job's folder. The kernel
-    releases it when its holder dies, even by SIGKILL, so a killed run never blocks the next one."""
-
-    def __init__(self, backend: t.Any, job: str):
-        key_path = backend.path_for(job_prefix(job) + "lease")
-        self.path = backend._lock_path(key_path)  # pylint: disable=protected-access
-        self.backend, self.job = backend, job
-        self._fd: int | None = None
-        self.lost: str | None = None
-
-    def acquire(self, timeout: float) -> None:
-        try:
-            self.backend._ensure_dirs(os.path.dirname(self.path))  # pylint: disable=protected-access
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, self.backend.file_mode)
-        except OSError as exc:
-            raise StorageError("cannot lock %s: %s" % (self.path, exc)) from exc
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = self._read(fd)
-                    os.close(fd)
-                    raise busy_error(self.job, holder, timeout) from None
-                time.sleep(POLL)
-        self._fd = fd
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder_record(0)).encode(), 0)
-
-    @staticmethod
-    def _read(fd: int) -> dict | None:
-        try:
-            return json.loads(os.pread(fd, 4096, 0) or b"null")
-        except ValueError:
-            return None
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            os.close(self._fd)  # closing releases the flock
-            self._fd = None
+class FileLease(RecordLease):
+    """The lease of a job on a filesystem store: create-only records in ``<job>/leases/`` (see ``_lease.py``),
+    each placed whole by a hard link that refuses an existing name. A killed run's record is taken over at once
+    on the same host (its process is gone), after its expiry elsewhere."""

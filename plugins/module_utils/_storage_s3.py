@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
-import contextlib
 import datetime
 import functools
 import hashlib
 import io
-import json
 import mmap
 import re
 import tempfile
 import threading
-import time
 import typing as t
 
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import (
@@ -35,8 +32,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._storage import 
     check_key,
     check_prefix,
 )
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import job_prefix
-from ansible_collections.corebackup.backup.plugins.module_utils._lease import POLL, TTL, busy_error, holder_record, is_stale
+from ansible_collections.corebackup.backup.plugins.module_utils._lease import RecordLease
 from ansible_collections.corebackup.backup.plugins.module_utils._retry import (
     RetryPolicy,
     is_transient_aws_error,
@@ -631,73 +627,6 @@ def _is_not_found(exc: BaseException) -> bool:
     return code in ("404", "NoSuchKey", "NotFound")
 
 
-class ObjectLease:
-    """The lease of a job on a store without locks: an object written only where none exists, renewed from a
-    thread while held (conditional writes), taken over once its holder is gone (see ``_lease.py``)."""
-
-    def __init__(self, backend: t.Any, job: str, ttl: float = TTL):
-        self.backend, self.job, self.ttl = backend, job, ttl
-        self.key = job_prefix(job) + ".lease"
-        self.etag: str | None = None
-        self.holder: dict | None = None
-        self.lost: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _write(self, if_match: str | None) -> None:
-        self.holder = dict(self.holder or holder_record(self.ttl), expires=time.time() + self.ttl)
-        body = json.dumps(self.holder, sort_keys=True).encode()
-        if if_match is None:
-            stored = self.backend.write(self.key, [body], overwrite=False)
-        else:
-            stored = self.backend.write(self.key, [body], if_match=if_match)
-        self.etag = stored.etag or (self.backend.stat(self.key) or stored).etag
-
-    def acquire(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        self.holder = holder_record(self.ttl)
-        while True:
-            try:
-                self._write(None)
-                break
-            except PreconditionFailed:
-                pass
-            current = self.backend.stat(self.key)
-            other = None
-            if current is not None:
-                try:
-                    other = json.loads(self.backend.read_bytes(self.key))
-                except (ValueError, StorageError):
-                    other = None
-                if is_stale(other):
-                    try:  # its holder died: take it over, unless another run just did
-                        self._write(current.etag)
-                        break
-                    except (PreconditionFailed, StorageError):
-                        pass
-            if time.monotonic() >= deadline:
-                raise busy_error(self.job, other, timeout)
-            time.sleep(POLL)
-        self._thread = threading.Thread(target=self._renew, name="lease-%s" % self.job, daemon=True)
-        self._thread.start()
-
-    def _renew(self) -> None:
-        while not self._stop.wait(self.ttl / 3):
-            try:
-                self._write(self.etag)
-            except PreconditionFailed:
-                self.lost = "the lease of job %s was taken over by another run while this one wrote" % self.job
-                return
-            except StorageError:
-                continue  # tried again at the next turn, well before the lease expires
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        if self.lost or self.etag is None:
-            return
-        with contextlib.suppress(StorageError):
-            current = self.backend.stat(self.key)
-            if current is not None and current.etag == self.etag:
-                self.backend.delete_many([self.key])
+class ObjectLease(RecordLease):
+    """The lease of a job on a store without locks: create-only records in ``<job>/leases/`` (``If-None-Match``,
+    see ``_lease.py``); neither overwrite nor delete is needed."""

@@ -5,8 +5,9 @@
 """Two runs of the same job at once: one writes, the other fails clearly or waits (lock_timeout).
 
 The runs are github_backup against the stand-in with a latency per answer, so that the first run is
-still writing while the second starts; on a filesystem the lease is a flock, on S3 (moto) an object
-written with conditional requests. A lease whose holder died is taken over.
+still writing while the second starts. On both stores the lease is a sequence of records that are only ever
+created (``<job>/leases/<seq>.json``), never overwritten or deleted. A lease whose holder died is taken over;
+runs that race for a lease never both hold it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import hashlib
 import json
 import os
 import subprocess
+import threading
 import time
 
 import pytest
 
+from ansible_collections.corebackup.backup.plugins.module_utils import _lease
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import PreconditionFailed
 from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
 from ansible_collections.corebackup.backup.tests.conftest import make_s3_backend
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
@@ -41,28 +45,20 @@ def org(github_standin, tmp_path_factory):
 
 @pytest.fixture(params=["filesystem", "s3"])
 def store(request, tmp_path):
-    """(backend, storage option, where the lease shows)."""
+    """(backend, storage option, the lease's holder while it is held)."""
     if request.param == "filesystem":
         backend = FilesystemBackend(str(tmp_path / "store"))
-        return backend, {"type": "filesystem", "path": backend.root}, lambda: _file_holder(backend)
-    backend = make_s3_backend(request.getfixturevalue("s3_endpoint"), prefix="leases/")
-    storage = dict(type="s3", bucket=backend.bucket, prefix="leases/", endpoint_url=backend.client.meta.endpoint_url,
-                   **S3_TEST_CREDENTIALS)
-    return backend, storage, lambda: _object_holder(backend)
+        storage = {"type": "filesystem", "path": backend.root}
+    else:
+        backend = make_s3_backend(request.getfixturevalue("s3_endpoint"), prefix="leases/")
+        storage = dict(type="s3", bucket=backend.bucket, prefix="leases/", endpoint_url=backend.client.meta.endpoint_url,
+                       **S3_TEST_CREDENTIALS)
+    return backend, storage, lambda: _lease.current_holder(backend, JOB)
 
 
-def _file_holder(backend):
-    try:
-        with open(os.path.join(backend.root, JOB, ".lease.lock"), encoding="utf-8") as handle:
-            return json.loads(handle.read() or "null")
-    except (OSError, ValueError):
-        return None
-
-
-def _object_holder(backend):
-    if backend.stat(JOB + "/.lease") is None:
-        return None
-    return json.loads(backend.read_bytes(JOB + "/.lease"))
+def lease_records(backend, job=JOB):
+    """{key: record} of the job's lease records."""
+    return {obj.key: json.loads(backend.read_bytes(obj.key)) for obj in backend.list(job + "/leases/")}
 
 
 def args(org, storage, **options):
@@ -92,13 +88,15 @@ def test_a_second_run_fails_naming_the_holder_or_waits_for_it(org, store, slow):
     backend, storage, holder = store
     first = start_holding(org, storage, holder)
     held = holder()
-    # The waiting run starts first: on a loaded machine a module run takes seconds to start, and the refused one's
-    # whole run must not leave the waiting one to arrive after the first run ended.
+    # The waiting run starts first: on a loaded machine a module run takes seconds to start, and it must not arrive
+    # after the first run ended. Another run is refused at once (in this process, for the same reason; the module's
+    # failure with this message is tested with a record that stays below).
     waiting = RunningModule(COLLECTIONS, "github_backup", args(org, storage, lock_timeout=120), env=NOW)
-    refused = run_module(COLLECTIONS, "github_backup", args(org, storage), env=NOW)
-    assert refused.failed
-    assert "job %s is being written by the run of pid %d" % (JOB, held["pid"]) in refused.result["msg"]
-    assert "stored nothing" in refused.result["msg"] and "lock_timeout" in refused.result["msg"]
+    with pytest.raises(_lease.LeaseBusy) as refused:
+        backend.lease(JOB).acquire(0)
+    assert "job %s is being written by the run of pid %d on %s since %s" % (
+        JOB, held["pid"], held["host"], held["taken"]) in str(refused.value)
+    assert "stored nothing" in str(refused.value) and "lock_timeout" in str(refused.value)
     done = first.wait(120)
     assert not done.failed, done.result.get("msg")
     assert {e["status"] for e in done.result["entries"]} == {"backed_up"}
@@ -112,6 +110,15 @@ def test_a_second_run_fails_naming_the_holder_or_waits_for_it(org, store, slow):
         with backend.open(entry["key"]) as reader:
             assert hashlib.sha256(reader.read()).hexdigest() == entry["sha256"]
     assert holder() is None  # released by the last run
+    # Every take, renewal and release was a new record; none was overwritten or deleted: each run took (held) and
+    # released, in turn, and the refused run created none.
+    records = lease_records(backend)
+    keys = sorted(records)
+    assert keys == [JOB + "/leases/%012d.json" % seq for seq in range(1, len(keys) + 1)]
+    runs = [records[key]["run"] for key in keys]
+    assert [records[key]["state"] for key in keys if records[key]["state"] == "released"] == ["released"] * 2
+    assert len(set(runs)) == 2 and runs[0] != runs[-1]
+    assert records[keys[-1]]["state"] == "released" and records[keys[0]]["pid"] == held["pid"]
 
 
 def test_a_killed_holder_does_not_block_the_next_run(org, store, slow):
@@ -124,27 +131,95 @@ def test_a_killed_holder_does_not_block_the_next_run(org, store, slow):
     assert after.result["totals"]["lock_wait_seconds"] < 5
     assert holder() is None
     assert backend.stat(after.result["entries"][0]["key"]) is not None
+    # The killed run's record stays as it was: the next run took the lease with a record of its own.
+    states = [(record["run"], record["state"]) for _key, record in sorted(lease_records(backend).items())]
+    assert states[0][1] == "held" and states[-1][1] == "released" and states[0][0] != states[-1][0]
 
 
 def test_an_s3_lease_is_taken_over_only_from_a_holder_that_is_gone(org, s3_endpoint):
     backend = make_s3_backend(s3_endpoint, prefix="stale/")
     storage = dict(type="s3", bucket=backend.bucket, prefix="stale/", endpoint_url=s3_endpoint, **S3_TEST_CREDENTIALS)
-    key = JOB + "/.lease"
+    seq = [0]
 
     def lease(**holder):
-        backend.write(key, [json.dumps(dict({"run": "x", "since": "2026-06-15T01:00:00Z"}, **holder)).encode()])
+        seq[0] = _lease.newest(backend, JOB)[0] + 1
+        record = dict({"run": "x", "taken": "2026-06-15T01:00:00Z", "state": "held"}, **holder)
+        backend.write(_lease.record_key(JOB, seq[0]), [json.dumps(record).encode()], overwrite=False)
 
     lease(host="elsewhere.example", pid=4242, expires=time.time() + 600)  # alive, on another host
     busy = run_module(COLLECTIONS, "github_backup", args(org, storage), env=NOW)
     assert busy.failed and "the run of pid 4242 on elsewhere.example since 2026-06-15T01:00:00Z" in busy.result["msg"]
-    assert [o.key for o in backend.list("")] == [key]  # it stored nothing
+    assert "stored nothing" in busy.result["msg"] and "lock_timeout" in busy.result["msg"]
+    assert [o.key for o in backend.list("")] == [_lease.record_key(JOB, 1)]  # it stored nothing, not even a record
     lease(host="elsewhere.example", pid=4242, expires=time.time() - 1)  # expired: its holder stopped renewing
     expired = run_module(COLLECTIONS, "github_backup", args(org, storage), env=NOW)
     assert not expired.failed, expired.result.get("msg")
-    assert backend.stat(key) is None
+    assert _lease.current_holder(backend, JOB) is None
+    assert json.loads(backend.read_bytes(_lease.record_key(JOB, 2)))["pid"] == 4242  # not overwritten
     gone = subprocess.Popen(["true"])  # pylint: disable=consider-using-with
     gone.wait()
     lease(host=os.uname().nodename, pid=gone.pid, expires=time.time() + 600)  # this host, a process that ended
     rerun = run_module(COLLECTIONS, "github_backup", args(org, storage), env=NOW)
     assert not rerun.failed, rerun.result.get("msg")
     assert {e["status"] for e in rerun.result["entries"]} == {"unchanged"}
+    assert _lease.current_holder(backend, JOB) is None
+    assert json.loads(backend.read_bytes(_lease.record_key(JOB, seq[0])))["pid"] == gone.pid
+
+
+def test_racing_runs_never_hold_a_lease_together_and_a_late_renewal_knows_it_lost(store, monkeypatch):
+    """6 holders race for the lease twice each (taking, renewing and releasing it by creating records only);
+    never are two inside at once. A holder whose lease was taken over while it did not renew finds out at its
+    next renewal: it warns (``lost``) and writes no release over the new holder's."""
+    backend = store[0]
+    monkeypatch.setattr(_lease, "POLL", 0.05)
+    inside, overlaps, failures, guard = set(), [], [], threading.Lock()
+
+    def worker(number):
+        try:
+            for _turn in range(2):
+                lease = backend.lease("race")
+                lease.acquire(60)
+                with guard:
+                    if inside:
+                        overlaps.append((number, set(inside)))
+                    inside.add(number)
+                time.sleep(0.01)
+                with guard:
+                    inside.discard(number)
+                lease.release()
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(number,)) for number in range(6)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures and not overlaps
+    records = lease_records(backend, "race")
+    assert len(records) == 24  # a take and a release per turn, in order, none lost or replaced
+    states = [records[key]["state"] for key in sorted(records)]
+    assert states == ["held", "released"] * 12
+    assert time.monotonic() - started < 30
+
+    late = backend.lease("late")
+    late.ttl = 0.6  # renewed every 0.2 s
+    late.acquire(0)
+    # It stalled past its expiry (simulated: another host's run took the lease over meanwhile).
+    other = json.dumps({"run": "y", "host": "elsewhere.example", "pid": 1, "taken": "now", "state": "held",
+                        "expires": time.time() + 600}).encode()
+    while True:
+        try:
+            backend.write(_lease.record_key("late", _lease.newest(backend, "late")[0] + 1), [other], overwrite=False)
+            break
+        except PreconditionFailed:
+            continue  # it renewed meanwhile
+    deadline = time.monotonic() + 5
+    while late.lost is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert late.lost == "the lease of job late was taken over by another run while this one wrote"
+    late.release()
+    assert _lease.current_holder(backend, "late")["host"] == "elsewhere.example"
+    with pytest.raises(PreconditionFailed):  # records are never replaced
+        backend.write(_lease.record_key("late", 1), [b"{}"], overwrite=False)

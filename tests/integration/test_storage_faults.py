@@ -278,7 +278,12 @@ def test_s3_faults_are_retried_or_fail_cleanly(case, s3_endpoint, s3_proxy, tmp_
     sent = [e for e in s3_proxy.log if e.operation == operation and "/big_" in e.path]
     faults = [e for e in sent if e.status != 200]
     slowed = sum(rule.seconds for rule in rules if rule.action == "delay") * PARTS
+    # Nothing was deleted (a failed upload is aborted, never deleted; lease records and probes are only created),
+    # so a create-only credential would have done the same.
+    deletes = [e.operation for e in s3_proxy.log if e.operation in ("DeleteObject", "DeleteObjects")]
+    aborts = [e for e in s3_proxy.log if e.operation == "AbortMultipartUpload" and "/big_" in e.path]
     s3_proxy.clear()
+    assert deletes == [], (name, deletes)
     print("%s: %d %s sends, %d answered with a fault or none, %.1f s" % (
         name, len(sent), operation, len(faults), seconds))
     assert faults or seconds > slowed > 0, (name, "no fault reached the endpoint")
@@ -311,6 +316,8 @@ def test_s3_faults_are_retried_or_fail_cleanly(case, s3_endpoint, s3_proxy, tmp_
         # go up concurrently (storage.upload_concurrency): each part in flight was tried that often, no part more.
         tried = [RETRIES["attempts"] * parts for parts in range(1, (PARTS if operation == "UploadPart" else 1) + 1)]
         assert len(sent) in tried, (name, sent)
+        if operation in ("UploadPart", "CompleteMultipartUpload"):
+            assert aborts, (name, "the failed multipart upload was not aborted")
         # Nothing under the final key, no checksum record: today's set holds nothing of big.
         assert [o.key for o in backend.list(today_prefix())] == [], name
         recorded = record(storage, run.result, TODAY)
@@ -378,8 +385,13 @@ def test_a_killed_run_leaves_no_artifact_and_no_run_and_the_next_run_succeeds(ki
     # A day after the killed writer stopped by every clock that judges it (the temporary file's time is the real
     # one; an upload's, the later of S3's Initiated and the time in its key), the next run removes what it left.
     when = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(days=1, hours=1)
+    if proxy is not None:
+        proxy.clear()
     later = run_module(COLLECTIONS, "files_backup", args, env=at(when))
     assert not later.failed, later.result.get("msg")
     assert entry(later, "big")["status"] == "carried"
     assert len(later.result["cleaned"]) == 1 and "big_" in later.result["cleaned"][0] and leftovers() == []
+    if proxy is not None:  # the killed upload is aborted, and nothing is deleted
+        sent = [e.operation for e in proxy.log]
+        assert "AbortMultipartUpload" in sent and not [op for op in sent if op.startswith("Delete")], sent
     assert store_snapshot(backend, (today_prefix(), "%s/%s/" % (JOB, when.date().isoformat()))) == before

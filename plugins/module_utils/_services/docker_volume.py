@@ -6,7 +6,7 @@
 
 """The docker_volume service: Docker volumes and bind mounts, read and written through the Docker API by
 volume_snapshot (backup) and backup_restore, with the containers that use them paused or stopped under one
-journal in the store (``<job>/quiesce/``) that the next run reconciles."""
+journal in the store (``<job>/quiesce/``, records created only) that the next run reconciles."""
 
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ from ansible_collections.corebackup.backup.plugins.module_utils._docker import (
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._docker import helper as make_helper
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import checksum_key, iso, job_prefix
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import checksum_key, format_timestamp, iso, job_prefix
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import TreeStats, tar_filter
-from ansible_collections.corebackup.backup.plugins.module_utils._lease import job_lease
+from ansible_collections.corebackup.backup.plugins.module_utils._lease import job_lease, utc_clock
 from ansible_collections.corebackup.backup.plugins.module_utils._restore import Restorer, RestoreError
 from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
 from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceSlice
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import PreconditionFailed, StorageError
 
 try:
     import docker.errors
@@ -65,9 +65,13 @@ class Quiescer:
     them back.
 
     A container shared by several volumes is quiesced once, while any of them is in use. What is about to be done
-    to a container is written to the job's journal in the store (``<job>/quiesce/<container id>.json``) before
-    the container is touched, and removed once it is back, so that the next run of the job (``reconcile``) puts
-    back what a killed run left paused or stopped.
+    to a container is written to the job's journal in the store before the container is touched, as a new record
+    ``<job>/quiesce/<container id>/<time>_<id>.<paused|stopped>.json``; once the container is back, a second
+    record ``<same name>.back.json`` says so. Nothing is overwritten or deleted (a backup credential may only
+    create), so that the next run of the job (``reconcile``) puts back what a killed run left paused or stopped:
+    a record without its ``.back`` record. Old records are left for retention or a lifecycle rule.
+    ``<job>/quiesce/<container id>.json`` (earlier releases' journal) is reconciled too, then deleted if the
+    credential may.
     """
 
     def __init__(self, module, client, stop_timeout):
@@ -80,16 +84,18 @@ class Quiescer:
         self.retry = RetryPolicy(attempts=max(PUT_BACK_ATTEMPTS, retry.attempts), delay=retry.delay,
                                  max_delay=retry.max_delay)
 
-    def journal_key(self, container_id):
-        return "%squiesce/%s.json" % (job_prefix(self.module.job), container_id)
+    def journal_key(self, container_id, stem, state):
+        return "%squiesce/%s/%s.%s.json" % (job_prefix(self.module.job), container_id, stem, state)
 
     def acquire(self, container, action):
         with self.lock:
             held = self.held.get(container.id)
             if held is None:
                 record = {"id": container.id, "name": container.name, "action": action, "since": iso(self.module.now)}
+                stem = "%s_%s" % (format_timestamp(utc_clock()), uuid.uuid4().hex[:12])
                 try:
-                    self.module.backend.write(self.journal_key(container.id), [json.dumps(record).encode()])
+                    self.module.backend.write(self.journal_key(container.id, stem, action), [json.dumps(record).encode()],
+                                              overwrite=False)
                 except StorageError as exc:
                     raise BackupError("cannot write the quiesce journal of container %s, so it was not %s: %s"
                                       % (container.name, action, exc)) from None
@@ -105,9 +111,9 @@ class Quiescer:
                         self.put_back(container, action)
                     except BackupError as left:
                         raise BackupError("%s; %s" % (failure, left)) from None  # the journal stays for the next run
-                    self.forget(container)
+                    self.forget(container.id, stem, container.name)
                     raise BackupError(failure) from None
-                held = self.held[container.id] = {"count": 0, "action": action, "since": time.monotonic()}
+                held = self.held[container.id] = {"count": 0, "action": action, "since": time.monotonic(), "stem": stem}
             held["count"] += 1
             return held
 
@@ -120,19 +126,21 @@ class Quiescer:
                 return time.monotonic() - held["since"]
             del self.held[container.id]
             self.put_back(container, held["action"])  # if this fails, the journal stays for the next run
-            self.forget(container)
+            self.forget(container.id, held["stem"], container.name)
             return time.monotonic() - held["since"]
 
-    def forget(self, container):
-        """Remove the journal of a container that is back; one left behind only makes the next run look again."""
+    def forget(self, container_id, stem, name):
+        """Record that a container is back (a ``.back`` record beside its journal record); one that could not be
+        written only makes the next run look again."""
+        key = self.journal_key(container_id, stem, "back")
+        record = {"id": container_id, "name": name, "back": iso(utc_clock())}
         try:
-            result = self.module.backend.delete_many([self.journal_key(container.id)])
-            problems = [error["error"] for error in getattr(result, "errors", [])]
+            self.module.backend.write(key, [json.dumps(record).encode()], overwrite=False)
+        except PreconditionFailed:
+            pass  # recorded already
         except StorageError as exc:
-            problems = [str(exc)]
-        if problems:
-            self.module.warn("%s is back, but its quiesce journal %s could not be removed (the next run removes it): %s"
-                             % (container.name, self.journal_key(container.id), "; ".join(problems)))
+            self.module.warn("%s is back, but the record %s saying so could not be written (the next run looks at it "
+                             "again): %s" % (name, key, exc))
 
     def put_back(self, container, action):
         """Unpause or start a container that this run or a killed one paused or stopped, if it still is.
@@ -168,21 +176,35 @@ class Quiescer:
         """
         prefix = job_prefix(self.module.job) + "quiesce/"
         reconciled = []
-        for obj in list(self.module.backend.list(prefix)):
+        keys = {obj.key for obj in self.module.backend.list(prefix)}
+        for key in sorted(keys):
+            rest = key[len(prefix):]
+            parts = rest.split("/")
+            if len(parts) == 1 and rest.endswith(".json") and "." not in rest[:-5]:
+                legacy, stem = True, None  # <container id>.json of an earlier release
+            elif len(parts) == 2 and rest.count(".") == 2 and rest.endswith(".json"):
+                legacy, (stem, state, _ext) = False, parts[1].split(".")
+                if state not in VERBS or "%s%s/%s.back.json" % (prefix, parts[0], stem) in keys:
+                    continue  # a container put back, or the record that says so
+            else:
+                continue
             try:
-                record = json.loads(self.module.backend.read_bytes(obj.key))
+                record = json.loads(self.module.backend.read_bytes(key))
                 if record["action"] not in VERBS:
                     raise ValueError("unknown action %r" % record["action"])
                 container = self.client.containers.get(record["id"])
             except docker.errors.NotFound:
                 container = None  # the container is gone: nothing to put back
             except (ValueError, KeyError, TypeError, StorageError) + DOCKER_ERRORS as exc:
-                raise BackupError("cannot reconcile %s left by a killed run: %s" % (obj.key, exc)) from None
+                raise BackupError("cannot reconcile %s left by a killed run: %s" % (key, exc)) from None
             if container is not None:
                 self.put_back(container, record["action"])  # reads the state first; a BackupError if it cannot
                 reconciled.append({"name": record.get("name"), "id": record["id"], "action": record["action"],
                                    "since": record.get("since")})
-            self.module.backend.delete_many([obj.key])
+            if legacy:
+                self.module.backend.delete_many([key])  # best effort: a create-only credential cannot
+            else:
+                self.forget(record["id"], stem, record.get("name"))
         return reconciled
 
 

@@ -102,6 +102,9 @@ def test_stream_failing_half_way_leaves_nothing(backend, fail_after):
     if isinstance(backend, S3Backend):
         uploads = backend.client.list_multipart_uploads(Bucket=backend.bucket).get("Uploads", [])
         assert uploads == []
+        # The upload was aborted, not deleted: it never had a name (a create-only credential does the same).
+        assert "DeleteObjects" not in backend.requests and "DeleteObject" not in backend.requests, backend.requests
+        assert backend.requests.get("AbortMultipartUpload", 0) == (1 if fail_after > backend.part_size else 0)
     else:
         assert files_below(backend.root) == []
 

@@ -168,7 +168,10 @@ def test_containers_are_quiesced_during_the_archive_and_put_back(engine, tmp_pat
     assert container.status == "running" and not container.attrs["State"]["Paused"]
     assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
     assert (container.attrs["State"]["StartedAt"] != started) == (quiesce == "stop")
-    assert [k for k in files_below(storage["path"]) if "quiesce" in k] == [] and helpers_left(engine) == []
+    # The journal: a record of the stop or pause, then one that the container is back (created, never deleted).
+    journal = sorted(k for k in files_below(storage["path"]) if "/quiesce/" in k and not os.path.basename(k).startswith("."))
+    assert [k.rsplit(".", 2)[1] for k in journal] == ["back", {"stop": "stopped", "pause": "paused"}[quiesce]], journal
+    assert journal[0][:-len(".back.json")] == journal[1].rsplit(".", 2)[0] and helpers_left(engine) == []
 
 
 def test_a_failing_upload_puts_the_container_back_and_leaves_nothing(engine, s3_proxy):
@@ -212,7 +215,11 @@ def test_a_killed_run_is_reconciled_by_the_next_one(engine, s3_proxy):
     assert [(r["name"], r["action"]) for r in run.result["reconciled"]] == [("app", "stopped")]
     container.reload()
     assert container.status == "running" and helpers_left(engine) == []
-    assert list(backend.list("volumes/quiesce/")) == []
+    # Nothing in the journal was overwritten or deleted: the killed run's record has a record that the container is
+    # back beside it, and so has this run's own.
+    after = sorted(o.key for o in backend.list("volumes/quiesce/"))
+    assert journal[0] in after and journal[0][:-len(".stopped.json")] + ".back.json" in after
+    assert len(after) == 4 and len([k for k in after if k.endswith(".back.json")]) == 2, after
 
 
 def test_labels_ask_for_more_and_auto_remove_containers_are_only_paused(engine, tmp_path):

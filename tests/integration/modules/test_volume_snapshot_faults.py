@@ -76,6 +76,11 @@ def volumes(docker_engine):
         docker_engine.client.volumes.get(name).remove(force=True)
 
 
+def pending_journal(keys: list[str]) -> list[str]:
+    """Of quiesce journal keys, the records of a pause or stop without the record that the container is back."""
+    return [k for k in keys if not k.endswith(".back.json") and k[:-len(".json")].rsplit(".", 1)[0] + ".back.json" not in keys]
+
+
 class Case:
     """One point's world: its containers (app, running, quiesced by the module; idle, exited; frozen, paused by its
     user), its store, the proxies, and what a run of the module there looks like."""
@@ -147,11 +152,12 @@ class Case:
     def artifacts(self) -> list[str]:
         """What is under a final name: artifacts and their checksum records (not the quiesce journal, nor the set's
         records of the run: a failed run is recorded as failed in its set)."""
-        return [k for k in self.keys() if not k.startswith(JOB + "/quiesce/") and "/runs/" not in k
-                and k.rsplit("/", 1)[-1] not in ("manifest.json", "SHA256SUMS")]
+        return [k for k in self.keys() if not k.startswith((JOB + "/quiesce/", JOB + "/leases/", JOB + "/.probes/"))
+                and "/runs/" not in k and k.rsplit("/", 1)[-1] not in ("manifest.json", "SHA256SUMS")]
 
     def journal(self) -> list[str]:
-        return [k for k in self.keys() if k.startswith(JOB + "/quiesce/")]
+        """The journal's records of containers not (yet) put back: no ``.back`` record beside them."""
+        return pending_journal([k for k in self.keys() if k.startswith(JOB + "/quiesce/")])
 
     def helpers(self) -> list[str]:
         return [c.name for c in self.client.containers.list(all=True, filters={"label": HELPER})]
