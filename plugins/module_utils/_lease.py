@@ -26,6 +26,12 @@ A holder that died leaves its last record; it expires by its own timestamp (at o
 process of the same host that no longer runs). Listings of sets ignore ``leases/`` (it is not a dated
 folder). Old records stay: only the newest matters, and a bucket lifecycle rule (or a person) may remove the
 others; retention does not yet.
+
+The release before these records held a job by overwriting ``<job>/.lease`` (S3) or by ``flock()`` on
+``<job>/.lease.lock`` (filesystem). A run of this release waits while such a lease is held, so that a host not
+yet upgraded that writes or prunes the job is never raced; on a filesystem it also holds that ``flock()`` (the
+kernel's, nothing written), which the older release waits for in turn. On S3 the older release cannot see
+these records: upgrade every host that writes or prunes a job on S3 together.
 """
 
 from __future__ import annotations
@@ -170,12 +176,23 @@ class RecordLease:
         self.backend.write(record_key(self.job, seq), [json.dumps(record, sort_keys=True).encode()], overwrite=False)
         self.holder, self.seq = record, seq
 
+    def previous_release_holder(self) -> dict | None:
+        """The holder of the lease of the release before records (``<job>/.lease``) while it holds it, else None."""
+        try:
+            record = json.loads(self.backend.read_bytes(job_prefix(self.job) + ".lease"))
+        except (ValueError, StorageError):
+            return None
+        return None if is_stale(record) else record
+
     def acquire(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         self.holder = holder_record(self.ttl)
         while True:
             seq, other = newest(self.backend, self.job)
-            if seq == 0 or is_stale(other):
+            older = self.previous_release_holder()
+            if older is not None:
+                other = older
+            elif seq == 0 or is_stale(other):
                 try:
                     self._create(seq + 1, expires=time.time() + self.ttl)
                     break

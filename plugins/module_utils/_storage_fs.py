@@ -29,6 +29,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._storage import 
     check_key,
     check_prefix,
 )
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import job_prefix
 from ansible_collections.corebackup.backup.plugins.module_utils._lease import RecordLease
 
 
@@ -410,4 +411,47 @@ def _fsync_dir(directory: str) -> None:
 class FileLease(RecordLease):
     """The lease of a job on a filesystem store: create-only records in ``<job>/leases/`` (see ``_lease.py``),
     each placed whole by a hard link that refuses an existing name. A killed run's record is taken over at once
-    on the same host (its process is gone), after its expiry elsewhere."""
+    on the same host (its process is gone), after its expiry elsewhere.
+
+    It also holds the ``flock()`` on ``<job>/.lease.lock`` that the release before records took (and waits while
+    a run of that release holds it): an older host sharing the store waits for this run and this run for it."""
+
+    _fd: int | None = None
+
+    def previous_release_holder(self) -> dict | None:
+        if self._fd is None:
+            path = self.backend._lock_path(self.backend.path_for(job_prefix(self.job) + "lease"))
+            try:
+                self.backend._ensure_dirs(os.path.dirname(path))
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, self.backend.file_mode)
+            except OSError as exc:
+                raise StorageError("cannot lock %s: %s" % (path, exc)) from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                try:  # the older release wrote who holds it into the file
+                    holder = json.loads(os.pread(fd, 4096, 0) or b"null")
+                except ValueError:
+                    holder = None
+                os.close(fd)
+                return holder if isinstance(holder, dict) else {}
+            self._fd = fd
+        return None
+
+    def _unlock(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+    def acquire(self, timeout: float) -> None:
+        try:
+            super().acquire(timeout)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def release(self) -> None:
+        try:
+            super().release()
+        finally:
+            self._unlock()

@@ -52,12 +52,15 @@ def world(github_standin, s3_endpoint, tmp_path_factory):
 
 def fs_snapshot(path):
     """{file: (sha256, mtime)} of a store, but the jobs' lease records (a run refused for its source may have taken
-    and released the lease: records that are only ever added)."""
+    and released the lease: records that are only ever added) and the empty file whose flock() the release before
+    records waits for."""
     found = {}
     for directory, _dirs, files in os.walk(path):
         if os.path.basename(directory) == "leases":
             continue
         for name in files:
+            if name == ".lease.lock":
+                continue
             full = os.path.join(directory, name)
             with open(full, "rb") as handle:
                 found[os.path.relpath(full, path)] = (hashlib.sha256(handle.read()).hexdigest(), os.stat(full).st_mtime_ns)
