@@ -50,6 +50,11 @@ class RecordError(BackupError):
     """A record cannot be read, is invalid, or cannot be written."""
 
 
+class RecordNotWritten(RecordError):
+    """The store refused a new record (a credential that may only read, a full disk): what the record would say
+    was found all the same, and is returned; only the record is missing."""
+
+
 def _load(backend: t.Any, key: str) -> t.Any:
     try:
         return json.loads(backend.read_bytes(key).decode("utf-8"))
@@ -249,6 +254,13 @@ def _add_legacy(records: SetRecords, legacy: dict, known: set) -> None:
     records.legacy_verified_at = legacy.get("verified_at")
 
 
+def not_recorded(what: str, exc: Exception) -> str:
+    """The warning of a verification or drill whose record the store refused: its result stands, unrecorded."""
+    return ("the %s was done and its result is returned, but it was not recorded (%s): the report, metrics and "
+            "backup_health will not see it. A credential that may only read cannot record; docs/iam/verify.json and "
+            "restore.json let it create these records, and nothing else" % (what, exc))
+
+
 def write_verification(backend: t.Any, backup_set: BackupSet, when: t.Any, outcomes: list[dict], whole: bool,
                        tools: dict) -> tuple[str, dict]:
     """Write one verification record for ``outcomes`` (verify_artifact results) of the set; (key, record)."""
@@ -276,5 +288,5 @@ def _write(backend: t.Any, backup_set: BackupSet, folder: str, when: t.Any, reco
     try:
         backend.write(key, [dumps(record)], overwrite=False)
     except StorageError as exc:
-        raise RecordError("cannot write %s: %s" % (key, exc)) from None
+        raise RecordNotWritten("cannot write %s: %s" % (key, exc)) from None
     return key, record

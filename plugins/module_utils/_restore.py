@@ -41,7 +41,12 @@ from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import
     threaded,
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._service import run_nested
-from ansible_collections.corebackup.backup.plugins.module_utils._records import read_set, write_drill
+from ansible_collections.corebackup.backup.plugins.module_utils._records import (
+    RecordNotWritten,
+    not_recorded,
+    read_set,
+    write_drill,
+)
 from ansible_collections.corebackup.backup.plugins.module_utils._sets import list_sets
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
 
@@ -476,7 +481,11 @@ class RestoreRunner:
                  "items": [{"name": r["name"], "key": r["key"], "status": r["status"], "detail": r.get("detail") or ""}
                            for r in results]}
         # The drill's record, written once; a drill of every item that passed makes the set verified (_records.py).
-        write_drill(self.backend, self.backup_set, self.module.now, drill)
+        try:
+            write_drill(self.backend, self.backup_set, self.module.now, drill)
+        except RecordNotWritten as exc:
+            self.module.warn(self.module.scrub(not_recorded("drill", exc)))
+            return drill
         for warning in refresh_view(self.backend, self.job, self.date):
             self.module.warn(self.module.scrub(warning))
         return drill

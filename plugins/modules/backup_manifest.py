@@ -274,7 +274,13 @@ from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
     validate_job,
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._manifest import refresh_view, tool_versions
-from ansible_collections.corebackup.backup.plugins.module_utils._records import RecordError, read_set, write_verification
+from ansible_collections.corebackup.backup.plugins.module_utils._records import (
+    RecordError,
+    RecordNotWritten,
+    not_recorded,
+    read_set,
+    write_verification,
+)
 from ansible_collections.corebackup.backup.plugins.module_utils._sets import (
     list_jobs,
     list_sets,
@@ -397,7 +403,11 @@ class Manifests:
                 if not outcomes:
                     continue
                 # A verification record of this run, written once; the set's view is rewritten after it.
-                write_verification(self.backend, backup_set, self.now, outcomes, sample is None, tools)
+                try:
+                    write_verification(self.backend, backup_set, self.now, outcomes, sample is None, tools)
+                except RecordNotWritten as exc:
+                    self.module.warn(self.module.scrub(not_recorded("verification", exc)))
+                    continue
                 for warning in refresh_view(self.backend, backup_set.job, backup_set.date):
                     self.module.warn(self.module.scrub(warning))
                 reread = load_set(self.backend, backup_set.job, backup_set.date)

@@ -12,7 +12,6 @@ and drilled by backup_restore.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -20,6 +19,7 @@ import shutil
 import yaml
 
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_module, run_playbook
+from ansible_collections.corebackup.backup.tests.testbed.records import set_records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -121,6 +121,4 @@ def test_a_toy_service_is_backed_up_restored_and_drilled_with_nothing_but_its_sl
     drill = run_module(collections, "backup_restore", {"job": "notes", "state": "drill", "storage": {
         "type": "filesystem", "path": store}})
     assert not drill.failed and drill.result["drill"]["result"] == "ok", drill.result.get("msg")
-    [day] = [name for name in os.listdir(os.path.join(store, "notes")) if not name.startswith(".")]
-    manifest = json.load(open(os.path.join(store, "notes", day, "manifest.json"), encoding="utf-8"))
-    assert [run["source"]["type"] for run in manifest["runs"]] == ["toy"]
+    assert [run["source"]["type"] for run in set_records(store, "notes").runs] == ["toy"]

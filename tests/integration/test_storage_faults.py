@@ -39,6 +39,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._storage import 
 from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
 from ansible_collections.corebackup.backup.tests.conftest import files_below, make_s3_backend
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import RunningModule, run_module
+from ansible_collections.corebackup.backup.tests.testbed.records import set_records
 from ansible_collections.corebackup.backup.tests.testbed.s3_proxy import Rule
 from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS
 
@@ -125,8 +126,9 @@ def today_prefix():
     return "%s/%s/" % (JOB, TODAY.date().isoformat())
 
 
-def manifest_of(backend, prefix):
-    return json.loads(backend.read_bytes(prefix + "manifest.json"))
+def records_of(backend):
+    """Today's set as its records say (not its manifest.json, a view)."""
+    return set_records(backend, JOB, TODAY.date().isoformat())
 
 
 def entry(run, name):
@@ -203,9 +205,9 @@ def test_a_full_store_fails_naming_the_path_and_keeps_older_sets(full_store, tmp
 
     recorded = record(storage, run.result, TODAY)
     assert recorded.result["set_status"] == "partial"
-    manifest = manifest_of(backend, today_prefix())
-    [stored_run] = manifest["runs"]
-    assert stored_run["status"] == "partial" and manifest["status"] == "partial"
+    records = records_of(backend)
+    [stored_run] = records.runs
+    assert stored_run["status"] == "partial" and records.status == "partial"
     assert {e["name"]: e["status"] for e in stored_run["entries"]} == {"small": "backed_up", "big": "failed"}
     assert any(final in e and error in e for e in stored_run["errors"]), stored_run["errors"]
     assert [a["key"] for a in stored_run["artifacts"]] == [entry(run, "small")["key"]]
@@ -322,7 +324,7 @@ def test_s3_faults_are_retried_or_fail_cleanly(case, s3_endpoint, s3_proxy, tmp_
         assert [o.key for o in backend.list(today_prefix())] == [], name
         recorded = record(storage, run.result, TODAY)
         assert recorded.result["set_status"] == "failed"
-        [stored_run] = manifest_of(backend, today_prefix())["runs"]
+        [stored_run] = records_of(backend).runs
         assert stored_run["status"] == "failed" and stored_run["artifacts"] == []
         assert stored_run["entries"] == [{"name": "big", "status": "failed", "key": None, "error": failed["error"]}]
         assert any(where in e for e in stored_run["errors"])
@@ -376,7 +378,7 @@ def test_a_killed_run_leaves_no_artifact_and_no_run_and_the_next_run_succeeds(ki
     assert entry(rerun, "big")["status"] == "backed_up" and rerun.result["status"] == "success"
     assert rerun.result["cleaned"] == [] and leftovers() == left  # younger than a day: it may be a running writer's
     record(storage, rerun.result, TODAY)
-    [stored_run] = manifest_of(backend, today_prefix())["runs"]
+    [stored_run] = records_of(backend).runs
     assert stored_run["status"] == "success" and [a["key"] for a in stored_run["artifacts"]] == [
         entry(rerun, "big")["key"]]
     data = backend.read_bytes(entry(rerun, "big")["key"])

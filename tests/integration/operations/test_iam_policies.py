@@ -62,6 +62,13 @@ def iam_store(service_log_dir):
             key = iam.create_access_key(UserName=play)["AccessKey"]
             storages[play] = {"type": "s3", "bucket": bucket, "prefix": prefix, "endpoint_url": endpoint,
                               "region": "us-east-1", "access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}
+        # A user that may only read (verify.json without the statements that create records and rewrite views).
+        document = json.loads(policy_document("verify", bucket, prefix))
+        document["Statement"] = [s for s in document["Statement"] if s["Action"] != "s3:PutObject"]
+        iam.create_user(UserName="readonly")
+        iam.put_user_policy(UserName="readonly", PolicyName="readonly", PolicyDocument=json.dumps(document))
+        key = iam.create_access_key(UserName="readonly")["AccessKey"]
+        storages["readonly"] = dict(storages["verify"], access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"])
         yield storages, s3
 
 
@@ -103,8 +110,12 @@ def test_each_play_works_with_its_policy_alone_and_what_it_leaves_out_is_refused
                                 "pre_restore_backup": True, "packing": {"encryption": {"recipients": [recipient]}},
                                 "storage": storages["restore"]}),
         Task("files_backup", dict(backup, storage=storages["restore"])),
+        Task("backup_manifest", {"state": "verified", "job": "site", "storage": storages["readonly"]}),
+        Task("backup_restore", {"job": "site", "state": "drill", "identity_file": identity,
+                                "storage": storages["readonly"]}),
     ])
-    first, second, backup_prunes, pruned, verified, query, restored, drilled, in_place, restore_backs_up = results
+    (first, second, backup_prunes, pruned, verified, query, restored, drilled, in_place, restore_backs_up,
+     read_verified, read_drilled) = results
     output = run.stdout[-3000:]
 
     # backup: a new set (a multipart upload), then a set of the unchanged items.
@@ -152,6 +163,14 @@ def test_each_play_works_with_its_policy_alone_and_what_it_leaves_out_is_refused
     # ... but it cannot write into a job's sets (it may take the job's lease, which a volume restore holds).
     assert restore_backs_up["failed"] and "cannot write s3://%s/%ssite/" % (bucket, prefix) in restore_backs_up["msg"]
     assert "(AccessDenied) when calling the CreateMultipartUpload operation" in restore_backs_up["msg"], restore_backs_up["msg"]
+
+    # A user that may only read verifies and drills all the same: the results are returned, with a warning that
+    # they could not be recorded (nothing was written).
+    assert not read_verified.get("failed") and {v["status"] for v in read_verified["verified"]} == {"ok"}, read_verified
+    assert not read_drilled.get("failed") and read_drilled["drill"]["result"] == "ok", read_drilled.get("msg")
+    for result, what in ((read_verified, "verification"), (read_drilled, "drill")):
+        assert any("the %s was done" % what in w and "not recorded" in w and "AccessDenied" in w
+                   for w in result.get("warnings", [])), result.get("warnings")
 
     # Every run released its lease by a record of its own (none deleted: the first is still there), and the store
     # holds what the plays made.

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ansible_collections.corebackup.backup.tests.conftest import files_below
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_playbook
+from ansible_collections.corebackup.backup.tests.testbed.records import set_records
 from ansible_collections.corebackup.backup.tests.testbed.secret_scan import SecretScanner, forms
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -116,10 +117,9 @@ def jobs_of(tmp_path, org):
     ]
 
 
-def manifest_status(tmp_path, job):
-    [date] = [name for name in os.listdir(str(tmp_path / "store" / job)) if not name.startswith(".")]  # not the lock
-    with open(str(tmp_path / "store" / job / date / "manifest.json"), encoding="utf-8") as handle:
-        return json.load(handle)["status"]
+def set_status(tmp_path, job):
+    """The status of the job's only set, as its records say."""
+    return set_records(tmp_path / "store", job).status
 
 
 def test_a_failing_job_does_not_stop_the_others_and_fails_the_play(tmp_path, org, receiver):
@@ -130,7 +130,7 @@ def test_a_failing_job_does_not_stop_the_others_and_fails_the_play(tmp_path, org
     run = run_playbook(COLLECTIONS, PLAYBOOK, inv)
     assert run.returncode != 0  # cron, systemd and AWX see that a job failed
     assert "1 job(s) failed: code" in run.all_text()
-    assert {job: manifest_status(tmp_path, job) for job in ("etc", "code", "srv", "good-code")} == {
+    assert {job: set_status(tmp_path, job) for job in ("etc", "code", "srv", "good-code")} == {
         "etc": "success", "code": "failed", "srv": "success", "good-code": "success"}
     assert not os.path.exists(str(tmp_path / "store" / "old"))  # disabled
     posts = dict(((path, body.get("job") or body["text"].split(":")[0]), body) for path, body in receiver.posts)
@@ -163,13 +163,13 @@ def test_group_module_defaults_reach_a_job_that_records_its_own_run(tmp_path, ag
         "roles": ["corebackup.backup.backup"]}]))
     run = run_playbook(COLLECTIONS, str(play), inv)
     assert run.returncode == 0, run.stdout[-3000:]
-    [date] = [name for name in os.listdir(str(tmp_path / "store" / "etc")) if not name.startswith(".")]
+    [date] = set_records(tmp_path / "store", "etc").date,
     folder = tmp_path / "store" / "etc" / date
     artifacts = [name for name in os.listdir(str(folder)) if name.startswith("etc_")]
     assert len(artifacts) == 1 and artifacts[0].endswith(".tar.gz.age"), artifacts
     assert (folder / artifacts[0]).read_bytes().startswith(b"age-encryption.org/v1")
-    manifest = json.loads((folder / "manifest.json").read_text())
-    assert [(r["status"], r["source"]["type"]) for r in manifest["runs"]] == [("success", "files")]
+    runs = set_records(tmp_path / "store", "etc").runs
+    assert [(r["status"], r["source"]["type"]) for r in runs] == [("success", "files")]
     assert len(os.listdir(str(folder / "runs"))) == 1
     assert "DEPRECATION" not in run.all_text()
 
@@ -245,7 +245,7 @@ def test_a_failed_notification_is_reported_without_its_url_and_never_fails_the_b
     leaks = SecretScanner({"webhook URL": forms(secret)})
     leaks.scan_text(run.all_text(), "output at -vvv")
     assert not leaks.findings, leaks.report()
-    assert manifest_status(tmp_path, "etc") == "success"
+    assert set_status(tmp_path, "etc") == "success"
 
     def last_failures():
         families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
