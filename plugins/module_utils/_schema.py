@@ -116,16 +116,26 @@ VERIFICATION_SCHEMA = {
     "additionalProperties": False,
 }
 
-VERIFICATION_RECORD_SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://github.com/corebackup/backup/schemas/verification-record.json",
-    "title": "corebackup.backup verification record: one re-reading of artifacts of a backup set, written once",
-    "type": "object",
-    "required": ["schema_version", "job", "set_date", "when", "result", "artifacts", "tools"],
-    "properties": {
-        "schema_version": {"const": 1},
-        "job": {"type": "string", "minLength": 1},
-        "set_date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+def _record_schema(name: str, title: str, required: list, properties: dict) -> dict:
+    """The JSON schema of a record of one set (written once): ``schema_version``, ``job``, ``set_date`` and more."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://github.com/corebackup/backup/schemas/%s.json" % name,
+        "title": "corebackup.backup %s" % title,
+        "type": "object",
+        "required": ["schema_version", "job", "set_date"] + required,
+        "properties": dict({
+            "schema_version": {"const": 1},
+            "job": {"type": "string", "minLength": 1},
+            "set_date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+        }, **properties),
+        "additionalProperties": False,
+    }
+
+
+VERIFICATION_RECORD_SCHEMA = _record_schema(
+    "verification-record", "verification record: one re-reading of artifacts of a backup set, written once",
+    ["when", "result", "artifacts", "tools"], {
         "when": {"type": "string", "pattern": _TIME},
         "result": {"enum": ["ok", "bad"]},
         "whole": {"type": "boolean"},
@@ -141,33 +151,15 @@ VERIFICATION_RECORD_SCHEMA = {
             "additionalProperties": False,
         }},
         "tools": _STRING_MAP,
-    },
-    "additionalProperties": False,
-}
+    })
 
-DRILL_RECORD_SCHEMA = copy.deepcopy(DRILL_SCHEMA)
-DRILL_RECORD_SCHEMA.update({
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://github.com/corebackup/backup/schemas/drill-record.json",
-    "title": "corebackup.backup drill record: one restore drill of a backup set, written once",
-})
-DRILL_RECORD_SCHEMA["required"] = ["schema_version", "job", "set_date"] + DRILL_SCHEMA["required"]
-DRILL_RECORD_SCHEMA["properties"] = dict({
-    "schema_version": {"const": 1},
-    "job": {"type": "string", "minLength": 1},
-    "set_date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
-}, **DRILL_SCHEMA["properties"])
+DRILL_RECORD_SCHEMA = _record_schema(
+    "drill-record", "drill record: one restore drill of a backup set, written once",
+    DRILL_SCHEMA["required"], DRILL_SCHEMA["properties"])
 
-DELETION_RECORD_SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://github.com/corebackup/backup/schemas/deletion-record.json",
-    "title": "corebackup.backup deletion record: retention deletes the set it names, written before the deletion",
-    "type": "object",
-    "required": ["schema_version", "job", "set_date", "when", "policy", "keys", "bytes", "run_ids"],
-    "properties": {
-        "schema_version": {"const": 1},
-        "job": {"type": "string", "minLength": 1},
-        "set_date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+DELETION_RECORD_SCHEMA = _record_schema(
+    "deletion-record", "deletion record: retention deletes the set it names, written before the deletion",
+    ["when", "policy", "keys", "bytes", "run_ids"], {
         "when": {"type": "string", "pattern": _TIME},
         "status": {"type": ["string", "null"]},
         "policy": {"type": "object"},
@@ -175,9 +167,7 @@ DELETION_RECORD_SCHEMA = {
         "keys": {"type": "integer", "minimum": 0},
         "bytes": {"type": "integer", "minimum": 0},
         "run_ids": {"type": "array", "items": {"type": "string"}},
-    },
-    "additionalProperties": False,
-}
+    })
 
 RECORD_SCHEMAS = {"verification-record": VERIFICATION_RECORD_SCHEMA, "drill-record": DRILL_RECORD_SCHEMA,
                   "deletion-record": DELETION_RECORD_SCHEMA}
