@@ -7,11 +7,20 @@
 
 from __future__ import annotations
 
+import os
+import re
 import typing as t
 
 from ansible_collections.corebackup.backup.plugins.module_utils._records import SetRecords, read_set
 from ansible_collections.corebackup.backup.plugins.module_utils._sets import list_sets, load_set
 from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
+
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def dated_folders(job_folder: t.Any) -> list[str]:
+    """The set dates of a job's folder in a filesystem store, oldest first (not its leases/, deletions/, ...)."""
+    return sorted(name for name in os.listdir(str(job_folder)) if DATE.match(name))
 
 
 def set_records(store: t.Any, job: str, set_date: str | None = None) -> SetRecords:

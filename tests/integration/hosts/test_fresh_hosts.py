@@ -27,6 +27,7 @@ from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_playbook
 from ansible_collections.corebackup.backup.tests.testbed.fresh_hosts import Host, debian_rootfs, import_image, wheelhouse
 from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS
+from ansible_collections.corebackup.backup.tests.testbed.records import DATE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(ROOT)))
@@ -162,7 +163,8 @@ def scheduled_command(host):
 
 def stored_sets(fleet, job):
     listing = fleet["s3"].list_objects_v2(Bucket=fleet["bucket"], Prefix="backups/%s/" % job)
-    return sorted({key["Key"].split("/")[2] for key in listing.get("Contents", []) if key["Key"].count("/") >= 3})
+    return sorted({key["Key"].split("/")[2] for key in listing.get("Contents", []) if key["Key"].count("/") >= 3
+                   and DATE.match(key["Key"].split("/")[2])})
 
 
 def test_setup_converges_fresh_hosts_and_a_second_run_changes_nothing(fleet, converged):

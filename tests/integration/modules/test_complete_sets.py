@@ -200,7 +200,8 @@ def test_every_set_is_complete_and_retention_keeps_every_repository(org, store, 
     rerun = backup(org, storage, at(0, hours=3))
     assert not rerun.changed and set(statuses(rerun).values()) == {"unchanged"}
     added = sorted(set(o.key for o in backend.list("")) - set(listing))
-    assert added == [rerun.result["run_key"]] and "/runs/" in added[0], added
+    assert [key for key in added if "/leases/" not in key] == [rerun.result["run_key"]] and "/runs/" in added[0], added
+    assert len([key for key in added if key.startswith(JOB + "/leases/")]) == 2, added  # taken and released
 
     verified = module("backup_manifest", {"state": "verified", "job": JOB, "storage": storage,
                                           "set_date": at(0).date().isoformat()}, at(0, hours=4))

@@ -146,10 +146,13 @@ def test_each_play_works_with_its_policy_alone_and_what_it_leaves_out_is_refused
     assert s3.get_object(Bucket=bucket, Key=artifact)["Body"].read() == original
     assert refused(backup_s3.put_object, Bucket=bucket, Key=prefix + "site/new-object", Body=b"x", IfNoneMatch="*") is None
     s3.delete_object(Bucket=bucket, Key=prefix + "site/new-object")
-    # ... but it cannot prune: every key of the old set is refused, naming the permission, and nothing goes.
-    assert backup_prunes["failed"] and [s["date"] for s in backup_prunes["deleted"]] == [DAY1]
-    assert "AccessDenied (s3:DeleteObject)" in backup_prunes["msg"], backup_prunes["msg"]
-    assert len(backup_prunes["errors"]) == backup_prunes["deleted"][0]["objects"] and backup_prunes["bytes_freed"] == 0
+    # ... but it cannot prune: not even the deletion record (which would hide the set from every reader) is
+    # written, the refusal is named, and nothing goes.
+    assert backup_prunes["failed"], backup_prunes
+    assert "nothing was deleted: the deletion record of %s could not be written" % DAY1 in backup_prunes["msg"]
+    assert "AccessDenied" in backup_prunes["msg"], backup_prunes["msg"]
+    assert refused(backup_s3.put_object, Bucket=bucket, Key=prefix + "site/deletions/x.%s.json" % DAY1, Body=b"{}",
+                   IfNoneMatch="*") == "AccessDenied"
     # prune: the same policy with the prune user's keys deletes the old set.
     assert not pruned.get("failed") and pruned["errors"] == [] and [s["date"] for s in pruned["deleted"]] == [DAY1], pruned
     # verify: reads every artifact and records it.
@@ -182,4 +185,6 @@ def test_each_play_works_with_its_policy_alone_and_what_it_leaves_out_is_refused
     assert newest["state"] == "released", newest
     assert not [key for key in keys if key.endswith((".lease", ".write-probe"))], keys
     assert sorted({key.split("/")[0] + "/" + key.split("/")[1] for key in keys if "/leases/" not in key}) == [
-        "/".join(in_place["pre_restore"]["artifacts"][0].split("/")[:2]), "site/" + DAY2]
+        "/".join(in_place["pre_restore"]["artifacts"][0].split("/")[:2]), "site/" + DAY2, "site/deletions"]
+    [deletion] = [key for key in keys if key.startswith("site/deletions/")]  # the prune's record of the set it deleted
+    assert deletion.endswith(".%s.json" % DAY1) and pruned["deletion_records"] == [deletion], pruned

@@ -14,6 +14,7 @@ import yaml
 
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_playbook
 from ansible_collections.corebackup.backup.tests.testbed.postgres_data import fill_sample, snapshot
+from ansible_collections.corebackup.backup.tests.testbed.records import dated_folders
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(ROOT)))
@@ -24,7 +25,7 @@ def playbook(name):
 
 
 def newest_set(store, job):
-    [day] = [name for name in os.listdir(str(store / job)) if not name.startswith(".")]  # not the lock
+    [day] = dated_folders(store / job)
     return store / job / day
 
 
