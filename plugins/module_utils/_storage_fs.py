@@ -30,7 +30,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._storage import 
     check_prefix,
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import job_prefix
-from ansible_collections.corebackup.backup.plugins.module_utils._lease import RecordLease
+from ansible_collections.corebackup.backup.plugins.module_utils._lease import RecordLease, current_holder
 
 
 # Errors of os.link() that mean "no hard links here", not "something is wrong".
@@ -429,12 +429,12 @@ class FileLease(RecordLease):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                try:  # the older release wrote who holds it into the file
+                try:  # the older release wrote who holds it into the file; a run of this one, a lease record
                     holder = json.loads(os.pread(fd, 4096, 0) or b"null")
                 except ValueError:
                     holder = None
                 os.close(fd)
-                return holder if isinstance(holder, dict) else {}
+                return holder if isinstance(holder, dict) else current_holder(self.backend, self.job) or {}
             self._fd = fd
         return None
 
