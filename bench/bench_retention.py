@@ -19,8 +19,10 @@ to it over HTTP like to any S3 endpoint. The module runs as Ansible runs it (arg
 check mode, for real, and again (nothing left to delete).
 
 Targets: the sets deleted are exactly those the reference policy of the unit tests deletes, every object
-of a kept set is still there with its ETag, nothing of a deleted set is left; the real run makes no
-more requests than one listing (one ListObjectsV2 per 1000 keys) and one DeleteObjects per 1000 keys.
+of a kept set is still there with its ETag, nothing of a deleted set is left, and each deleted set has its
+deletion record; the real run makes no more requests than one listing (one ListObjectsV2 per 1000 keys) and
+one of the job's deletion records, one DeleteObjects per 1000 keys, and one create-only write per deletion
+record (PutObject, with the HeadObject before and after of the store's write path).
 """
 
 from __future__ import annotations
@@ -182,9 +184,16 @@ def main() -> int:
     check_deleted = {entry["date"] for entry in runs["check_mode"][0].result["deleted"]}
     kept_keys = {key: value for key, value in stored.items() if datetime.date.fromisoformat(key.split("/")[1]) in kept}
     doomed = total - len(kept_keys)
-    minimum = {"ListObjectsV2": math.ceil(total / 1000), "DeleteObjects": math.ceil(doomed / 1000)}
+    # Deletion records: one per deleted set, written before anything is deleted, and listed by every reader (one
+    # more listing, of <job>/deletions/). Each is a create-only write of the store's write path: HEAD (exists?),
+    # PUT, HEAD (verified).
+    records = {key for key in after if key.startswith(JOB + "/deletions/")}
+    after = {key: value for key, value in after.items() if key not in records}
+    minimum = {"ListObjectsV2": math.ceil(total / 1000) + 1, "DeleteObjects": math.ceil(doomed / 1000),
+               "PutObject": len(deleted), "HeadObject": 2 * len(deleted)}
     correct = (kept == expected_kept and deleted == set(statuses) - expected_kept
-               and check_deleted == {d.isoformat() for d in deleted} and after == kept_keys)
+               and check_deleted == {d.isoformat() for d in deleted} and after == kept_keys
+               and sorted(key.rsplit(".", 2)[1] for key in records) == sorted(d.isoformat() for d in deleted))
     report = {
         "objects": total, "sets": len(statuses), "policy": POLICY,
         "sets_kept": len(kept), "sets_deleted": len(deleted), "objects_deleted": doomed,
@@ -194,7 +203,7 @@ def main() -> int:
         "check_mode_seconds": round(runs["check_mode"][0].seconds, 2), "check_mode_calls": runs["check_mode"][1],
         "run_seconds": round(run.seconds, 2), "run_calls": calls, "run_api_requests_reported": run.result["api_requests"],
         "rerun_seconds": round(runs["rerun"][0].seconds, 2), "rerun_calls": runs["rerun"][1],
-        "minimum_calls": minimum,
+        "minimum_calls": minimum, "deletion_records": len(records),
         "list_ratio": round(baseline_seconds / runs["check_mode"][0].seconds, 3),
         "module_peak_rss_mb": round(max(r.peak_rss_kb for r, _c in runs.values()) * 1024 / 1e6, 1),
         "deletes_what_the_policy_says": correct,
@@ -202,7 +211,8 @@ def main() -> int:
                   "expected_not_kept": sorted(d.isoformat() for d in expected_kept - kept),
                   "objects_differing_after": len(set(after.items()) ^ set(kept_keys.items()))},
     }
-    met = correct and calls == minimum and runs["rerun"][1] == {"ListObjectsV2": math.ceil(len(kept_keys) / 1000)}
+    met = correct and calls == minimum and runs["rerun"][1] == {
+        "ListObjectsV2": math.ceil((len(kept_keys) + len(records)) / 1000) + 1}
     return emit(report, args.results, "retention.json", met)
 
 

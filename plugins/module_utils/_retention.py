@@ -33,6 +33,7 @@ after the first successful set that lacks it, whatever the other rules say.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import json
 import os
@@ -265,8 +266,10 @@ class Plan:
 
 def write_deletion_records(backend: t.Any, job: str, plan: Plan, policy: dict, when: datetime.datetime) -> list[str]:
     """Before any object of them is deleted: a deletion record of each set the plan deletes that has none yet
-    (from then on the set is gone for every reader); the keys written."""
-    written = []
+    (from then on the set is gone for every reader); the keys written. The records are written 16 at a time (a
+    prune of hundreds of sets must not pay one round trip per set in a row); if one cannot be written, nothing is
+    deleted (the sets whose record was written are gone for readers, and the next run finishes them)."""
+    pending = []
     for decision in plan.decisions:
         summary = plan.sets[decision.date.isoformat()]
         if decision.keep or summary.deletion is not None:
@@ -278,14 +281,23 @@ def write_deletion_records(backend: t.Any, job: str, plan: Plan, policy: dict, w
         if errors:
             raise BackupError("; ".join(errors))
         key = "%s%s%s_%s.%s.json" % (job_prefix(job), DELETIONS, format_timestamp(when), uuid.uuid4().hex, summary.date)
+        pending.append((summary, key, (json.dumps(record, sort_keys=True, indent=2) + "\n").encode("utf-8")))
+
+    def write(entry: tuple) -> str | None:
+        summary, key, data = entry
         try:
-            backend.write(key, [(json.dumps(record, sort_keys=True, indent=2) + "\n").encode("utf-8")], overwrite=False)
+            backend.write(key, [data], overwrite=False)
         except StorageError as exc:
-            raise BackupError("nothing was deleted: the deletion record of %s could not be written: %s" % (
-                summary.date, exc)) from None
+            return "the deletion record of %s could not be written: %s" % (summary.date, exc)
         summary.deletion = key
-        written.append(key)
-    return written
+        return None
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(pending) or 1)) as pool:
+        failures = [failure for failure in pool.map(write, pending) if failure]
+    if failures:
+        raise BackupError("nothing was deleted: %s" % failures[0] + (
+            " (and %d more)" % (len(failures) - 1) if len(failures) > 1 else ""))
+    return [key for summary, key, _data in pending]
 
 
 def item_names(backup_set: t.Any) -> set:
