@@ -33,7 +33,7 @@ def main() -> None:
         token = standin.add_token(token="github_pat_rerun_%s" % os.urandom(8).hex(), login="octocat")
         module = bench.module_args(standin, token, os.path.join(root, "store"), 0)
         first = stage(lambda: bench.module_run(module, root))
-        reruns = [stage(lambda: bench.module_run(module, root)) for _ in range(args.reruns)]
+        reruns = [stage(lambda: bench.module_run(module, root)) for _rerun in range(args.reruns)]
     print(json.dumps({"first": first["seconds"], "reruns": [rerun["seconds"] for rerun in reruns]}))
 
 

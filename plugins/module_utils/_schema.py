@@ -116,6 +116,7 @@ VERIFICATION_SCHEMA = {
     "additionalProperties": False,
 }
 
+
 def _record_schema(name: str, title: str, required: list, properties: dict) -> dict:
     """The JSON schema of a record of one set (written once): ``schema_version``, ``job``, ``set_date`` and more."""
     return {

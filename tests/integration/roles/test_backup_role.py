@@ -163,7 +163,7 @@ def test_group_module_defaults_reach_a_job_that_records_its_own_run(tmp_path, ag
         "roles": ["corebackup.backup.backup"]}]))
     run = run_playbook(COLLECTIONS, str(play), inv)
     assert run.returncode == 0, run.stdout[-3000:]
-    [date] = set_records(tmp_path / "store", "etc").date,
+    date = set_records(tmp_path / "store", "etc").date
     folder = tmp_path / "store" / "etc" / date
     artifacts = [name for name in os.listdir(str(folder)) if name.startswith("etc_")]
     assert len(artifacts) == 1 and artifacts[0].endswith(".tar.gz.age"), artifacts
