@@ -6,9 +6,12 @@
 
 """Where artifacts live in a store.
 
-Every artifact is stored under ``<job>/<YYYY-MM-DD>/<name>_<YYYYMMDDTHHMMSSZ>.<ext>``, relative to
-the storage backend's own root or prefix. The dated folder is a *backup set*. Times are UTC.
-Keys built here can be parsed back into job, date, name and timestamp.
+Every artifact is stored once, under ``<job>/objects/<name>_<YYYYMMDDTHHMMSSZ>.<ext>``, relative to the storage
+backend's own root or prefix. A *backup set* is the dated folder ``<job>/<YYYY-MM-DD>/``: its run records name
+the artifacts it holds, wherever they are (an unchanged item's artifact is referenced by every set that holds
+it, not copied). Releases before shared objects stored artifacts in the set's folder
+(``<job>/<YYYY-MM-DD>/<name>_<timestamp>.<ext>``); those keys are still read. Times are UTC. Keys built here can
+be parsed back into job, date (the set's, or the timestamp's for a shared object), name and timestamp.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ _NAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_-]+")
 _EXT_RE = re.compile(r"^[a-z0-9]+(\.[a-z0-9]+)*$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _KEY_RE = re.compile(
-    r"^(?P<job>[A-Za-z0-9][A-Za-z0-9_-]*)/(?P<date>\d{4}-\d{2}-\d{2})/"
+    r"^(?P<job>[A-Za-z0-9][A-Za-z0-9_-]*)/(?P<date>\d{4}-\d{2}-\d{2}|objects)/"
     r"(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)_(?P<timestamp>\d{8}T\d{6}Z)\.(?P<ext>[a-z0-9]+(?:\.[a-z0-9]+)*)$"
 )
 
@@ -141,6 +144,14 @@ def job_prefix(job: str) -> str:
     return validate_job(job) + "/"
 
 
+OBJECTS = "objects/"  # below a job's folder: every artifact, stored once and referenced by the sets that hold it
+
+
+def objects_prefix(job: str) -> str:
+    """``<job>/objects/``: where a job's artifacts are stored."""
+    return job_prefix(job) + OBJECTS
+
+
 @dataclass(frozen=True)
 class ArtifactKey:
     """The parts of an artifact's key."""
@@ -150,11 +161,13 @@ class ArtifactKey:
     name: str
     timestamp: datetime.datetime
     ext: str
+    shared: bool = False  # under <job>/objects/ (else in the dated folder of a set, as releases before wrote)
 
     @classmethod
     def build(cls, job: str, name: str, ext: str, when: datetime.datetime | None = None,
-              set_date: datetime.date | None = None) -> "ArtifactKey":
-        """Key for a new artifact of ``name``; the set date defaults to the timestamp's UTC date."""
+              set_date: datetime.date | None = None, shared: bool = True) -> "ArtifactKey":
+        """Key for a new artifact of ``name``: under ``<job>/objects/``, or (not ``shared``) in the set of
+        ``set_date``, by default the timestamp's UTC date."""
         when = _as_utc(when) if when is not None else utc_now()
         if not isinstance(ext, str) or not _EXT_RE.match(ext):
             raise LayoutError("%r is not a valid extension (lower-case letters and digits, dot-separated)" % (ext,))
@@ -164,28 +177,34 @@ class ArtifactKey:
             name=sanitize_name(name),
             timestamp=when.replace(microsecond=0),
             ext=ext,
+            shared=shared,
         )
 
     @classmethod
     def parse(cls, key: str) -> "ArtifactKey":
         match = _KEY_RE.match(key) if isinstance(key, str) else None
         if not match:
-            raise LayoutError("%r does not match <job>/<YYYY-MM-DD>/<name>_<YYYYMMDDTHHMMSSZ>.<ext>" % (key,))
+            raise LayoutError("%r does not match <job>/objects/<name>_<YYYYMMDDTHHMMSSZ>.<ext> (or an older release's "
+                              "<job>/<YYYY-MM-DD>/<name>_<YYYYMMDDTHHMMSSZ>.<ext>)" % (key,))
+        timestamp = parse_timestamp(match.group("timestamp"))
+        shared = match.group("date") == "objects"
         return cls(
             job=match.group("job"),
-            date=parse_date(match.group("date")),
+            date=timestamp.date() if shared else parse_date(match.group("date")),
             name=match.group("name"),
-            timestamp=parse_timestamp(match.group("timestamp")),
+            timestamp=timestamp,
             ext=match.group("ext"),
+            shared=shared,
         )
 
     @property
-    def set_prefix(self) -> str:
-        return set_prefix(self.job, self.date)
+    def folder(self) -> str:
+        """The folder of the key: ``<job>/objects/``, or its set's for an older release's artifact."""
+        return objects_prefix(self.job) if self.shared else set_prefix(self.job, self.date)
 
     @property
     def key(self) -> str:
-        return "%s%s_%s.%s" % (self.set_prefix, self.name, format_timestamp(self.timestamp), self.ext)
+        return "%s%s_%s.%s" % (self.folder, self.name, format_timestamp(self.timestamp), self.ext)
 
     def __str__(self) -> str:
         return self.key
@@ -195,7 +214,8 @@ CHECKSUMS_FOLDER = "checksums"
 
 
 def checksum_key(artifact_key: str) -> str:
-    """Where the checksum record of an artifact lives: ``<job>/<date>/checksums/<file>.json``.
+    """Where the checksum record of an artifact lives: ``<job>/objects/checksums/<file>.json`` (an older release's:
+    ``<job>/<date>/checksums/<file>.json``).
 
     The record is written once the artifact is completely stored; an artifact without one (a run
     killed between the two writes) is never trusted without reading it again.

@@ -10,8 +10,8 @@ A backup set is the folder ``<job>/<YYYY-MM-DD>/``. Every run recorded into it i
 ``runs/<finished>_<run id>_<source>.<status>.json``, written once and never changed (as are the verification and
 drill records, ``_records.py``): those are the facts, and every reader reads them (``_records.read_set``).
 
-``manifest.json`` (schema version 3) and ``SHA256SUMS`` are a view for people and for tools of the original
-layout (``sha256sum -c SHA256SUMS``): derived from the records by :func:`write_view` after each record is
+``manifest.json`` (schema version 3) and ``SHA256SUMS`` are a view for people and for tools
+(``cd <job> && sha256sum -c <date>/SHA256SUMS``: its paths are relative to the job's folder): derived from the records by :func:`write_view` after each record is
 written, rewritten freely (the last writer wins; a writer that sees records appear meanwhile writes again) and
 never read for a decision. A view that cannot be written is a warning, never a failed run.
 """
@@ -26,7 +26,7 @@ import typing as t
 import uuid
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import format_timestamp, parse_iso, set_prefix
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import format_timestamp, job_prefix, parse_iso, set_prefix
 from ansible_collections.corebackup.backup.plugins.module_utils._records import RecordError, read_set
 from ansible_collections.corebackup.backup.plugins.module_utils._schema import (
     ARTIFACT_SCHEMA,
@@ -107,7 +107,8 @@ def _dumps(document: t.Any) -> bytes:
 
 
 def sha256sums(manifest: dict, prefix: str) -> bytes:
-    """``SHA256SUMS`` in the format of sha256sum, paths relative to the set folder."""
+    """``SHA256SUMS`` in the format of sha256sum, paths relative to ``prefix``, the job's folder (the set's
+    artifacts lie under ``<job>/objects/``): ``cd <job> && sha256sum -c <date>/SHA256SUMS``."""
     artifacts = {}
     for run in manifest["runs"]:
         for artifact in run["artifacts"]:
@@ -168,7 +169,7 @@ def write_view(backend: t.Any, job: str, set_date: str) -> dict:
             if errors:
                 raise ManifestError("refusing to write a manifest that breaks its schema: %s" % "; ".join(errors[:5]))
             backend.write(prefix + MANIFEST, [_dumps(view)])
-            backend.write(prefix + SUMS, [sha256sums(view, prefix)])
+            backend.write(prefix + SUMS, [sha256sums(view, job_prefix(job))])
             if _record_names(load_set(backend, job, set_date, check_deleted=False)) == _record_names(backup_set):
                 return view
     raise ManifestError("records kept appearing in %s while its view was written; gave up after %d attempts" % (

@@ -718,8 +718,8 @@ class ArtifactWriter:
         return record.get("compression") == self.compression and recipients == sorted(self.recipients)
 
     def store(self, job: str, name: str, base_ext: str, chunks: t.Iterable[bytes], metadata: dict | None = None,
-              when: datetime.datetime | None = None, set_date: datetime.date | None = None,
-              contents: t.Callable[[], dict] | None = None) -> Artifact:
-        """Store a new artifact of ``name`` in the layout (``<job>/<date>/<name>_<ts>.<ext>``)."""
-        key = ArtifactKey.build(job, name, self.extension(base_ext), when=when, set_date=set_date).key
+              when: datetime.datetime | None = None, contents: t.Callable[[], dict] | None = None) -> Artifact:
+        """Store a new artifact of ``name`` in the layout (``<job>/objects/<name>_<ts>.<ext>``), once: the sets that
+        hold it reference it in their run records."""
+        key = ArtifactKey.build(job, name, self.extension(base_ext), when=when).key
         return self.write(key, chunks, metadata=metadata, contents=contents)

@@ -26,6 +26,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
     LayoutError,
     format_date,
     iso,
+    objects_prefix,
     parse_iso,
     set_prefix,
 )
@@ -109,9 +110,9 @@ def read_result(result):
 
 def incomplete(run, listed):
     """Why the set would not hold what the run says it holds: every item reported present needs its
-    artifact among the run's artifacts, and every artifact must be in the set as recorded.
+    artifact among the run's artifacts, and every artifact must be stored as recorded.
 
-    ``listed``: {key: size} of the set's objects.
+    ``listed``: {key: size} of the set's objects and of the job's shared objects the run names.
     """
     recorded = {artifact["key"] for artifact in run["artifacts"]}
     problems = []
@@ -122,7 +123,7 @@ def incomplete(run, listed):
     for artifact in run["artifacts"]:
         key = artifact["key"]
         if key not in listed:
-            problems.append("%s: not in the backup set" % key)
+            problems.append("%s: not in the store" % key)
         elif listed[key] != artifact["size"]:
             problems.append("%s: stored with %d bytes, recorded with %d" % (key, listed[key], artifact["size"]))
     return problems
@@ -174,19 +175,32 @@ def build_run(params, now):
 
 
 def set_date_of(job: str, run: dict) -> str:
-    """The set the run's artifacts are in (a run that crossed midnight wrote them into the day it started)."""
+    """The set the run's artifacts are in (a run that crossed midnight wrote them into the day it started): the
+    set of the artifacts an older release stored in a set's folder, else the day the run started."""
     dates = set()
     for artifact in run["artifacts"]:
         try:
             parsed = ArtifactKey.parse(artifact["key"])
         except LayoutError:
             continue
-        if parsed.job == job:
+        if parsed.job == job and not parsed.shared:
             dates.add(format_date(parsed.date))
     if len(dates) > 1:
         raise ManifestError("the artifacts lie in several backup sets (%s): record them one set at a time with set_date"
                             % ", ".join(sorted(dates)))
     return dates.pop() if dates else format_date(parse_iso(run["started"], "started"))
+
+
+# Below this many shared objects, a run checks each with a HEAD; above, one listing of <job>/objects/ is cheaper.
+STAT_AT_MOST = 20
+
+
+def stored_sizes(backend: t.Any, prefix: str, keys: set) -> dict:
+    """{key: size} of those of ``keys`` (below ``prefix``) that are stored."""
+    if len(keys) <= STAT_AT_MOST:
+        found = {key: backend.stat(key) for key in sorted(keys)}
+        return {key: obj.size for key, obj in found.items() if obj is not None}
+    return {obj.key: obj.size for obj in backend.list(prefix) if obj.key in keys}
 
 
 def record_result(backend: t.Any, job: str, run: dict, set_date: str | None = None, secrets: t.Iterable[str] = (),
@@ -200,13 +214,15 @@ def record_result(backend: t.Any, job: str, run: dict, set_date: str | None = No
     """
     set_date = set_date or set_date_of(job, run)
     prefix = set_prefix(job, set_date)
-    outside = [a["key"] for a in run["artifacts"] if not a["key"].startswith(prefix)]
+    shared = objects_prefix(job)
+    outside = [a["key"] for a in run["artifacts"] if not a["key"].startswith((prefix, shared))]
     if outside:
         # Retention deletes whole set folders: a set must not claim artifacts that live in another one.
-        raise ManifestError("artifacts must lie in the backup set %s they are recorded into; not there: %s" % (
-            prefix, ", ".join(outside[:5])))
+        raise ManifestError("artifacts must lie in %s or in the backup set %s they are recorded into; not there: %s" % (
+            shared, prefix, ", ".join(outside[:5])))
     backup_set = load_set(backend, job, set_date)
     listed = {obj.key: obj.size for obj in backup_set.objects}
+    listed.update(stored_sizes(backend, shared, {a["key"] for a in run["artifacts"] if a["key"].startswith(shared)}))
     problems = incomplete(run, listed)
     if problems:
         # A set that lacks an artifact the run relies on is never recorded as a success.

@@ -38,20 +38,28 @@ import datetime
 import json
 import os
 import tempfile
+import threading
 import typing as t
 import uuid
 from dataclasses import dataclass, field
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
+    CHECKSUMS_FOLDER,
     ArtifactKey,
     LayoutError,
     format_timestamp,
     iso,
     job_prefix,
+    objects_prefix,
     parse_date,
 )
-from ansible_collections.corebackup.backup.plugins.module_utils._schema import DELETION_RECORD_SCHEMA, schema_errors
+from ansible_collections.corebackup.backup.plugins.module_utils._records import RecordError, read_set
+from ansible_collections.corebackup.backup.plugins.module_utils._schema import (
+    DELETION_RECORD_SCHEMA,
+    OBJECT_DELETION_RECORD_SCHEMA,
+    schema_errors,
+)
 from ansible_collections.corebackup.backup.plugins.module_utils._sets import DELETIONS, iter_sets
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError
 
@@ -203,6 +211,8 @@ class SetSummary:
     objects: int
     run_ids: list = field(default_factory=list)
     deletion: str | None = None  # the deletion record of a set a retention run began to delete
+    references: frozenset = frozenset()  # the shared objects (<job>/objects/) its run records name
+    unreadable: str | None = None  # why its run records could not all be read (then nothing shared is deleted)
 
 
 class KeySpool:
@@ -234,7 +244,7 @@ class KeySpool:
 @dataclass
 class Plan:
     sets: dict  # {date text: SetSummary}
-    ignored: list  # keys under the job prefix outside any dated folder
+    ignored: list  # keys under the job prefix outside any dated folder and outside objects/
     decisions: list  # Decision, newest first
     removed: list  # items absent from the newest successful set, with where their last artifact is
     spool: KeySpool
@@ -301,14 +311,53 @@ def write_deletion_records(backend: t.Any, job: str, plan: Plan, policy: dict, w
 
 
 def item_names(backup_set: t.Any) -> set:
-    """The names of the items that have an artifact in a set (from the artifacts' keys)."""
+    """The names of the items that have an artifact in a set's own folder (an older release's layout)."""
     names = set()
     for obj in backup_set.objects:
         try:
-            names.add(ArtifactKey.parse(obj.key).name)
+            parsed = ArtifactKey.parse(obj.key)
         except LayoutError:
             continue  # manifest, run records, checksum records
+        if not parsed.shared:
+            names.add(parsed.name)
     return names
+
+
+# Run records read at once by a retention run (each set's are read once, to know its items and references).
+READERS = 16
+
+
+def read_references(backend: t.Any, job: str, sets: list) -> dict[str, tuple]:
+    """{set date: (item names, shared object keys, None) or (set(), frozenset(), why unreadable)} from the run
+    records of ``sets`` (BackupSets without their objects), READERS at a time. Key strings are shared between
+    sets (memory holds each key once, whatever the number of sets that reference it)."""
+    shared = objects_prefix(job)
+    interned: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def read(backup_set: t.Any) -> tuple[str, tuple]:
+        try:
+            records = read_set(backend, backup_set, need_runs=False)
+        except RecordError as exc:
+            return backup_set.date, (set(), frozenset(), str(exc))
+        if len(records.runs) < len(backup_set.runs):
+            return backup_set.date, (set(), frozenset(), "; ".join(records.problems) or "a run record cannot be read")
+        items = records.items()
+        names = {ArtifactKey.parse(item["key"]).name for item in items.values() if _parses(item["key"])}
+        with lock:
+            keys = frozenset(interned.setdefault(key, key) for key in records.artifacts() if key.startswith(shared))
+        return backup_set.date, (names, keys, None)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=READERS) as pool:
+        return dict(pool.map(read, sets))
+
+
+def _parses(key: str) -> bool:
+    try:
+        ArtifactKey.parse(key)
+    except LayoutError:
+        return False
+    return True
 
 
 def retention_plan(backend: t.Any, job: str, policy: dict, delete_unmanifested: bool = False,
@@ -321,16 +370,30 @@ def retention_plan(backend: t.Any, job: str, policy: dict, delete_unmanifested: 
     last_seen: dict[str, datetime.date] = {}
     names: dict[str, str] = {}  # one string per item name, whatever the number of sets
     spool = KeySpool()
+    recorded = []  # sets whose run records name their items and shared objects
     try:
-        for backup_set in iter_sets(backend, job, ignored.append, include_deleted=True):
+        shared = objects_prefix(job)
+
+        def other(key: str) -> None:
+            if not key.startswith(shared):  # the shared objects are swept apart (sweep_plan)
+                ignored.append(key)
+
+        for backup_set in iter_sets(backend, job, other, include_deleted=True):
             date = parse_date(backup_set.date)
             if backup_set.deletion is None:
                 for name in item_names(backup_set):
-                    last_seen[names.setdefault(name, name)] = date
+                    last_seen[names.setdefault(name, name)] = max(date, last_seen.get(name, date))
             summaries[backup_set.date] = SetSummary(backup_set.date, backup_set.status, backup_set.size,
                                                     len(backup_set.objects), sorted({r["run_id"] for r in backup_set.runs}),
                                                     backup_set.deletion)
             spool.add(backup_set.date, backup_set.objects)
+            backup_set.objects = []
+            if backup_set.deletion is None and (backup_set.runs or backup_set.has_manifest or backup_set.has_legacy_manifest):
+                recorded.append(backup_set)
+        for date, (found, keys, unreadable) in read_references(backend, job, recorded).items():
+            summaries[date].references, summaries[date].unreadable = keys, unreadable
+            for name in found:
+                last_seen[names.setdefault(name, name)] = max(parse_date(date), last_seen.get(name, parse_date(date)))
         statuses = {parse_date(date): summary.status for date, summary in summaries.items() if summary.deletion is None}
         decisions = judge_sets(statuses.items(), policy, delete_unmanifested=delete_unmanifested,
                                keep_removed_days=keep_removed_days, last_seen=last_seen)
@@ -346,3 +409,89 @@ def retention_plan(backend: t.Any, job: str, policy: dict, delete_unmanifested: 
     removed = [{"name": name, "last_set": last.isoformat(), "missing_since": since.isoformat(), "kept": last in kept}
                for name, (last, since) in sorted(removed_items(None, statuses, last_seen).items())]
     return Plan(summaries, ignored, decisions, removed, spool)
+
+
+# An object no kept set references is deleted only once it is this much older than the run (by the timestamp in its
+# key, the clock of the run that wrote it): a run that is writing, or one of an older release that holds no lease,
+# has not recorded its objects yet.
+GRACE = datetime.timedelta(days=1)
+
+
+@dataclass
+class Sweep:
+    """What retention does under ``<job>/objects/``: the objects (artifacts and their checksum records) no kept set
+    references and older than GRACE are deleted; the others stay."""
+
+    kept_sets: list  # the dates whose references were marked
+    referenced: int = 0  # artifacts a kept set references
+    young: int = 0  # artifacts no kept set references, newer than GRACE: left for a later run
+    doomed: list = field(default_factory=list)  # (key, size): unreferenced artifacts, then their checksum records
+    foreign: list = field(default_factory=list)  # keys under objects/ that are not this collection's
+    blocked: str | None = None  # why nothing under objects/ is deleted this time
+
+    @property
+    def bytes(self) -> int:
+        return sum(size for _key, size in self.doomed)
+
+    def summary(self) -> dict:
+        artifacts = [key for key, _size in self.doomed if "/%s/" % CHECKSUMS_FOLDER not in key]
+        return {"referenced": self.referenced, "young": self.young, "deleted": len(artifacts), "bytes": self.bytes,
+                "keys": artifacts[:100], "blocked": self.blocked}
+
+
+def sweep_plan(backend: t.Any, job: str, plan: Plan, now: datetime.datetime) -> Sweep:
+    """Mark every shared object a kept set references (read with the plan), then list ``<job>/objects/`` once and
+    sweep the rest, once older than GRACE. A kept set whose run records cannot all be read may reference anything:
+    then nothing is swept, and ``blocked`` says why."""
+    kept = {d.date.isoformat() for d in plan.decisions if d.keep}
+    sweep = Sweep(kept_sets=sorted(kept))
+    marked: set = set()
+    for date in sorted(kept):
+        summary = plan.sets[date]
+        if summary.unreadable:
+            sweep.blocked = "nothing under %s was deleted: the kept set %s has run records that cannot be read (%s)" % (
+                objects_prefix(job), date, summary.unreadable)
+            return sweep
+        marked.update(summary.references)
+    prefix = objects_prefix(job)
+    records = prefix + CHECKSUMS_FOLDER + "/"
+    cutoff = now - GRACE
+    doomed_records = []
+    for obj in backend.list(prefix):
+        is_record = obj.key.startswith(records)
+        artifact = prefix + obj.key[len(records):-len(".json")] if is_record and obj.key.endswith(".json") else obj.key
+        if artifact in marked:
+            sweep.referenced += 0 if is_record else 1
+            continue
+        try:
+            parsed = ArtifactKey.parse(artifact)
+        except LayoutError:
+            sweep.foreign.append(obj.key)
+            continue
+        if not parsed.shared or parsed.job != job:
+            sweep.foreign.append(obj.key)
+        elif parsed.timestamp > cutoff:
+            sweep.young += 0 if is_record else 1
+        else:
+            (doomed_records if is_record else sweep.doomed).append((obj.key, obj.size))
+    sweep.doomed.extend(doomed_records)
+    return sweep
+
+
+def write_object_deletion_record(backend: t.Any, job: str, sweep: Sweep, when: datetime.datetime) -> str | None:
+    """Before any of them is deleted: the record of the shared objects a retention run deletes; its key (None when
+    there are none). Raises BackupError when it cannot be written: then nothing is deleted."""
+    if not sweep.doomed:
+        return None
+    record = {"schema_version": 1, "job": job, "when": iso(when), "kept_sets": sweep.kept_sets,
+              "objects": [key for key, _size in sweep.doomed], "bytes": sweep.bytes}
+    errors = schema_errors(record, OBJECT_DELETION_RECORD_SCHEMA, "object deletion record")
+    if errors:
+        raise BackupError("; ".join(errors))
+    key = "%s%s%s_%s.objects.json" % (job_prefix(job), DELETIONS, format_timestamp(when), uuid.uuid4().hex)
+    try:
+        backend.write(key, [(json.dumps(record, sort_keys=True, indent=2) + "\n").encode("utf-8")], overwrite=False)
+    except StorageError as exc:
+        raise BackupError("nothing under %s was deleted: the object deletion record could not be written: %s" % (
+            objects_prefix(job), exc)) from None
+    return key

@@ -170,8 +170,26 @@ DELETION_RECORD_SCHEMA = _record_schema(
         "run_ids": {"type": "array", "items": {"type": "string"}},
     })
 
+OBJECT_DELETION_RECORD_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://github.com/corebackup/backup/schemas/object-deletion-record.json",
+    "title": "corebackup.backup object deletion record: retention deletes the shared objects no kept set references, "
+             "written before the deletion",
+    "type": "object",
+    "required": ["schema_version", "job", "when", "kept_sets", "objects", "bytes"],
+    "properties": {
+        "schema_version": {"const": 1},
+        "job": {"type": "string", "minLength": 1},
+        "when": {"type": "string", "pattern": _TIME},
+        "kept_sets": {"type": "array", "items": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}},
+        "objects": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "bytes": {"type": "integer", "minimum": 0},
+    },
+    "additionalProperties": False,
+}
+
 RECORD_SCHEMAS = {"verification-record": VERIFICATION_RECORD_SCHEMA, "drill-record": DRILL_RECORD_SCHEMA,
-                  "deletion-record": DELETION_RECORD_SCHEMA}
+                  "deletion-record": DELETION_RECORD_SCHEMA, "object-deletion-record": OBJECT_DELETION_RECORD_SCHEMA}
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

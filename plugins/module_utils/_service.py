@@ -60,7 +60,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._catalog import 
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._common import common_argument_spec
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, OptionError
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import format_timestamp, job_prefix, sanitize_name
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import format_date, format_timestamp, job_prefix, sanitize_name
 from ansible_collections.corebackup.backup.plugins.module_utils._lease import PROBES, job_lease, utc_clock
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import Artifact
@@ -345,7 +345,8 @@ class ServiceRunner:
         try:
             run = build_run(dict(RECORD_DEFAULTS, result=dict(output, warnings=list(get_warnings())),
                                  secrets=sorted(self.module.secrets)), finished)
-            recorded = record_result(self.module.backend, self.module.job, run, secrets=self.module.secrets)
+            recorded = record_result(self.module.backend, self.module.job, run, set_date=format_date(self.module.now),
+                                     secrets=self.module.secrets)
         except (BackupError, OSError) as exc:
             message = self.module.scrub("the run could not be recorded: %s" % exc)
             self.module.warn(message)

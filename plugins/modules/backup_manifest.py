@@ -57,9 +57,9 @@ options:
   set_date:
     description:
       - Date (V(YYYY-MM-DD), UTC) of the backup set.
-      - With O(state=present) it defaults to the set the artifacts are stored in (a run that crossed
-        midnight stored them under the day it started), or the day the run started when it has none. It
-        can name another day, for example to import backups made by other tools into this layout.
+      - With O(state=present) it defaults to the day the run started (or, for artifacts an older release stored in
+        a set's folder, that set). It can name another day, for example to import backups made by other tools
+        into this layout.
       - With O(state=verified) and O(state=query) it limits the work to that set; all sets otherwise.
     type: str
   all_jobs:
@@ -77,8 +77,9 @@ options:
       - Artifacts of the run, in the shared Artifact form. Each needs at least C(key) (relative to the
         storage root or prefix), C(size) and C(sha256); C(compression), C(encryption), C(created) and
         C(metadata) are kept when present.
-      - Every key must lie in the set's folder C(<job>/<set_date>/), since retention keeps or deletes
-        whole folders.
+      - Every key must lie under C(<job>/objects/), where the service modules store artifacts (the set references
+        them; retention deletes an object only when no kept set references it), or in the set's folder
+        C(<job>/<set_date>/), which retention deletes with the set.
     type: list
     elements: dict
   status:

@@ -20,8 +20,16 @@ description:
     M(corebackup.backup.backup_manifest)), so a run needs only one paginated listing of the job and
     one delete call per 1000 keys. A set without run records (no manifest) is reported, never counted,
     and deleted only with O(delete_unmanifested).
-  - Nothing outside C(<prefix>/<job>/) is listed, and inside it only folders named like a date are
-    touched; other keys are reported in RV(ignored).
+  - Artifacts are stored once under C(<prefix>/<job>/objects/) and referenced by the run records of every set
+    that holds them. After the sets, the run marks every object a kept set references and deletes the others
+    (mark and sweep), once they are more than a day older than the run (a run of an older release that holds no
+    lease may not have recorded them yet). If a kept set has a run record that cannot be read, no object is
+    deleted (RV(objects) says why). A deletion record C(<job>/deletions/<time>_<id>.objects.json) lists the
+    objects before they are deleted.
+  - The run holds the job's lease (one writing run of a job at a time, as backups do), waiting up to
+    O(lock_timeout) seconds for a running backup.
+  - Nothing outside C(<prefix>/<job>/) is listed, and inside it only folders named like a date and
+    C(objects/) are touched; other keys are reported in RV(ignored).
 author:
   - corebackup.backup contributors (@corebackup)
 extends_documentation_fragment:
@@ -77,6 +85,12 @@ options:
         in RV(removed_items). V(0) turns the rule off.
     type: int
     default: 365
+  lock_timeout:
+    description:
+      - Seconds to wait for the job's lease while another run (a backup, another retention run) holds it; V(0)
+        fails at once with a message naming the holder.
+    type: int
+    default: 0
   delete_unmanifested:
     description:
       - Also delete sets without any run record, when they are older than the newest successful set.
@@ -148,9 +162,19 @@ ignored:
   type: list
   elements: str
 bytes_freed:
-  description: Bytes of the objects deleted (that would be deleted in check mode).
+  description: Bytes of the objects deleted (that would be deleted in check mode), the sets' and the shared objects'.
   returned: always
   type: int
+objects:
+  description:
+    - The shared objects under C(<job>/objects/) (artifacts stored once and referenced by sets) -
+      C(referenced) (by a kept set), C(young) (referenced by no kept set, but less than a day old; left for a later
+      run), C(deleted) (that would be deleted in check mode), C(bytes) (theirs and their checksum records'),
+      C(keys) (the first 100 deleted), C(blocked) (why none was deleted, or null) and C(deletion_record).
+  returned: always
+  type: dict
+  sample: {referenced: 35, young: 0, deleted: 2, bytes: 1048576, keys: [github/objects/app_20261101T020000Z.tar.gz],
+           blocked: null, deletion_record: github/deletions/20261207T020000Z_5f3a.objects.json}
 errors:
   description: Keys that could not be deleted, with the error.
   returned: always
@@ -163,8 +187,16 @@ api_requests:
   sample: {ListObjectsV2: 10, DeleteObjects: 4}
 """
 
-from ansible_collections.corebackup.backup.plugins.module_utils._retention import RULES, check_policy, retention_plan, write_deletion_records
+from ansible_collections.corebackup.backup.plugins.module_utils._lease import job_lease
 from ansible_collections.corebackup.backup.plugins.module_utils._module import BackupModule
+from ansible_collections.corebackup.backup.plugins.module_utils._retention import (
+    RULES,
+    check_policy,
+    retention_plan,
+    sweep_plan,
+    write_deletion_records,
+    write_object_deletion_record,
+)
 
 
 def _line(entry):
@@ -187,34 +219,32 @@ def _delete(module, backend, batch, errors):
     return sum(size for key, size in batch if key not in failed_keys)
 
 
+def _delete_all(module, backend, doomed, errors):
+    """Delete (key, size) pairs DELETE_BATCH at a time; the bytes freed."""
+    freed, batch = 0, []
+    for key, size in doomed:
+        batch.append((key, size))
+        if len(batch) == DELETE_BATCH:
+            freed += _delete(module, backend, batch, errors)
+            batch = []
+    return freed + _delete(module, backend, batch, errors)
+
+
 def run(module):
     params = module.params
     job = module.job
     policy = {name: params[name] for name in RULES + ("min_keep",)}
     check_policy(policy)  # refuse an empty or negative policy before touching the store
+    if params["lock_timeout"] < 0:
+        module.fail("lock_timeout must be 0 (do not wait) or more seconds, got %d" % params["lock_timeout"])
     backend = module.backend
     backend.check_root()
-    found = retention_plan(backend, job, policy, params["delete_unmanifested"], keep_removed_days=params["keep_removed_days"])
-    try:
-        kept, deleted = found.entries(keep=True), found.entries(keep=False)
-        errors, bytes_freed = [], 0
-        records = [] if module.check_mode else write_deletion_records(backend, job, found, policy, module.now)
-        batch = []
-        for key, size in found.doomed_objects():  # from the plan's spool, DELETE_BATCH keys at a time
-            batch.append((key, size))
-            if len(batch) == DELETE_BATCH:
-                bytes_freed += _delete(module, backend, batch, errors)
-                batch = []
-        bytes_freed += _delete(module, backend, batch, errors)
-    finally:
-        found.spool.close()
-    output = dict(
-        changed=bool(deleted), kept=kept, deleted=deleted, deletion_records=records, ignored=found.ignored, errors=errors, bytes_freed=bytes_freed,
-        removed_items=found.removed,
-        unmanifested=[date for date, summary in sorted(found.sets.items()) if summary.status is None],
-        api_requests=dict(getattr(backend, "requests", {})),
-    )
+    with job_lease(backend, job, params["lock_timeout"], dry_run=module.check_mode) as lease:
+        output, errors = prune(module, backend, job, policy)
+    if lease is not None and lease.lost:
+        module.warn(lease.lost)
     if module.module._diff:  # pylint: disable=protected-access
+        kept, deleted = output["kept"], output["deleted"]
         before = sorted(kept + deleted, key=lambda e: e["date"], reverse=True)
         output["diff"] = {"before_header": "%s (%d sets)" % (job, len(before)),
                           "after_header": "%s (%d sets)" % (job, len(kept)),
@@ -223,6 +253,37 @@ def run(module):
         module.fail("could not delete %d key(s): %s" % (
             len(errors), "; ".join("%s: %s" % (e["key"], e["error"]) for e in errors[:10])), **output)
     module.exit(**output)
+
+
+def prune(module, backend, job, policy):
+    """The sets, then the shared objects no kept set references: (the result, the keys that could not be deleted)."""
+    params = module.params
+    found = retention_plan(backend, job, policy, params["delete_unmanifested"], keep_removed_days=params["keep_removed_days"])
+    try:
+        kept, deleted = found.entries(keep=True), found.entries(keep=False)
+        errors = []
+        sweep = sweep_plan(backend, job, found, module.now)
+        records = [] if module.check_mode else write_deletion_records(backend, job, found, policy, module.now)
+        bytes_freed = _delete_all(module, backend, found.doomed_objects(), errors)
+        objects = dict(sweep.summary(), deletion_record=None)
+        if not errors and sweep.doomed:
+            if not module.check_mode:
+                objects["deletion_record"] = write_object_deletion_record(backend, job, sweep, module.now)
+            bytes_freed += _delete_all(module, backend, sweep.doomed, errors)
+        elif errors and sweep.doomed:
+            objects.update(deleted=0, bytes=0, keys=[], blocked="nothing under objects/ was deleted: some keys of the "
+                           "sets could not be deleted")
+    finally:
+        found.spool.close()
+    if sweep.blocked:
+        module.warn(sweep.blocked)
+    output = dict(
+        changed=bool(deleted) or bool(objects["deleted"]), kept=kept, deleted=deleted, deletion_records=records,
+        ignored=found.ignored, errors=errors, bytes_freed=bytes_freed, objects=objects, removed_items=found.removed,
+        unmanifested=[date for date, summary in sorted(found.sets.items()) if summary.status is None],
+        api_requests=dict(getattr(backend, "requests", {})),
+    )
+    return output, errors
 
 
 def main():
@@ -235,6 +296,7 @@ def main():
         keep_yearly=dict(type="int"),
         min_keep=dict(type="int", default=1),
         keep_removed_days=dict(type="int", default=365),
+        lock_timeout=dict(type="int", default=0),
         delete_unmanifested=dict(type="bool", default=False),
     ))
     module.run(run)

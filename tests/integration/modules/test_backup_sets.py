@@ -360,7 +360,7 @@ def test_a_run_that_lacks_an_artifact_it_reports_is_never_a_success(store):
     result = dict(result, entries=[dict(entry, name="gamma", status="unchanged", key=ghost["key"])], artifacts=[ghost])
     run = module("backup_manifest", storage, result=result)  # the job from the result
     assert run.result["set_status"] == run.result["run"]["status"] == "failed"  # nothing of it is stored
-    assert "%s: not in the backup set" % ghost["key"] in run.result["run"]["errors"]
+    assert "%s: not in the store" % ghost["key"] in run.result["run"]["errors"]
     lost = dict(entry, name="x", status="lost", key=None)
     bad = module("backup_manifest", storage, job=JOB, result=dict(result, entries=[lost]))
     assert bad.failed and "entries[0].status 'lost' is not one of" in bad.result["msg"]

@@ -29,13 +29,17 @@ times = st.datetimes(min_value=datetime.datetime(1970, 1, 1), max_value=datetime
 
 def test_key_has_the_documented_shape():
     key = ArtifactKey.build("nightly-github", "ansible", "tar.gz", when=WHEN).key
-    assert key == "nightly-github/2024-05-01/ansible_20240501T020304Z.tar.gz"
+    assert key == "nightly-github/objects/ansible_20240501T020304Z.tar.gz"
+    # An older release's artifact, in its set's folder, is still read.
+    legacy = ArtifactKey.parse("nightly-github/2024-05-01/ansible_20240501T020304Z.tar.gz")
+    assert not legacy.shared and legacy.date == datetime.date(2024, 5, 1) and legacy.name == "ansible"
+    assert ArtifactKey.build("nightly-github", "ansible", "tar.gz", when=WHEN, shared=False) == legacy
 
 
 def test_timestamps_are_utc_whatever_the_input_zone():
     cest = datetime.timezone(datetime.timedelta(hours=2))
     local = datetime.datetime(2024, 5, 1, 1, 30, tzinfo=cest)  # 2024-04-30 23:30 UTC
-    assert ArtifactKey.build("j", "n", "tar", when=local).key == "j/2024-04-30/n_20240430T233000Z.tar"
+    assert ArtifactKey.build("j", "n", "tar", when=local).key == "j/objects/n_20240430T233000Z.tar"
 
 
 def test_naive_datetimes_are_refused():
@@ -50,8 +54,10 @@ def test_round_trip(job, name, ext, when):
     assert parsed == built
     assert parsed.name == sanitize_name(name)
     assert parsed.timestamp == when.replace(microsecond=0)
-    assert parsed.date == when.date()
-    assert built.key.startswith(set_prefix(job, when.date()))
+    assert parsed.date == when.date() and parsed.shared
+    assert built.key.startswith(job + "/objects/")
+    legacy = ArtifactKey.build(job, name, ext, when=when, shared=False)
+    assert ArtifactKey.parse(legacy.key) == legacy and legacy.key.startswith(set_prefix(job, when.date()))
 
 
 @given(name=st.text(min_size=1, max_size=200))
@@ -99,6 +105,6 @@ def test_keys_outside_the_layout_do_not_parse(key):
 
 
 def test_explicit_set_date_files_an_artifact_into_another_set():
-    key = ArtifactKey.build("j", "n", "tar", when=WHEN, set_date=datetime.date(2020, 1, 2))
+    key = ArtifactKey.build("j", "n", "tar", when=WHEN, set_date=datetime.date(2020, 1, 2), shared=False)
     assert key.key == "j/2020-01-02/n_20240501T020304Z.tar"
     assert ArtifactKey.parse(key.key).date == datetime.date(2020, 1, 2)

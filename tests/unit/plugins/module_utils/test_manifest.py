@@ -38,8 +38,8 @@ def make_run(run_id="r1", status="success", finished="2026-11-22T03:00:00Z", sou
     }
 
 
-def store_artifact(backend, name, data):
-    key = "%s/%s/%s_20261122T020000Z.bin" % (JOB, DATE, name)
+def store_artifact(backend, name, data, folder="objects"):
+    key = "%s/%s/%s_20261122T020000Z.bin" % (JOB, folder, name)
     backend.write(key, [data])
     return {"key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "compression": "none",
             "encryption": None, "created": "2026-11-22T02:00:00Z", "metadata": {}}
@@ -183,7 +183,7 @@ def test_newest_run_of_each_source_decides_the_set_status(runs, expected):
 def test_runs_accumulate_and_sha256sums_checks_out_with_sha256sum(tmp_path):
     backend = FilesystemBackend(str(tmp_path))
     first = store_artifact(backend, "one", b"first artifact\n")
-    second = store_artifact(backend, "two", b"second artifact\n")
+    second = store_artifact(backend, "two", b"second artifact\n", folder=DATE)  # an older release's, in its set
     m.record_run(backend, JOB, DATE, make_run("r1", artifacts=[first]))
     m.record_run(backend, JOB, DATE, make_run("r2", finished="2026-11-22T04:00:00Z", source=("mongodb", "db"),
                                               status="failed", artifacts=[second]))
@@ -192,11 +192,13 @@ def test_runs_accumulate_and_sha256sums_checks_out_with_sha256sum(tmp_path):
     assert records.problems == []
     assert [r["run_id"] for r in records.runs] == ["r1", "r2"]
     assert records.status == "partial" and backup_set.status == "partial"
-    folder = tmp_path / JOB / DATE
-    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True, text=True, check=False)
-    assert check.returncode == 0 and check.stdout.count(": OK") == 2
-    (folder / "two_20261122T020000Z.bin").write_bytes(b"second artifacT\n")
-    assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True, check=False).returncode != 0
+    # Paths relative to the job's folder: the set's artifacts lie under objects/ (and an older release's in the set).
+    sums = ["sha256sum", "-c", DATE + "/SHA256SUMS"]
+    check = subprocess.run(sums, cwd=tmp_path / JOB, capture_output=True, text=True, check=False)
+    assert check.returncode == 0 and check.stdout.count(": OK") == 2, check.stdout + check.stderr
+    assert "objects/one_20261122T020000Z.bin: OK" in check.stdout
+    (tmp_path / JOB / "objects" / "one_20261122T020000Z.bin").write_bytes(b"first artifacT\n")
+    assert subprocess.run(sums, cwd=tmp_path / JOB, capture_output=True, check=False).returncode != 0
 
 
 def test_a_run_the_view_lacks_is_read_from_its_record(tmp_path):

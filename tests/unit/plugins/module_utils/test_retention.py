@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.corebackup.backup.plugins.module_utils._retention import RULES, PolicyError, judge_sets, retention_plan
-from ansible_collections.corebackup.backup.plugins.module_utils._storage import StoredObject
+from ansible_collections.corebackup.backup.plugins.module_utils._storage import StorageError, StoredObject
 
 START = datetime.date(2023, 1, 1)
 STATUSES = ["success", "success", "success", "partial", "failed", None]
@@ -108,11 +108,17 @@ def test_empty_or_negative_policy_is_refused(policy, message):
 
 
 class ListingOnly:
-    """A store that can only list: enough for planning, and proof that planning reads no object."""
+    """A store that can list and refuses every read: planning reads nothing but run records (whose items and
+    shared objects it needs), and a store that refuses them leaves the plan of the sets unchanged."""
 
     def __init__(self, keys):
         self.keys = sorted(keys)
         self.prefixes = []
+        self.read = []
+
+    def read_bytes(self, key):
+        self.read.append(key)
+        raise StorageError("%s: refused" % key)
 
     def list(self, prefix=""):
         self.prefixes.append(prefix)
@@ -137,6 +143,7 @@ def test_nothing_outside_the_jobs_dated_folders_is_planned_for_deletion(history,
     store = ListingOnly(set(keys))
     planned = retention_plan(store, "job", policy)
     assert sorted(store.prefixes) == ["job/", "job/deletions/"]  # the sets, and the deletion records
+    assert all("/runs/" in key or key.endswith("/manifest.json") for key in store.read), store.read
     deleted_dates = {d.date.isoformat() for d in planned.decisions if not d.keep}
     for key in planned.doomed:
         job, date, _rest = key.split("/", 2)
