@@ -38,11 +38,10 @@ options:
         type: path
       carry:
         description:
-          - How the filesystem backend carries an unchanged artifact into a newer backup set.
-          - V(link) makes a hard link, so the sets share the bytes (and verification reads them once);
-            a copy is made where the filesystem has no hard links.
-          - V(copy) writes an independent copy into every set.
-          - On S3 an unchanged artifact is always a server-side copy (a full, billed object per set).
+          - Artifacts are stored once under C(<job>/objects/) and referenced by every set that holds them, on
+            every backend; nothing is carried by copying. This option only says how an artifact of an older
+            release, stored in its set's folder, is moved into C(<job>/objects/) the first time a newer set holds
+            it - V(link) a hard link (a copy where the filesystem has none), V(copy) a copy.
         type: str
         choices: [link, copy]
         default: link

@@ -87,7 +87,7 @@ def verify_artifact(backend: t.Any, key: str, expected_sha256: str, expected_siz
 
     ``truncated`` means the stored object is shorter than recorded, ``corrupted`` that it has the
     recorded size (or is longer) but other bytes. ``seen`` ({data id: (sha256, size)}, kept by the
-    caller) reads bytes that several keys share (hard links) only once.
+    caller) reads bytes that several keys share (hard links) or several sets reference (a shared object) only once.
     """
     stored = backend.stat(key)
     if stored is None:

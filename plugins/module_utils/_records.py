@@ -235,6 +235,19 @@ def read_set(backend: t.Any, backup_set: BackupSet, need_runs: bool = True) -> S
     return records
 
 
+def read_runs(backend: t.Any, backup_set: BackupSet) -> tuple[list[dict], list[str]]:
+    """The set's run records only (no legacy manifest, no verification or drill), read and validated: (runs oldest
+    first, problems). What retention needs of every set: the items and shared objects the set's runs name (a
+    manifest of an older release names only artifacts in the set's own folder)."""
+    problems: list[str] = []
+    runs = []
+    for parsed in sorted(backup_set.runs, key=lambda p: (p["finished"], p["run_id"])):
+        run = _valid(backend, parsed["key"], RUN_SCHEMA, problems)
+        if run is not None:
+            runs.append(run)
+    return runs, problems
+
+
 def _add_legacy(records: SetRecords, legacy: dict, known: set) -> None:
     """A schema 1/2 manifest's runs (those without their own record), verifications and drills, as legacy
     records, older than any record of this release."""

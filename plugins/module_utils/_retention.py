@@ -54,7 +54,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
     objects_prefix,
     parse_date,
 )
-from ansible_collections.corebackup.backup.plugins.module_utils._records import RecordError, read_set
+from ansible_collections.corebackup.backup.plugins.module_utils._records import read_runs
 from ansible_collections.corebackup.backup.plugins.module_utils._schema import (
     DELETION_RECORD_SCHEMA,
     OBJECT_DELETION_RECORD_SCHEMA,
@@ -336,17 +336,18 @@ def read_references(backend: t.Any, job: str, sets: list) -> dict[str, tuple]:
     lock = threading.Lock()
 
     def read(backup_set: t.Any) -> tuple[str, tuple]:
-        try:
-            records = read_set(backend, backup_set, need_runs=False)
-        except RecordError as exc:
-            return backup_set.date, (set(), frozenset(), str(exc))
-        if len(records.runs) < len(backup_set.runs):
-            return backup_set.date, (set(), frozenset(), "; ".join(records.problems) or "a run record cannot be read")
-        items = records.items()
-        names = {ArtifactKey.parse(item["key"]).name for item in items.values() if _parses(item["key"])}
+        runs, problems = read_runs(backend, backup_set)
+        if problems:
+            return backup_set.date, (set(), frozenset(), "; ".join(problems))
+        names, keys = set(), set()
+        for run in runs:
+            for artifact in run["artifacts"]:
+                if _parses(artifact["key"]):
+                    names.add(ArtifactKey.parse(artifact["key"]).name)
+                if artifact["key"].startswith(shared):
+                    keys.add(artifact["key"])
         with lock:
-            keys = frozenset(interned.setdefault(key, key) for key in records.artifacts() if key.startswith(shared))
-        return backup_set.date, (names, keys, None)
+            return backup_set.date, (names, frozenset(interned.setdefault(key, key) for key in keys), None)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=READERS) as pool:
         return dict(pool.map(read, sets))
@@ -388,7 +389,7 @@ def retention_plan(backend: t.Any, job: str, policy: dict, delete_unmanifested: 
                                                     backup_set.deletion)
             spool.add(backup_set.date, backup_set.objects)
             backup_set.objects = []
-            if backup_set.deletion is None and (backup_set.runs or backup_set.has_manifest or backup_set.has_legacy_manifest):
+            if backup_set.deletion is None and backup_set.runs:
                 recorded.append(backup_set)
         for date, (found, keys, unreadable) in read_references(backend, job, recorded).items():
             summaries[date].references, summaries[date].unreadable = keys, unreadable

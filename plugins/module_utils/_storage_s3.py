@@ -553,8 +553,12 @@ class S3Backend(StorageBackend):
             if _is_not_found(exc):
                 return None
             raise self._error("stat", key, exc) from exc
+        etag = response.get("ETag", "").strip('"') or None
+        # The same key with the same ETag and time holds the same bytes: sets that reference one shared object have
+        # it read once by a verification of all of them.
         return StoredObject(key=key, size=response["ContentLength"], modified=response.get("LastModified"),
-                            metadata=response.get("Metadata", {}), etag=response.get("ETag", "").strip('"') or None)
+                            metadata=response.get("Metadata", {}), etag=etag,
+                            data_id=("s3", key, etag, str(response.get("LastModified"))) if etag else None)
 
     def list(self, prefix: str = "") -> t.Iterator[StoredObject]:
         check_prefix(prefix)

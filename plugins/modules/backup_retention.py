@@ -241,6 +241,7 @@ def run(module):
     backend.check_root()
     with job_lease(backend, job, params["lock_timeout"], dry_run=module.check_mode) as lease:
         output, errors = prune(module, backend, job, policy)
+    output["api_requests"] = dict(getattr(backend, "requests", {}))  # the lease's release included
     if lease is not None and lease.lost:
         module.warn(lease.lost)
     if module.module._diff:  # pylint: disable=protected-access
@@ -281,13 +282,12 @@ def prune(module, backend, job, policy):
         changed=bool(deleted) or bool(objects["deleted"]), kept=kept, deleted=deleted, deletion_records=records,
         ignored=found.ignored, errors=errors, bytes_freed=bytes_freed, objects=objects, removed_items=found.removed,
         unmanifested=[date for date, summary in sorted(found.sets.items()) if summary.status is None],
-        api_requests=dict(getattr(backend, "requests", {})),
     )
     return output, errors
 
 
-def main():
-    module = BackupModule(argument_spec=dict(
+def argument_spec():
+    return dict(
         keep_days=dict(type="int", default=30),
         keep_last=dict(type="int"),
         keep_daily=dict(type="int"),
@@ -298,7 +298,11 @@ def main():
         keep_removed_days=dict(type="int", default=365),
         lock_timeout=dict(type="int", default=0),
         delete_unmanifested=dict(type="bool", default=False),
-    ))
+    )
+
+
+def main():
+    module = BackupModule(argument_spec=argument_spec())
     module.run(run)
 
 

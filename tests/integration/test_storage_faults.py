@@ -79,15 +79,18 @@ def make_source(root, name, size):
 
 def in_older_set(relative, skip_prefix):
     """Is ``relative`` (to the store's root or prefix) in a backup set folder not under ``skip_prefix`` (a prefix or
-    a tuple of them)?"""
+    a tuple of them), or a shared object (``<job>/objects/``) written on a day whose set is not under it?"""
     parts = relative.split("/")
+    if len(parts) > 2 and parts[1] == "objects":
+        stamp = re.search(r"_(\d{4})(\d{2})(\d{2})T\d{6}Z\.", parts[-1])
+        return stamp is not None and not ("%s/%s-%s-%s/" % ((parts[0],) + stamp.groups())).startswith(skip_prefix)
     return len(parts) > 2 and re.match(r"^\d{4}-\d{2}-\d{2}$", parts[1]) is not None and not relative.startswith(
         skip_prefix)
 
 
 def store_snapshot(backend, skip_prefix):
-    """sha256 of every object of the backup sets other than ``skip_prefix`` (today's set); on a filesystem every
-    file of their folders, hidden helper files included."""
+    """sha256 of every object of the backup sets other than ``skip_prefix`` (today's set) and of the shared objects
+    written on their days; on a filesystem every file of their folders, hidden helper files included."""
     found = {}
     if isinstance(backend, FilesystemBackend):
         for relative in files_below(backend.root):
@@ -124,6 +127,11 @@ def uploads(backend):
 
 def today_prefix():
     return "%s/%s/" % (JOB, TODAY.date().isoformat())
+
+
+def objects_of(backend, name):
+    """The keys of ``name``'s artifacts and checksum records under the job's shared objects."""
+    return [o.key for o in backend.list(JOB + "/objects/") if "/%s_" % name in o.key]
 
 
 def records_of(backend):
@@ -193,7 +201,7 @@ def test_a_full_store_fails_naming_the_path_and_keeps_older_sets(full_store, tmp
     failed = entry(run, "big")
     print("store filled up by %s: %s" % (how, failed["error"]))
     assert failed["status"] == "failed" and entry(run, "small")["status"] == "backed_up", (how, run.result["entries"])
-    final = os.path.join(root, today_prefix(), "big_%s.tar.gz" % TODAY.strftime("%Y%m%dT%H%M%SZ"))
+    final = os.path.join(root, JOB, "objects", "big_%s.tar.gz" % TODAY.strftime("%Y%m%dT%H%M%SZ"))
     # The error names the file it could not write and the system's reason, in the entry and in the task's message.
     assert final in failed["error"] and error in failed["error"], (how, failed["error"])
     assert final in run.result["msg"] and error in run.result["msg"], (how, run.result["msg"])
@@ -270,7 +278,7 @@ def test_s3_faults_are_retried_or_fail_cleanly(case, s3_endpoint, s3_proxy, tmp_
     sources = str(tmp_path / "src")
     before = older_set(backend, make_source(sources, "small", 20000))
     big = make_source(sources, "big", size)
-    key = today_prefix() + "big_%s.tar" % TODAY.strftime("%Y%m%dT%H%M%SZ")
+    key = "%s/objects/big_%s.tar" % (JOB, TODAY.strftime("%Y%m%dT%H%M%SZ"))
     s3_proxy.clear()
     for rule in rules:
         s3_proxy.add(rule)
@@ -298,7 +306,7 @@ def test_s3_faults_are_retried_or_fail_cleanly(case, s3_endpoint, s3_proxy, tmp_
         assert hashlib.sha256(data).hexdigest() == done["sha256"] and len(data) == done["size"]
         with open(os.path.join(big, "data.bin"), "rb") as handle:
             assert tar_member(data, "big/data.bin") == handle.read(), name
-        checksum = json.loads(backend.read_bytes(today_prefix() + "checksums/" + key.rsplit("/", 1)[1] + ".json"))
+        checksum = json.loads(backend.read_bytes(JOB + "/objects/checksums/" + key.rsplit("/", 1)[1] + ".json"))
         assert (checksum["sha256"], checksum["size"]) == (done["sha256"], done["size"])
         # Within the backoff budget: each fault cost one more send and a short wait, nothing more.
         if operation == "UploadPart":
@@ -321,7 +329,7 @@ def test_s3_faults_are_retried_or_fail_cleanly(case, s3_endpoint, s3_proxy, tmp_
         if operation in ("UploadPart", "CompleteMultipartUpload"):
             assert aborts, (name, "the failed multipart upload was not aborted")
         # Nothing under the final key, no checksum record: today's set holds nothing of big.
-        assert [o.key for o in backend.list(today_prefix())] == [], name
+        assert [o.key for o in backend.list(today_prefix())] == [] and objects_of(backend, "big") == [], name
         recorded = record(storage, run.result, TODAY)
         assert recorded.result["set_status"] == "failed"
         [stored_run] = records_of(backend).runs
@@ -369,8 +377,8 @@ def test_a_killed_run_leaves_no_artifact_and_no_run_and_the_next_run_succeeds(ki
         proxy.clear()
     left = leftovers()
     assert len(left) == 1
-    # Nothing under a final name in today's set, no checksum record, no run record, no manifest.
-    assert [o.key for o in backend.list(today_prefix())] == []
+    # Nothing under a final name, no checksum record, no run record, no manifest.
+    assert [o.key for o in backend.list(today_prefix())] == [] and objects_of(backend, "big") == []
     assert store_snapshot(backend, today_prefix()) == before
 
     rerun = run_module(COLLECTIONS, "files_backup", args, env=at(TODAY, minutes=10))

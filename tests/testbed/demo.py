@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 
+from ansible_collections.corebackup.backup.plugins.module_utils._records import read_set
 from ansible_collections.corebackup.backup.plugins.module_utils._sets import list_sets
 from ansible_collections.corebackup.backup.plugins.module_utils._storage import backend_from_params
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
@@ -144,10 +145,9 @@ def table(stores: dict) -> None:
             if not sets:
                 continue
             newest = max(sets)
-            artifacts = [o for o in sets[newest].objects if "/checksums/" not in o.key and "/runs/" not in o.key
-                         and not o.key.rsplit("/", 1)[-1].startswith(".")
-                         and not o.key.endswith(("manifest.json", "SHA256SUMS"))]
-            print("%-14s %-8s %-12s %9d %12d  %s" % (job, label, newest, len(artifacts), sum(o.size for o in artifacts),
+            # What the set's run records list (its artifacts are shared objects under <job>/objects/).
+            artifacts = [item["artifact"] for item in read_set(backend, sets[newest]).items().values()]
+            print("%-14s %-8s %-12s %9d %12d  %s" % (job, label, newest, len(artifacts), sum(a["size"] for a in artifacts),
                                                      where % (job, newest)))
 
 
@@ -194,7 +194,7 @@ def main() -> int:
         print("\nThe report, one self-contained page: %s" % os.path.join(workdir, "report.html"))
     print("\nThe demo's servers are stopped: the S3, MongoDB and PostgreSQL data are gone, the filesystem backups stay.")
     print("Restore an artifact with the standard tools (the private key is %s):" % identity)
-    print("  cd <set folder> && sha256sum -c SHA256SUMS")
+    print("  cd <job folder> && sha256sum -c <date>/SHA256SUMS    (the artifacts are under objects/)")
     print("  age -d -i %s <artifact>.tar.gz.age | tar -xz" % identity)
     print("  age -d -i %s <database>.archive.gz.age | mongorestore --archive --gzip" % identity)
     print("  createdb <new database> && age -d -i %s <database>.dump.age | pg_restore --no-owner -d <new database>"

@@ -18,7 +18,7 @@ import pytest
 
 from ansible_collections.corebackup.backup.plugins.module_utils._catalog import carry
 from ansible_collections.corebackup.backup.plugins.module_utils._checksum import verify_artifact
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import checksum_key
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, checksum_key
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import (
     ArtifactWriter,
     bytes_stream,
@@ -243,14 +243,32 @@ def test_attempts_mean_sends_botocore_does_not_retry_again(s3_proxy):
     assert stored.size == 4 and s3_proxy.count("PutObject") == 4
 
 
+def legacy(writer, name, ext, chunks, metadata=None):
+    """An artifact as the release before shared objects stored it: in the folder of its set (DAY1's)."""
+    return writer.write(ArtifactKey.build("job", name, writer.extension(ext), when=DAY1, shared=False).key, chunks,
+                        metadata=metadata)
+
+
+def test_an_unchanged_shared_artifact_is_referenced_not_copied(tmp_path):
+    backend = FilesystemBackend(str(tmp_path))
+    artifact = ArtifactWriter(backend, "none").store("job", "a", "bin", blocks(b"a" * 1000), metadata={"k": "v"},
+                                                     when=DAY1)
+    before = sorted(o.key for o in backend.list(""))
+    carried = carry(backend, artifact, "job", DAY2, {"checked": "2024-05-02"})
+    assert carried.key == artifact.key == carried.carried_from and artifact.key.startswith("job/objects/a_20240501T")
+    assert carried.metadata == {"k": "v", "checked": "2024-05-02"} and carried.sha256 == artifact.sha256
+    assert sorted(o.key for o in backend.list("")) == before  # nothing written
+
+
 def test_carry_links_or_copies_on_the_filesystem(tmp_path):
+    """An older release's artifact (in its set's folder) is moved into objects/ once, by a hard link or a copy."""
     for mode in ("link", "copy"):
         backend = FilesystemBackend(str(tmp_path / mode), carry=mode)
-        artifact = ArtifactWriter(backend, "gzip", 1).store("job", "a", "tar", blocks(os.urandom(300000)),
-                                                            metadata={"refs_digest": "r1"}, when=DAY1)
+        artifact = legacy(ArtifactWriter(backend, "gzip", 1), "a", "tar", blocks(os.urandom(300000)),
+                          metadata={"refs_digest": "r1"})
         carried = carry(backend, artifact, "job", DAY2)
         source, target = (os.stat(os.path.join(backend.root, k)) for k in (artifact.key, carried.key))
-        assert carried.carried_from == artifact.key and carried.key.startswith("job/2024-05-02/a_20240502T")
+        assert carried.carried_from == artifact.key and carried.key.startswith("job/objects/a_20240502T")
         assert (source.st_ino == target.st_ino) == (mode == "link")
         assert backend.stat(carried.key).metadata == {"refs_digest": "r1"}
         assert verify_artifact(backend, carried.key, artifact.sha256, artifact.size).ok
@@ -260,20 +278,20 @@ def test_carry_links_or_copies_on_the_filesystem(tmp_path):
 
 def test_a_copy_that_does_not_match_the_record_is_refused(tmp_path):
     backend = FilesystemBackend(str(tmp_path), carry="copy")
-    artifact = ArtifactWriter(backend, "none").store("job", "a", "bin", blocks(b"precious" * 1000), when=DAY1)
+    artifact = legacy(ArtifactWriter(backend, "none"), "a", "bin", blocks(b"precious" * 1000))
     with open(os.path.join(backend.root, artifact.key), "r+b") as handle:
         handle.write(b"X")  # bit rot since it was recorded
     with pytest.raises(StorageError, match="no longer matches its recorded size and sha256"):
         carry(backend, artifact, "job", DAY2)
-    assert not [o for o in backend.list("job/2024-05-02/") if not o.key.endswith(".json")]
+    assert not [o for o in backend.list("job/objects/") if not o.key.endswith(".json")]
 
 
 def test_s3_carries_by_server_side_copy_part_by_part_above_the_limit(s3_proxy):
     backend = make_s3_backend(s3_proxy.url, storage_class="STANDARD_IA", sse="AES256", max_copy_size=6 * MiB,
                               copy_part_size=5 * MiB)
     data = os.urandom(13 * MiB)
-    big = ArtifactWriter(backend, "none").store("job", "big", "bin", blocks(data), metadata={"k": "v"}, when=DAY1)
-    small = ArtifactWriter(backend, "none").store("job", "small", "bin", blocks(b"s" * 1000), when=DAY1)
+    big = legacy(ArtifactWriter(backend, "none"), "big", "bin", blocks(data), metadata={"k": "v"})
+    small = legacy(ArtifactWriter(backend, "none"), "small", "bin", blocks(b"s" * 1000))
     s3_proxy.clear()
     carried = [carry(backend, artifact, "job", DAY2) for artifact in (big, small)]
     assert s3_proxy.count("UploadPartCopy") == 3 and s3_proxy.count("CopyObject") == 1
@@ -287,11 +305,11 @@ def test_s3_carries_by_server_side_copy_part_by_part_above_the_limit(s3_proxy):
 
 def test_s3_refusing_a_copy_leaves_nothing(s3_proxy):
     backend = make_s3_backend(s3_proxy.url)
-    artifact = ArtifactWriter(backend, "none").store("job", "cold", "bin", blocks(b"c" * 1000), when=DAY1)
+    artifact = legacy(ArtifactWriter(backend, "none"), "cold", "bin", blocks(b"c" * 1000))
     s3_proxy.add(Rule("CopyObject", "status", status=403, code="InvalidObjectState", count=-1))
     with pytest.raises(StorageError, match="InvalidObjectState"):
         carry(backend, artifact, "job", DAY2)
-    assert [o.key for o in backend.list("job/2024-05-02/")] == []
+    assert [o.key for o in backend.list("job/objects/")] == []
     assert s3_proxy.count("CopyObject") == 1  # not a transient error: no retry
 
 
@@ -320,7 +338,8 @@ def test_leftovers_older_than_a_day_are_cleaned(backend):
                  (time.time() - 3 * 86400,) * 2)
     assert backend.clean_leftovers("job/", DAY1) == []  # not older than a day by the run's clock
     cleaned = backend.clean_leftovers("job/", datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2))
-    assert len(cleaned) == 1 and cleaned[0].startswith("job/2024-05-01/")
+    # The upload of a killed run (S3, under objects/), the temporary file a killed process left (in a set's folder).
+    assert len(cleaned) == 1 and cleaned[0].startswith("job/objects/" if isinstance(backend, S3Backend) else "job/2024-05-01/")
     left = backend.clean_leftovers("", datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2))
     assert len(left) == 1 and left[0].startswith("other/")  # only under the job's prefix, until asked for
 

@@ -20,7 +20,9 @@ import time
 
 import pytest
 
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, LayoutError, iso, sanitize_name
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import ArtifactKey, iso, sanitize_name
+from ansible_collections.corebackup.backup.plugins.module_utils._records import read_set
+from ansible_collections.corebackup.backup.plugins.module_utils._sets import iter_sets
 from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend
 from ansible_collections.corebackup.backup.plugins.module_utils._storage_s3 import S3Backend
 from ansible_collections.corebackup.backup.tests.conftest import files_below
@@ -89,14 +91,14 @@ def statuses(run):
 
 
 def artifacts_by_set(backend):
-    """{set date: {item name: key}} of every artifact in the store."""
+    """{set date: {item name: key}} of every set that is not gone, as its run records say; each key is stored with
+    the size its set recorded (a set whose artifact is gone would not be complete)."""
     found = {}
-    for obj in backend.list(JOB + "/"):
-        try:
-            parsed = ArtifactKey.parse(obj.key)
-        except LayoutError:
-            continue
-        found.setdefault(parsed.date.isoformat(), {})[parsed.name] = obj.key
+    stored = {obj.key: obj.size for obj in backend.list(JOB + "/objects/")}
+    for backup_set in iter_sets(backend, JOB):
+        for item in read_set(backend, backup_set).items().values():
+            assert stored.get(item["key"]) == item["artifact"]["size"], (backup_set.date, item["key"])
+            found.setdefault(backup_set.date, {})[ArtifactKey.parse(item["key"]).name] = item["key"]
     return found
 
 
@@ -167,19 +169,17 @@ def test_every_set_is_complete_and_retention_keeps_every_repository(org, store, 
         elif day == -10:
             expected[WIKI_EDITED] = "backed_up"  # a change to the wiki alone is backed up
         assert statuses(run) == expected, day
-        assert run.changed  # carrying into a new day's set is a change
+        assert run.changed  # referencing in a new day's set is a change
         assert len(run.result["artifacts"]) == len(upstream)
-        assert {a["key"].split("/")[1] for a in run.result["artifacts"]} == {at(day).date().isoformat()}
+        assert {a["key"].split("/")[1] for a in run.result["artifacts"]} == {"objects"}
         carried = [a for a in run.result["artifacts"] if a.get("carried_from")]
+        # Referenced where it is, written once: a carried artifact is the object an earlier set holds.
+        assert all(a["key"] == a["carried_from"] for a in carried)
         if day == -44 and proxy is None:
-            # A hard link: the same inode, no new byte for any artifact.
-            for artifact in carried:
-                new, old = (os.stat(os.path.join(backend.root, k)) for k in (artifact["key"], artifact["carried_from"]))
-                assert (new.st_ino, new.st_nlink) == (old.st_ino, 2)
             added_bytes, added_du = unique_bytes(backend.root) - before[0], du_bytes(os.path.join(backend.root, JOB)) - before[1]
             artifact_bytes = sum(a["size"] for a in carried)
             # Besides the set's own records (the run record and the manifest the run writes, which grow with the
-            # number of items, not with their bytes), only small checksum records were added: far below one copy.
+            # number of items, not with their bytes), nothing was added: no copy, no link, no checksum record.
             keys = {a["key"] for a in run.result["artifacts"]}
             set_dir = os.path.join(backend.root, JOB, at(day).date().isoformat())
             records = [os.lstat(os.path.join(d, f)) for d, _dirs, files in os.walk(set_dir) for f in files
@@ -190,7 +190,7 @@ def test_every_set_is_complete_and_retention_keeps_every_repository(org, store, 
         if proxy is not None and day in (-44, 0):
             uploads = [e for e in proxy.log if e.operation in ("PutObject", "UploadPart") and ".tar.gz" in e.path
                        and "/checksums/" not in e.path]
-            assert uploads == [] and proxy.count("CopyObject") == len(carried) == len(upstream)
+            assert uploads == [] and proxy.count("CopyObject") == 0 and len(carried) == len(upstream)
         recorded = record(storage, run.result, at(day, hours=1))
         assert recorded.result["set_status"] == "success"
         assert sorted(e["name"] for e in recorded.result["run"]["entries"]) == sorted(upstream)

@@ -380,16 +380,18 @@ def test_the_registered_result_is_recorded_and_verified_by_backup_manifest(githu
     assert [e.split(":")[0] for e in record["errors"]] == ["dmca-repo"]
     assert len(record["artifacts"]) == run.result["totals"]["backed_up"]
     assert record["counts"]["backed_up"] == run.result["totals"]["backed_up"]
-    set_dir = os.path.dirname(os.path.join(store, record["artifacts"][0]["key"]))
-    check = subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=set_dir, capture_output=True, text=True,
-                           check=False)
-    assert check.returncode == 0, check.stdout + check.stderr
+    # As README says: from the job's folder, the set's SHA256SUMS (its artifacts lie under objects/).
+    job_dir = os.path.join(store, "github")
+    set_date = recorded.result["manifest_key"].split("/")[1]
+    check = subprocess.run(["sha256sum", "--quiet", "-c", set_date + "/SHA256SUMS"], cwd=job_dir, capture_output=True,
+                           text=True, check=False)
+    assert check.returncode == 0 and record["artifacts"][0]["key"].startswith("github/objects/"), check.stdout + check.stderr
     verified = run_module(COLLECTIONS, "backup_manifest", {"state": "verified", "job": "github", "storage": storage})
     assert not verified.failed, verified.result.get("msg")
     # Every artifact of the set is re-read: this run's, and those the later runs of this module recorded.
     assert {a["key"] for a in record["artifacts"]} <= {v["key"] for v in verified.result["verified"]}
     assert {v["status"] for v in verified.result["verified"]} == {"ok"}
-    with open(os.path.join(set_dir, "manifest.json"), encoding="utf-8") as handle:
+    with open(os.path.join(job_dir, set_date, "manifest.json"), encoding="utf-8") as handle:
         assert token not in handle.read()
 
 

@@ -212,9 +212,9 @@ def immutable(folder: str) -> None:
         pytest.skip("chattr +i is not possible here: %s" % done.stderr.strip())
 
 
-def read_only_set(case: Case) -> list:
-    """The folder of the run's set refuses new entries; the journal goes elsewhere."""
-    folder = os.path.join(case.store, JOB, NOW[:10])
+def read_only_objects(case: Case) -> list:
+    """The job's objects folder refuses new entries; the journal goes elsewhere."""
+    folder = os.path.join(case.store, JOB, "objects")
     os.makedirs(folder)
     immutable(folder)
     return []
@@ -336,8 +336,8 @@ POINTS = [
           storage="s3"),
     Point("fs-read-only-mid-run", "stop", docker("GET", ARCHIVE, **STALL), "failed", r"{volume}: .*Operation not permitted",
           during=make_read_only_mid_run),
-    Point("fs-write-refused", "pause", read_only_set, "failed",
-          r"cannot write \S+/store/volumes/%s/\S+: \[Errno 1\] Operation not permitted" % NOW[:10],
+    Point("fs-write-refused", "pause", read_only_objects, "failed",
+          r"cannot write \S+/store/volumes/objects/\S+: \[Errno 1\] Operation not permitted",
           env={"COREBACKUP_NOW": NOW}),
     # SIGKILL of the module, then the next run
     Point("kill-while-stopped-mid-archive", "stop", docker("GET", ARCHIVE, **STALL), "killed",

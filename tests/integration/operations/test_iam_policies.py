@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 
 import boto3
@@ -122,12 +123,10 @@ def test_each_play_works_with_its_policy_alone_and_what_it_leaves_out_is_refused
     assert first["status"] == "success" and first["set_status"] == "success", first.get("msg", output)
     assert max(artifact["size"] for artifact in first["artifacts"]) > 8 * 1024 * 1024
     assert second["set_status"] == "success", second.get("msg", output)
-    # A create-only policy refuses CopyObject (it cannot carry If-None-Match: AWS answers 501), so the unchanged
-    # item is not carried: the run uploads it again from the source and says why (until shared objects replace
-    # carried copies). The run and its set succeed.
-    assert [e["status"] for e in second["entries"]] == ["backed_up"], second["entries"]
-    assert len(second["warnings"]) == 1 and "could not carry" in second["warnings"][0], second["warnings"]
-    assert "AccessDenied) when calling the CopyObject operation" in second["warnings"][0], second["warnings"]
+    # The unchanged item is referenced by the new set, not copied: nothing to refuse, nothing uploaded again.
+    assert [e["status"] for e in second["entries"]] == ["carried"], second["entries"]
+    assert second["entries"][0]["key"] == first["entries"][0]["key"] and "/objects/" in first["entries"][0]["key"]
+    assert not [w for w in second.get("warnings", []) if "could not carry" in w], second["warnings"]
     bucket, prefix = storages["backup"]["bucket"], storages["backup"]["prefix"]
     # ... it creates objects, but cannot replace one (a plain PUT, a multipart upload, a copy over it) nor delete
     # one; the artifact is intact.
@@ -153,8 +152,9 @@ def test_each_play_works_with_its_policy_alone_and_what_it_leaves_out_is_refused
     assert "AccessDenied" in backup_prunes["msg"], backup_prunes["msg"]
     assert refused(backup_s3.put_object, Bucket=bucket, Key=prefix + "site/deletions/x.%s.json" % DAY1, Body=b"{}",
                    IfNoneMatch="*") == "AccessDenied"
-    # prune: the same policy with the prune user's keys deletes the old set.
+    # prune: the same policy with the prune user's keys deletes the old set, but not the object the kept set references.
     assert not pruned.get("failed") and pruned["errors"] == [] and [s["date"] for s in pruned["deleted"]] == [DAY1], pruned
+    assert pruned["objects"]["referenced"] == 1 and pruned["objects"]["blocked"] is None, pruned["objects"]
     # verify: reads every artifact and records it.
     assert not verified.get("failed"), verified.get("msg")
     # restore: lists, restores into a new folder, drills (recorded), and an in-place restore backs up what it replaces.
@@ -184,7 +184,11 @@ def test_each_play_works_with_its_policy_alone_and_what_it_leaves_out_is_refused
     newest = json.loads(s3.get_object(Bucket=bucket, Key=prefix + leases[-1])["Body"].read())
     assert newest["state"] == "released", newest
     assert not [key for key in keys if key.endswith((".lease", ".write-probe"))], keys
-    assert sorted({key.split("/")[0] + "/" + key.split("/")[1] for key in keys if "/leases/" not in key}) == [
-        "/".join(in_place["pre_restore"]["artifacts"][0].split("/")[:2]), "site/" + DAY2, "site/deletions"]
+    folders = sorted({key.split("/")[0] + "/" + key.split("/")[1] for key in keys if "/leases/" not in key})
+    pre_restore_sets = [f for f in folders if re.match(r"^site-pre-restore/\d{4}-\d{2}-\d{2}$", f)]
+    assert in_place["pre_restore"]["artifacts"][0].startswith("site-pre-restore/objects/")
+    # The sets, their shared objects (the site's artifact of DAY1 is kept: DAY2 references it), and the prune's record.
+    assert len(pre_restore_sets) == 1 and folders == sorted(pre_restore_sets + [
+        "site-pre-restore/objects", "site/" + DAY2, "site/deletions", "site/objects"]), folders
     [deletion] = [key for key in keys if key.startswith("site/deletions/")]  # the prune's record of the set it deleted
     assert deletion.endswith(".%s.json" % DAY1) and pruned["deletion_records"] == [deletion], pruned

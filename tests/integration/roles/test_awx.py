@@ -122,7 +122,7 @@ def test_a_project_synced_without_the_vault_backs_up_restores_and_drills_with_th
     backup = run_playbook(COLLECTIONS, str(project / "playbooks" / "backup.yml"), str(script), args=vault_args)
     assert backup.returncode == 0, backup.stdout[-3000:] + backup.stderr[-3000:]
     [day] = dated_folders(tmp_path / "store" / "site")
-    artifacts = [name for name in os.listdir(str(tmp_path / "store" / "site" / day)) if name.endswith(".age")]
+    artifacts = [name for name in os.listdir(str(tmp_path / "store" / "site" / "objects")) if name.endswith(".age")]
     assert len(artifacts) == 1  # encrypted to the recipients of the vault, which the job read
     (srv / "site" / "index.html").write_text("version 2, broken\n")
 

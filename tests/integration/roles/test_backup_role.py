@@ -165,9 +165,10 @@ def test_group_module_defaults_reach_a_job_that_records_its_own_run(tmp_path, ag
     assert run.returncode == 0, run.stdout[-3000:]
     date = set_records(tmp_path / "store", "etc").date
     folder = tmp_path / "store" / "etc" / date
-    artifacts = [name for name in os.listdir(str(folder)) if name.startswith("etc_")]
+    objects = tmp_path / "store" / "etc" / "objects"  # the set references its artifact there
+    artifacts = [name for name in os.listdir(str(objects)) if name.startswith("etc_")]
     assert len(artifacts) == 1 and artifacts[0].endswith(".tar.gz.age"), artifacts
-    assert (folder / artifacts[0]).read_bytes().startswith(b"age-encryption.org/v1")
+    assert (objects / artifacts[0]).read_bytes().startswith(b"age-encryption.org/v1")
     runs = set_records(tmp_path / "store", "etc").runs
     assert [(r["status"], r["source"]["type"]) for r in runs] == [("success", "files")]
     assert len(os.listdir(str(folder / "runs"))) == 1

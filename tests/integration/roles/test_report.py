@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
 
@@ -52,14 +53,16 @@ def when(now: datetime.datetime, days: float = 0, hours: float = 0) -> str:
 
 
 def logical_sizes(job_dir) -> dict:
-    """{set date: bytes of the newest artifact of each item}, read from the store's folders, not from a manifest."""
+    """{set date: bytes of the artifact of each item}, the objects its run records name measured in the store's
+    folders (shared objects under <job>/objects/), not read from a manifest or from a size a record states."""
     sizes = {}
     for set_dir in sorted(p for p in job_dir.iterdir() if p.is_dir() and re.match(r"^\d{4}-\d{2}-\d{2}$", p.name)):
-        newest = {}
-        for path in sorted(set_dir.iterdir()):
-            if path.is_file() and path.name not in ("manifest.json", "SHA256SUMS") and not path.name.startswith("."):
-                newest[path.name.rsplit("_", 1)[0]] = path.stat().st_size  # names sort by their timestamp
-        sizes[set_dir.name] = sum(newest.values())
+        keys = {}
+        for record in sorted((set_dir / "runs").glob("*.json")):  # their names begin with when the run finished
+            for entry in json.loads(record.read_text())["entries"]:
+                if entry.get("key"):
+                    keys[entry["name"]] = entry["key"]
+        sizes[set_dir.name] = sum((job_dir.parent / key).stat().st_size for key in keys.values())
     return sizes
 
 

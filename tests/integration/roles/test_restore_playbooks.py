@@ -71,7 +71,7 @@ def test_an_in_place_restore_keeps_what_it_replaces_packed_as_the_job_and_drills
     # The PostgreSQL set: the database's pg_dump archive and the cluster's globals, packed as the backup host says.
     pg_set = newest_set(store, "pg")
     stored = sorted((name.rsplit("_", 1)[0], name.split(".", 1)[1]) for name in (
-        line.split()[1] for line in (pg_set / "SHA256SUMS").read_text().splitlines()))
+        line.split()[1].rsplit("/", 1)[1] for line in (pg_set / "SHA256SUMS").read_text().splitlines()))
     assert stored == sorted([(db, "dump.gz.age"), ("globals", "sql.gz.age")]), stored
     assert {path.name.rsplit(".", 2)[1] for path in (pg_set / "runs").iterdir()} == {"success"}  # its run records
     verified = run_playbook(COLLECTIONS, playbook("verify.yml"), str(inventory))
@@ -93,7 +93,8 @@ def test_an_in_place_restore_keeps_what_it_replaces_packed_as_the_job_and_drills
     # What the restore replaced was backed up first, packed as a backup of the job is (the backup host's defaults,
     # then the job's own options): encrypted to its recipients, zstd.
     folder = newest_set(store, "site-pre-restore")
-    artifacts = [folder / line.split()[1] for line in (folder / "SHA256SUMS").read_text().splitlines()]
+    # SHA256SUMS names each artifact relative to the job's folder (they are stored under <job>/objects/).
+    artifacts = [folder.parent / line.split()[1] for line in (folder / "SHA256SUMS").read_text().splitlines()]
     assert [path.name.split(".", 1)[1] for path in artifacts] == ["tar.zst.age"]
     assert all(path.read_bytes().startswith(b"age-encryption.org/v1\n") for path in artifacts)
     # It can itself be restored.

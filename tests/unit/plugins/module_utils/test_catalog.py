@@ -20,6 +20,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._catalog import 
     PRESENT,
     SKIP,
     Catalog,
+    carry,
     choose_action,
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import checksum_key
@@ -72,6 +73,29 @@ def test_the_manifest_records_what_has_no_checksum_record(tmp_path):
            "counts": {}, "warnings": [], "errors": [], "tools": {}}
     m.record_run(backend, "job", "2026-06-14", run)
     assert Catalog(backend, "job", TODAY).newest("a").artifact == artifact
+
+
+def record(backend, date, artifact):
+    run = {"run_id": "r-" + date, "started": date + "T02:00:00Z", "finished": date + "T03:00:00Z", "duration": 1.0,
+           "status": "success", "source": {"type": "files", "name": "x"}, "artifacts": [artifact.to_dict()],
+           "counts": {}, "warnings": [], "errors": [], "tools": {}}
+    m.record_run(backend, "job", date, run)
+
+
+def test_a_referenced_artifact_has_its_newest_metadata_and_is_todays_once_today_references_it(tmp_path):
+    backend = FilesystemBackend(str(tmp_path))
+    artifact = store(backend, "a", DAY - datetime.timedelta(days=2))
+    record(backend, "2026-06-13", artifact)
+    carried = carry(backend, artifact, "job", DAY - datetime.timedelta(days=1), {"checked": "2026-06-14"})
+    assert carried.key == artifact.key == carried.carried_from  # a reference: nothing stored
+    assert [o.key for o in backend.list("job/objects/") if "/checksums/" not in o.key] == [artifact.key]
+    record(backend, "2026-06-14", carried)
+    stored = Catalog(backend, "job", TODAY).newest("a")
+    # The newest set's run record says more than the checksum record written with the object.
+    assert stored.artifact.metadata == {"f": "1", "checked": "2026-06-14"} and not stored.today
+    record(backend, "2026-06-15", carry(backend, stored.artifact, "job", DAY))
+    again = Catalog(backend, "job", TODAY).newest("a")
+    assert again.today and again.artifact.key == artifact.key  # a rerun today finds it present: no change
 
 
 def test_an_artifact_of_today_without_record_is_read_again(tmp_path):
