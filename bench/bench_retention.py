@@ -21,8 +21,10 @@ check mode, for real, and again (nothing left to delete).
 Targets: the sets deleted are exactly those the reference policy of the unit tests deletes, every object
 of a kept set is still there with its ETag, nothing of a deleted set is left, and each deleted set has its
 deletion record; the real run makes no more requests than one listing (one ListObjectsV2 per 1000 keys) and
-one of the job's deletion records, one DeleteObjects per 1000 keys, and one create-only write per deletion
-record (PutObject, with the HeadObject before and after of the store's write path).
+one of the job's deletion records, one of its lease records and one of its shared objects (<job>/objects/, the
+sweep), a GET of each set's run records (the items and shared objects they name) and of the previous release's
+lease object, one DeleteObjects per 1000 keys, and one create-only write per deletion record and per lease record
+(taken, released: PutObject, with the HeadObject before and after of the store's write path).
 """
 
 from __future__ import annotations
@@ -188,9 +190,14 @@ def main() -> int:
     # more listing, of <job>/deletions/). Each is a create-only write of the store's write path: HEAD (exists?),
     # PUT, HEAD (verified).
     records = {key for key in after if key.startswith(JOB + "/deletions/")}
-    after = {key: value for key, value in after.items() if key not in records}
-    minimum = {"ListObjectsV2": math.ceil(total / 1000) + 1, "DeleteObjects": math.ceil(doomed / 1000),
-               "PutObject": len(deleted), "HeadObject": 2 * len(deleted)}
+    leases = {key for key in after if key.startswith(JOB + "/leases/")}  # two per run that is not in check mode
+    after = {key: value for key, value in after.items() if key not in records | leases}
+    run_records = sum(1 for key in stored if "/runs/" in key)
+    # The listing of <job>/ holds the lease record the run took; then deletions/, leases/ and objects/.
+    minimum = {"ListObjectsV2": math.ceil((total + 1) / 1000) + 3, "GetObject": run_records + 1,
+               "DeleteObjects": math.ceil(doomed / 1000), "PutObject": len(deleted) + 2,
+               "HeadObject": 2 * (len(deleted) + 2)}
+    kept_runs = sum(1 for key in kept_keys if "/runs/" in key)
     correct = (kept == expected_kept and deleted == set(statuses) - expected_kept
                and check_deleted == {d.isoformat() for d in deleted} and after == kept_keys
                and sorted(key.rsplit(".", 2)[1] for key in records) == sorted(d.isoformat() for d in deleted))
@@ -212,7 +219,8 @@ def main() -> int:
                   "objects_differing_after": len(set(after.items()) ^ set(kept_keys.items()))},
     }
     met = correct and calls == minimum and runs["rerun"][1] == {
-        "ListObjectsV2": math.ceil((len(kept_keys) + len(records)) / 1000) + 1}
+        "ListObjectsV2": math.ceil((len(kept_keys) + len(records) + 3) / 1000) + 3, "GetObject": kept_runs + 1,
+        "PutObject": 2, "HeadObject": 4}
     return emit(report, args.results, "retention.json", met)
 
 

@@ -347,7 +347,8 @@ def read_references(backend: t.Any, job: str, sets: list) -> dict[str, tuple]:
                 if artifact["key"].startswith(shared):
                     keys.add(artifact["key"])
         with lock:
-            return backup_set.date, (names, frozenset(interned.setdefault(key, key) for key in keys), None)
+            return backup_set.date, ({interned.setdefault(name, name) for name in names},
+                                     frozenset(interned.setdefault(key, key) for key in keys), None)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=READERS) as pool:
         return dict(pool.map(read, sets))

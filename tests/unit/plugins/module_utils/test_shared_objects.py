@@ -117,7 +117,8 @@ policies = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=25, deadline=None, report_multiple_bugs=False, phases=NO_EXPLAIN, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, report_multiple_bugs=False, phases=NO_EXPLAIN,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(step, min_size=2, max_size=9), policy=policies)
 def test_every_kept_set_restores_what_the_source_held_that_day(capsys, steps, policy):
     with tempfile.TemporaryDirectory() as store:
