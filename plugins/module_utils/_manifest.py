@@ -12,8 +12,8 @@ drill records, ``_records.py``): those are the facts, and every reader reads the
 
 ``manifest.json`` (schema version 3) and ``SHA256SUMS`` are a view for people and for tools
 (``cd <job> && sha256sum -c <date>/SHA256SUMS``: its paths are relative to the job's folder): derived from the
-records by :func:`write_view` after each record is written, rewritten freely (the last writer wins; a writer that sees records appear meanwhile writes again) and
-never read for a decision. A view that cannot be written is a warning, never a failed run.
+records by :func:`write_view` after each record is written, rewritten freely (the last writer wins; a writer that
+sees records appear meanwhile writes again) and never read for a decision. A view that cannot be written is a warning, never a failed run.
 """
 
 from __future__ import annotations
