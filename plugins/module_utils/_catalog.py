@@ -149,9 +149,9 @@ class Catalog:
     def _read_references(self) -> None:
         """What the newest set with runs and today's set reference: the newest metadata of each artifact (a run
         that referenced it may have updated it) and what today's set holds already."""
-        dated = sorted(date for date, backup_set in self.sets.items() if backup_set.runs)
+        dated = {date for date, backup_set in self.sets.items() if backup_set.runs}
         today = self.today.isoformat()
-        for date in sorted({dated[-1]} | ({today} & set(dated))) if dated else []:
+        for date in sorted({max(dated)} | ({today} & dated)) if dated else []:
             try:
                 artifacts = read_set(self.backend, self.sets[date]).artifacts()
             except RecordError:

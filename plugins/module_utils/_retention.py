@@ -342,8 +342,10 @@ def read_references(backend: t.Any, job: str, sets: list) -> dict[str, tuple]:
         names, keys = set(), set()
         for run in runs:
             for artifact in run["artifacts"]:
-                if _parses(artifact["key"]):
+                try:
                     names.add(ArtifactKey.parse(artifact["key"]).name)
+                except LayoutError:
+                    pass  # an artifact an import recorded under a name of its own
                 if artifact["key"].startswith(shared):
                     keys.add(artifact["key"])
         with lock:
@@ -352,14 +354,6 @@ def read_references(backend: t.Any, job: str, sets: list) -> dict[str, tuple]:
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=READERS) as pool:
         return dict(pool.map(read, sets))
-
-
-def _parses(key: str) -> bool:
-    try:
-        ArtifactKey.parse(key)
-    except LayoutError:
-        return False
-    return True
 
 
 def retention_plan(backend: t.Any, job: str, policy: dict, delete_unmanifested: bool = False,
