@@ -166,14 +166,14 @@ class BackupModule:
 
     # -- external commands ---------------------------------------------------------------------
     def command(self, argv: list[str], what: str, env: dict | None = None,
-                before_retry: t.Callable[[], None] | None = None) -> str:
+                before_retry: t.Callable[[], None] | None = None, data: str | None = None) -> str:
         """Run a command (no shell) and return its stdout; retried while it fails transiently.
 
-        ``env`` is added to the module's environment. ``before_retry`` clears what a failed try left
-        (a half-cloned directory). Raises CommandFailed with the command's last error line.
+        ``env`` is added to the module's environment, ``data`` goes to its standard input. ``before_retry`` clears
+        what a failed try left (a half-cloned directory). Raises CommandFailed with the command's last error line.
         """
         def once() -> str:
-            rc, out, err = self.module.run_command(argv, environ_update=env or {})
+            rc, out, err = self.module.run_command(argv, environ_update=env or {}, data=data, binary_data=True)
             if rc != 0:
                 lines = (err or out or "").strip().splitlines()
                 raise CommandFailed("%s failed: %s" % (what, self.scrub(lines[-1] if lines else "exit status %d" % rc)))

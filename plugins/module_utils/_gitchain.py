@@ -1,0 +1,156 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur any time.
+
+"""A repository's history as a chain of git bundles: a full bundle, then incremental ones, and the refs of each day.
+
+A run stores what changed since the run before it: an *incremental* bundle whose prerequisites are the tips the
+previous run recorded (never ``--since``: commit times are free text), or nothing but the list of refs when no
+object is new. A *full* bundle starts a chain: when no kept set holds one for the repository, every
+``full_every_days``, when the packing changes, and when a recorded tip is no ancestor of the ref's new tip (a
+force-push, rewritten history), GitHub's regenerated ``refs/pull/<n>/merge`` excepted.
+
+Every run records the full list of refs and their targets: a deleted branch, or a tag created on an old commit,
+cannot be expressed by a bundle, and is restored from that list. A restore applies the chain in order (each bundle
+checked with ``git bundle verify`` against what the chain built so far), sets the refs to the day's list, and checks
+the result with ``git fsck``.
+
+Every function takes ``git``, a callable ``git(args, what, data=None) -> stdout`` that runs git with ``data`` on its
+standard input (with the caller's retries and environment) and raises BackupError on failure.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
+
+# Refs GitHub writes itself and rewrites at will: a merge ref's new tip need not descend from its old one.
+REGENERATED = re.compile(r"^refs/pull/\d+/merge$")
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+class ChainError(BackupError):
+    """A chain cannot be built or applied as recorded."""
+
+
+Git = t.Callable[..., str]
+
+
+def refs_of(git: Git, repo: str) -> dict[str, str]:
+    """{ref name: object id} of every ref of ``repo`` (branches, tags, notes, pull refs), and ``HEAD`` as
+    ``ref: <target>`` when it is symbolic."""
+    refs = {}
+    listing = git(["-C", repo, "for-each-ref", "--format=%(objectname) %(refname)"], "git for-each-ref")
+    for line in listing.splitlines():
+        if line.strip():
+            sha, name = line.split(" ", 1)
+            refs[name] = sha
+    try:
+        head = git(["-C", repo, "symbolic-ref", "-q", "HEAD"], "git symbolic-ref").strip()
+    except BackupError:
+        head = ""
+    if head:
+        refs["HEAD"] = "ref: " + head
+    return refs
+
+
+def tips(refs: dict[str, str]) -> list[str]:
+    """The distinct object ids the refs point at (HEAD's symbolic target left out)."""
+    return sorted({sha for name, sha in refs.items() if name != "HEAD"})
+
+
+def is_ancestor(git: Git, repo: str, old: str, new: str) -> bool:
+    """Is ``old`` an ancestor of ``new`` (or the same) in ``repo``? False when ``old`` is not there at all."""
+    if old == new:
+        return True
+    try:
+        git(["-C", repo, "merge-base", "--is-ancestor", old, new], "git merge-base --is-ancestor")
+    except BackupError:
+        return False
+    return True
+
+
+def rewritten(git: Git, repo: str, previous: dict[str, str], current: dict[str, str]) -> list[str]:
+    """The refs whose recorded tip is no ancestor of their new tip (force-pushed, rewritten), GitHub's regenerated
+    merge refs excepted; deleted refs are not rewritten (the refs list restores them), new ones neither."""
+    found = []
+    for name, old in sorted(previous.items()):
+        new = current.get(name)
+        if name == "HEAD" or new is None or REGENERATED.match(name) or old == new:
+            continue
+        if not is_ancestor(git, repo, old, new):
+            found.append(name)
+    return found
+
+
+def missing(git: Git, repo: str, shas: t.Iterable[str]) -> list[str]:
+    """The object ids of ``shas`` that ``repo`` does not hold (a cache that lost objects, history gone upstream)."""
+    wanted = sorted(set(shas))
+    if not wanted:
+        return []
+    listing = git(["-C", repo, "cat-file", "--batch-check"], "git cat-file", data="".join(s + "\n" for s in wanted))
+    return sorted(line.split(" ", 1)[0] for line in listing.splitlines() if line.endswith(" missing"))
+
+
+def create_bundle(git: Git, repo: str, path: str, prerequisites: t.Iterable[str] = ()) -> bool:
+    """Write the bundle of every ref of ``repo`` into ``path``: full without ``prerequisites``, else only the objects
+    they do not reach. False (and no file) when no object is new: the refs list alone says what changed."""
+    args = ["-C", repo, "bundle", "create", "--quiet", path, "--all"]
+    args += ["^%s" % sha for sha in sorted(set(prerequisites))]
+    try:
+        git(args, "git bundle create")
+    except BackupError as exc:
+        if "empty bundle" in str(exc):
+            return False
+        raise
+    return True
+
+
+def bundle_prerequisites(path: str) -> list[str]:
+    """The object ids a bundle needs before it applies, from its header (``-<id> <subject>`` lines)."""
+    needed = []
+    with open(path, "rb") as handle:
+        header = handle.readline()
+        if header not in (b"# v2 git bundle\n", b"# v3 git bundle\n"):
+            raise ChainError("%s is not a git bundle" % path)
+        for raw in handle:
+            line = raw.rstrip(b"\n")
+            if not line:
+                break
+            if line.startswith(b"-"):
+                needed.append(line[1:].split(b" ", 1)[0].decode("ascii"))
+    return needed
+
+
+def apply_chain(git: Git, target: str, bundles: list[str], refs: dict[str, str]) -> None:
+    """Build the bare repository ``target`` (it exists, empty) from ``bundles`` (full first, then each incremental in
+    order) and set its refs to ``refs``: each bundle is verified against what the chain built so far, the refs are
+    set from the list, every other ref is removed, and the result must pass ``git fsck``."""
+    for index, bundle in enumerate(bundles):
+        try:
+            git(["-C", target, "bundle", "verify", "--quiet", bundle], "git bundle verify")
+        except BackupError as exc:
+            raise ChainError("bundle %d of the chain (%s) does not apply to what the bundles before it hold: %s" % (
+                index + 1, bundle, exc)) from None
+        git(["-C", target, "fetch", "--quiet", "--no-tags", bundle, "+refs/*:refs/corebackup-chain/%d/*" % index],
+            "git fetch from a bundle")
+    lines = []
+    current = refs_of(git, target)
+    for name in sorted(current):
+        if name != "HEAD" and name not in refs:
+            lines.append("delete %s\n" % name)
+    for name, sha in sorted(refs.items()):
+        if name == "HEAD":
+            continue
+        if not _SHA.match(sha):
+            raise ChainError("the refs list names %s at %r, which is no object id" % (name, sha))
+        lines.append("update %s %s\n" % (name, sha))
+    git(["-C", target, "update-ref", "--stdin"], "git update-ref", data="".join(lines))
+    head = refs.get("HEAD", "")
+    if head.startswith("ref: "):
+        git(["-C", target, "symbolic-ref", "HEAD", head[len("ref: "):]], "git symbolic-ref")
+    git(["-C", target, "fsck", "--no-progress", "--no-dangling"], "git fsck")

@@ -1,0 +1,148 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Chains of git bundles with the real git: what each day stores, and that a chain rebuilds each day's mirror."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from ansible_collections.corebackup.backup.plugins.module_utils import _gitchain as gc
+from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
+
+ENV = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_NAME="t",
+           GIT_COMMITTER_EMAIL="t@example.invalid", GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_NOSYSTEM="1", LC_ALL="C")
+
+
+def git(args, what="git", data=None):
+    done = subprocess.run(["git"] + args, input=data, capture_output=True, text=True, env=ENV, check=False)
+    if done.returncode != 0:
+        raise BackupError("%s failed: %s" % (what, (done.stderr or done.stdout or "exit %d" % done.returncode).strip()))
+    return done.stdout
+
+
+class Upstream:
+    """A working repository and the bare mirror a backup fetches from it."""
+
+    def __init__(self, root):
+        self.work = str(root / "work")
+        self.mirror = str(root / "mirror.git")
+        git(["init", "--quiet", "-b", "main", self.work])
+        self.count = 0
+
+    def commit(self, branch="main", size=100):
+        self.count += 1
+        git(["-C", self.work, "checkout", "--quiet", "-B", branch])
+        with open(os.path.join(self.work, "file%d.bin" % self.count), "wb") as handle:
+            handle.write(os.urandom(size))
+        git(["-C", self.work, "add", "-A"])
+        git(["-C", self.work, "commit", "--quiet", "-m", "commit %d" % self.count])
+        return git(["-C", self.work, "rev-parse", "HEAD"]).strip()
+
+    def fetch(self):
+        """The backup side: a mirror clone the first time, ``git fetch --prune`` after."""
+        if not os.path.isdir(self.mirror):
+            git(["clone", "--quiet", "--mirror", self.work, self.mirror])
+        else:
+            git(["-C", self.mirror, "fetch", "--quiet", "--prune", "origin"])
+        return gc.refs_of(git, self.mirror)
+
+
+def restore(tmp_path, name, bundles, refs):
+    target = str(tmp_path / name)
+    git(["init", "--quiet", "--bare", target])
+    gc.apply_chain(git, target, bundles, refs)
+    return gc.refs_of(git, target)
+
+
+def test_a_chain_rebuilds_every_day_ref_by_ref(tmp_path):
+    up = Upstream(tmp_path)
+    up.commit(size=50000)
+    up.commit(branch="feature")
+    day1 = up.fetch()
+    full = str(tmp_path / "day1.bundle")
+    assert gc.create_bundle(git, up.mirror, full)
+    assert gc.bundle_prerequisites(full) == []
+    # Day 2: new commits on two branches; the bundle holds only them.
+    up.commit(branch="main", size=300)
+    up.commit(branch="feature", size=300)
+    day2 = up.fetch()
+    assert gc.rewritten(git, up.mirror, day1, day2) == []
+    incremental = str(tmp_path / "day2.bundle")
+    assert gc.create_bundle(git, up.mirror, incremental, gc.tips(day1))
+    assert set(gc.bundle_prerequisites(incremental)) <= set(gc.tips(day1))
+    assert os.path.getsize(incremental) < os.path.getsize(full) / 10
+    # Day 3: a branch deleted and a lightweight tag on an old commit: no new object, so no bundle; the refs say it.
+    git(["-C", up.work, "checkout", "--quiet", "main"])
+    git(["-C", up.work, "branch", "-D", "feature"])
+    git(["-C", up.work, "tag", "old", day1["refs/heads/main"]])
+    day3 = up.fetch()
+    assert "refs/heads/feature" not in day3 and day3["refs/tags/old"] == day1["refs/heads/main"]
+    assert not gc.create_bundle(git, up.mirror, str(tmp_path / "day3.bundle"), gc.tips(day2))
+    assert not os.path.exists(str(tmp_path / "day3.bundle"))
+    assert restore(tmp_path, "r1", [full], day1) == day1
+    assert restore(tmp_path, "r2", [full, incremental], day2) == day2
+    assert restore(tmp_path, "r3", [full, incremental], day3) == day3
+
+
+def test_an_annotated_tag_on_an_old_commit_is_a_new_object(tmp_path):
+    up = Upstream(tmp_path)
+    first = up.commit()
+    up.commit()
+    day1 = up.fetch()
+    full = str(tmp_path / "full.bundle")
+    gc.create_bundle(git, up.mirror, full)
+    git(["-C", up.work, "tag", "-a", "-m", "release of the first", "v1", first])
+    day2 = up.fetch()
+    tag = str(tmp_path / "tag.bundle")
+    assert gc.create_bundle(git, up.mirror, tag, gc.tips(day1))
+    assert restore(tmp_path, "r", [full, tag], day2) == day2
+
+
+def test_a_force_push_is_named_but_github_merge_refs_are_not(tmp_path):
+    up = Upstream(tmp_path)
+    up.commit()
+    up.commit(branch="topic")
+    merge = up.commit(branch="merge-source")
+    git(["-C", up.work, "update-ref", "refs/pull/1/merge", merge])
+    day1 = up.fetch()
+    git(["-C", up.work, "checkout", "--quiet", "topic"])
+    git(["-C", up.work, "reset", "--quiet", "--hard", "HEAD~1"])
+    up.commit(branch="topic")  # rewritten: the old tip is no ancestor of the new one
+    other = up.commit(branch="other-source")
+    git(["-C", up.work, "update-ref", "refs/pull/1/merge", other])  # GitHub regenerated it
+    day2 = up.fetch()
+    assert gc.rewritten(git, up.mirror, day1, day2) == ["refs/heads/topic"]
+
+
+def test_a_missing_middle_bundle_fails_the_restore_and_names_it(tmp_path):
+    up = Upstream(tmp_path)
+    up.commit()
+    day1 = up.fetch()
+    full = str(tmp_path / "1.bundle")
+    gc.create_bundle(git, up.mirror, full)
+    up.commit()
+    day2 = up.fetch()
+    second = str(tmp_path / "2.bundle")
+    gc.create_bundle(git, up.mirror, second, gc.tips(day1))
+    up.commit()
+    day3 = up.fetch()
+    third = str(tmp_path / "3.bundle")
+    gc.create_bundle(git, up.mirror, third, gc.tips(day2))
+    with pytest.raises(gc.ChainError, match=r"bundle 2 of the chain \(.*3\.bundle\) does not apply"):
+        restore(tmp_path, "r", [full, third], day3)
+    # Refs that name objects no bundle brought fail git fsck (update-ref refuses them first).
+    with pytest.raises(BackupError):
+        restore(tmp_path, "r2", [full], day3)
+
+
+def test_missing_objects_are_found(tmp_path):
+    up = Upstream(tmp_path)
+    known = up.commit()
+    up.fetch()
+    assert gc.missing(git, up.mirror, [known, "1" * 40]) == ["1" * 40]
+    assert gc.missing(git, up.mirror, []) == []
