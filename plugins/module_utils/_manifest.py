@@ -32,6 +32,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._schema import (
     ARTIFACT_SCHEMA,
     RUN_SCHEMA,
     SCHEMA_VERSION,
+    VIEWS_SINCE,
     schema_errors,
     schema_for,
 )
@@ -86,6 +87,9 @@ def normalize_artifact(record: t.Any, index: int) -> dict:
         artifact["carried_from"] = str(record["carried_from"])
     if isinstance(record.get("contents"), dict) and record["contents"]:
         artifact["contents"] = record["contents"]
+    if record.get("requires"):
+        artifact["requires"] = [{"key": str(r.get("key")), "size": r.get("size"), "sha256": str(r.get("sha256")).lower()}
+                                for r in record["requires"] if isinstance(r, dict)]
     try:
         artifact["size"] = int(artifact["size"])
     except (TypeError, ValueError):
@@ -112,6 +116,8 @@ def sha256sums(manifest: dict, prefix: str) -> bytes:
     artifacts = {}
     for run in manifest["runs"]:
         for artifact in run["artifacts"]:
+            for required in artifact.get("requires") or []:
+                artifacts.setdefault(required["key"], required)
             artifacts[artifact["key"]] = artifact
     lines = []
     for key, artifact in sorted(artifacts.items()):
@@ -194,7 +200,7 @@ def _keep_what_cannot_be_merged(backend: t.Any, backup_set: BackupSet) -> None:
                             "rewrite it; upgrade corebackup.backup" % (prefix, MANIFEST, version, SCHEMA_VERSION))
     if document is None or schema_errors(document, schema_for(document)):
         copy_key = "%s%s.unreadable-%s" % (prefix, MANIFEST, hashlib.sha256(raw).hexdigest()[:16])
-    elif version < SCHEMA_VERSION and not backup_set.has_legacy_manifest:
+    elif version < VIEWS_SINCE and not backup_set.has_legacy_manifest:
         copy_key = prefix + LEGACY_MANIFEST
     else:
         return

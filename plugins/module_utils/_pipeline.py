@@ -79,6 +79,7 @@ class Artifact:
     metadata: dict = field(default_factory=dict)
     carried_from: str | None = None  # the key of an older artifact whose bytes this one holds
     contents: dict | None = None  # what the service found inside while writing it (counts, digests)
+    requires: tuple = ()  # ({key, size, sha256} of the objects a restore of it reads first, in order)
 
     def to_dict(self) -> dict:
         record = {
@@ -90,6 +91,8 @@ class Artifact:
             record["carried_from"] = self.carried_from
         if self.contents:
             record["contents"] = dict(self.contents)
+        if self.requires:
+            record["requires"] = [dict(required) for required in self.requires]
         return record
 
     @classmethod
@@ -97,7 +100,8 @@ class Artifact:
         return cls(key=record["key"], size=int(record["size"]), sha256=record["sha256"],
                    compression=record.get("compression") or "none", encryption=record.get("encryption") or None,
                    created=record.get("created") or "", metadata=dict(record.get("metadata") or {}),
-                   carried_from=record.get("carried_from") or None, contents=record.get("contents") or None)
+                   carried_from=record.get("carried_from") or None, contents=record.get("contents") or None,
+                   requires=tuple(dict(r) for r in record.get("requires") or ()))
 
     def record_checksum(self, backend: t.Any) -> None:
         """Write the artifact's checksum record beside it, once it is completely stored."""

@@ -120,7 +120,8 @@ def incomplete(run, listed):
         if entry["status"] in PRESENT_STATUSES and entry["key"] not in recorded:
             problems.append("%s: reported %s, but the run holds no artifact of it%s" % (
                 entry["name"], entry["status"], " (%s)" % entry["key"] if entry["key"] else ""))
-    for artifact in run["artifacts"]:
+    required = {r["key"]: r for a in run["artifacts"] for r in a.get("requires") or []}
+    for artifact in run["artifacts"] + [r for k, r in sorted(required.items())]:
         key = artifact["key"]
         if key not in listed:
             problems.append("%s: not in the store" % key)
@@ -215,14 +216,16 @@ def record_result(backend: t.Any, job: str, run: dict, set_date: str | None = No
     set_date = set_date or set_date_of(job, run)
     prefix = set_prefix(job, set_date)
     shared = objects_prefix(job)
-    outside = [a["key"] for a in run["artifacts"] if not a["key"].startswith((prefix, shared))]
+    outside = [key for a in run["artifacts"] for key in [a["key"]] + [r["key"] for r in a.get("requires") or []]
+               if not key.startswith((prefix, shared))]
     if outside:
         # Retention deletes whole set folders: a set must not claim artifacts that live in another one.
         raise ManifestError("artifacts must lie in %s or in the backup set %s they are recorded into; not there: %s" % (
             shared, prefix, ", ".join(outside[:5])))
     backup_set = load_set(backend, job, set_date)
     listed = {obj.key: obj.size for obj in backup_set.objects}
-    listed.update(stored_sizes(backend, shared, {a["key"] for a in run["artifacts"] if a["key"].startswith(shared)}))
+    needed = {a["key"] for a in run["artifacts"]} | {r["key"] for a in run["artifacts"] for r in a.get("requires") or []}
+    listed.update(stored_sizes(backend, shared, {key for key in needed if key.startswith(shared)}))
     problems = incomplete(run, listed)
     if problems:
         # A set that lacks an artifact the run relies on is never recorded as a success.

@@ -30,6 +30,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._schema import (
     DRILL_SCHEMA,
     RUN_SCHEMA,
     SCHEMA_VERSION,
+    VIEWS_SINCE,
     VERIFICATION_RECORD_SCHEMA,
     schema_errors,
     schema_for,
@@ -96,6 +97,16 @@ class SetRecords:
         for run in self.runs:
             for artifact in run["artifacts"]:
                 found[artifact["key"]] = artifact
+        return found
+
+    def objects(self) -> dict[str, dict]:
+        """Every object the set needs, by key: its artifacts, and the objects they require (the earlier bundles of a
+        chain), each with ``key``, ``size`` and ``sha256``. What a set holds, verification reads and retention keeps."""
+        found = {}
+        for key, artifact in self.artifacts().items():
+            for required in artifact.get("requires") or []:
+                found.setdefault(required["key"], dict(required))
+            found[key] = artifact
         return found
 
     def items(self) -> dict:
@@ -193,7 +204,7 @@ def _legacy(backend: t.Any, backup_set: BackupSet, records: SetRecords) -> dict 
             records.problems.append(str(exc))
         return None  # a damaged view is no problem: nothing is decided on it
     version = document.get("schema_version") if isinstance(document, dict) else None
-    if not isinstance(version, int) or isinstance(version, bool) or version >= SCHEMA_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version >= VIEWS_SINCE:
         return None
     errors = schema_errors(document, schema_for(document))
     if errors or document.get("job") != backup_set.job or document.get("set_date") != backup_set.date:

@@ -346,8 +346,9 @@ def read_references(backend: t.Any, job: str, sets: list) -> dict[str, tuple]:
                     names.add(ArtifactKey.parse(artifact["key"]).name)
                 except LayoutError:
                     pass  # an artifact an import recorded under a name of its own
-                if artifact["key"].startswith(shared):
-                    keys.add(artifact["key"])
+                for key in [artifact["key"]] + [r["key"] for r in artifact.get("requires") or []]:
+                    if key.startswith(shared):
+                        keys.add(key)
         with lock:
             return backup_set.date, ({interned.setdefault(name, name) for name in names},
                                      frozenset(interned.setdefault(key, key) for key in keys), None)

@@ -22,7 +22,8 @@ import copy
 import re
 import typing as t
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+VIEWS_SINCE = 3  # manifests of this version on are views of the records; older ones were the facts
 SCHEMA_ID = "https://github.com/corebackup/backup/schemas/manifest-v%d.json"
 STATUSES = ("success", "partial", "failed")
 
@@ -61,6 +62,15 @@ ARTIFACT_SCHEMA = {
         "metadata": _STRING_MAP,
         "carried_from": {"type": "string", "minLength": 1},
         "contents": {"type": "object"},
+        # The other objects a restore of this artifact reads first, in order (the earlier bundles of a chain): a set
+        # that holds the artifact holds them too (retention keeps them, verification reads them).
+        "requires": {"type": "array", "items": {
+            "type": "object",
+            "required": ["key", "size", "sha256"],
+            "properties": {"key": {"type": "string", "minLength": 1}, "size": {"type": "integer", "minimum": 0},
+                           "sha256": {"type": "string", "pattern": _SHA256}},
+            "additionalProperties": False,
+        }},
     },
     "additionalProperties": False,
 }
@@ -213,9 +223,18 @@ SCHEMA = {
 }
 
 
+def _schema_v3() -> dict:
+    """Version 3, still read: a view of the records, artifacts without ``requires``."""
+    schema = copy.deepcopy(SCHEMA)
+    schema["$id"] = SCHEMA_ID % 3
+    schema["properties"]["schema_version"] = {"const": 3}
+    del schema["properties"]["runs"]["items"]["properties"]["artifacts"]["items"]["properties"]["requires"]
+    return schema
+
+
 def _schema_v2() -> dict:
     """Version 2, still read: the facts themselves (verifications and drills kept in it, not in records)."""
-    schema = copy.deepcopy(SCHEMA)
+    schema = _schema_v3()
     schema["$id"] = SCHEMA_ID % 2
     del schema["description"]
     schema["properties"]["schema_version"] = {"const": 2}
@@ -235,7 +254,7 @@ def _schema_v1() -> dict:
     return schema
 
 
-SCHEMAS = {SCHEMA_VERSION: SCHEMA, 2: _schema_v2(), 1: _schema_v1()}
+SCHEMAS = {SCHEMA_VERSION: SCHEMA, 3: _schema_v3(), 2: _schema_v2(), 1: _schema_v1()}
 
 
 _TYPES = {

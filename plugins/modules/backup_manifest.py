@@ -27,8 +27,9 @@ description:
   - O(state=query) lists the sets of a job with status, size and artifacts, to pick one to restore.
   - A set that retention deleted (it has a deletion record C(<job>/deletions/<time>_<id>.<set date>.json)) is gone,
     even while some of its objects are still there.
-  - The manifest follows a versioned JSON Schema shipped in the collection. The module writes schema version 3
-    (C(schemas/manifest-v3.schema.json)), the view; the records follow C(schemas/verification-record.schema.json)
+  - The manifest follows a versioned JSON Schema shipped in the collection. The module writes schema version 4
+    (C(schemas/manifest-v4.schema.json)), the view (version 3, C(schemas/manifest-v3.schema.json), read as well,
+    has no artifact C(requires)); the records follow C(schemas/verification-record.schema.json)
     and C(schemas/drill-record.schema.json). Sets written by earlier releases, with a manifest of version 2
     (C(schemas/manifest-v2.schema.json)) or 1 (C(schemas/manifest-v1.schema.json)) that holds their verifications
     and drills, are read with them as they are; when a record is written into such a set, that manifest is first
@@ -382,7 +383,7 @@ class Manifests:
                             "status": "unreadable", "error": problems[0]})
                 continue
             checks = records.checks()
-            for key, artifact in records.artifacts().items():
+            for key, artifact in records.objects().items():  # the artifacts and the objects they require
                 last = (checks.get(key) or {}).get("verified_at") or ""
                 candidates.append((last, key, backup_set, artifact))
         candidates.sort(key=lambda c: (c[0], c[1]))

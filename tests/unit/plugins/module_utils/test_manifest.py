@@ -45,12 +45,12 @@ def store_artifact(backend, name, data, folder="objects"):
             "encryption": None, "created": "2026-11-22T02:00:00Z", "metadata": {}}
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_shipped_schema_files_are_the_ones_the_module_validates_with(version):
     with open(SCHEMA_FILE % version, encoding="utf-8") as handle:
         assert json.load(handle) == sch.SCHEMAS[version]
     jsonschema.Draft202012Validator.check_schema(sch.SCHEMAS[version])
-    assert sch.SCHEMA is sch.SCHEMAS[sch.SCHEMA_VERSION] and sch.SCHEMA_VERSION == 3
+    assert sch.SCHEMA is sch.SCHEMAS[sch.SCHEMA_VERSION] and sch.SCHEMA_VERSION == 4
 
 
 @pytest.mark.parametrize("name", sorted(sch.RECORD_SCHEMAS))
@@ -84,7 +84,7 @@ def test_a_version_1_manifest_is_read_as_legacy_records_and_kept_when_the_view_r
     _key, warnings = m.record_run(backend, JOB, DATE, run)
     assert warnings == []
     rewritten = json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, DATE)))
-    assert rewritten["schema_version"] == 3 and sch.schema_errors(rewritten) == []
+    assert rewritten["schema_version"] == 4 and sch.schema_errors(rewritten) == []
     assert [r["run_id"] for r in rewritten["runs"]] == ["r1", "r2"] and rewritten["runs"][1]["entries"] == [entry]
     assert rewritten["verified_at"] == "2026-11-22T05:00:00Z"
     jsonschema.validate(rewritten, sch.SCHEMA)
@@ -110,7 +110,7 @@ def _valid_manifest():
 
 
 BREAKAGES = [
-    ("schema_version", lambda d: d.update(schema_version=4)),
+    ("schema_version", lambda d: d.update(schema_version=5)),
     ("entry status", lambda d: d["runs"][0].update(entries=[{"name": "a", "status": "gone", "key": None}])),
     ("entry without key", lambda d: d["runs"][0].update(entries=[{"name": "a", "status": "failed"}])),
     ("carried_from empty", lambda d: d["runs"][0]["artifacts"][0].update(carried_from="")),
@@ -306,10 +306,10 @@ def test_concurrent_verifications_each_write_their_record_and_the_view_shows_the
 
 def test_a_manifest_from_a_newer_schema_is_not_rewritten_and_the_run_is_recorded_still(tmp_path):
     backend = FilesystemBackend(str(tmp_path))
-    newer = dict(_valid_manifest(), schema_version=4)
+    newer = dict(_valid_manifest(), schema_version=5)
     backend.write("%s/%s/manifest.json" % (JOB, DATE), [json.dumps(newer).encode()])
     key, warnings = m.record_run(backend, JOB, DATE, make_run("r1"))
-    assert len(warnings) == 1 and "schema_version 4, newer than the 3" in warnings[0]
+    assert len(warnings) == 1 and "schema_version 5, newer than the 4" in warnings[0]
     assert json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, DATE))) == newer
     assert json.loads(backend.read_bytes(key))["run_id"] == "r1"
 

@@ -179,3 +179,38 @@ def check_store(backend, expected, when, swept, repacked):
         digest = hashlib.sha256(backend.read_bytes(key)).hexdigest()
         assert (parsed.name, digest) not in digests, "%s stores the bytes of %s again" % (key, digests.get((parsed.name, digest)))
         digests[(parsed.name, digest)] = key
+
+
+def test_objects_an_artifact_requires_are_kept_listed_and_checked_with_it(tmp_path, capsys):
+    """An incremental artifact needs the earlier ones of its chain: a set holding it keeps them from the sweep, names
+    them in SHA256SUMS, and is not recorded complete without them."""
+    from ansible_collections.corebackup.backup.plugins.module_utils import _manifest as m
+    from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter
+    from ansible_collections.corebackup.backup.plugins.module_utils._record import incomplete
+
+    backend = FilesystemBackend(str(tmp_path))
+    writer = ArtifactWriter(backend, "none")
+    day = [START + datetime.timedelta(days=n) for n in range(4)]
+    base = writer.store(JOB, "repo", "bundle", [b"full" * 1000], when=day[0])
+    delta = writer.store(JOB, "repo", "bundle", [b"delta"], when=day[1])
+    needed = {"key": base.key, "size": base.size, "sha256": base.sha256}
+    chained = dict(delta.to_dict(), requires=[needed])
+    for when, artifact in ((day[0], base.to_dict()), (day[1], chained), (day[2], dict(chained, carried_from=delta.key))):
+        run = {"run_id": "r%d" % when.day, "started": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "finished": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "duration": 1.0, "status": "success",
+               "source": {"type": "model", "name": "world"}, "artifacts": [artifact],
+               "entries": [{"name": "repo", "status": "backed_up", "key": artifact["key"], "error": None}],
+               "counts": {}, "warnings": [], "errors": [], "tools": {}}
+        m.record_run(backend, JOB, when.date().isoformat(), run)
+    sums = backend.read_bytes("%s/%s/SHA256SUMS" % (JOB, day[2].date().isoformat())).decode()
+    assert sums.splitlines() == ["%s  %s" % (a.sha256, a.key.split("/", 1)[1]) for a in (base, delta)]  # key order
+    result = prune(str(tmp_path), day[3], {"keep_last": 1, "keep_days": 0, "min_keep": 1}, capsys)
+    assert sorted(s["date"] for s in result["deleted"]) == [day[0].date().isoformat(), day[1].date().isoformat()], result
+    assert result["objects"]["deleted"] == 0 and result["objects"]["referenced"] == 2, result["objects"]
+    [kept] = list(iter_sets(backend, JOB))
+    assert set(read_set(backend, kept).objects()) == {base.key, delta.key}
+    assert restored(backend, dict(needed, compression="none")) == b"full" * 1000
+    # A run naming an artifact whose required object is gone is not complete.
+    backend.delete_many([base.key])
+    listed = {delta.key: delta.size}
+    assert incomplete({"artifacts": [chained], "entries": []}, listed) == ["%s: not in the store" % base.key]
