@@ -146,3 +146,49 @@ def test_missing_objects_are_found(tmp_path):
     up.fetch()
     assert gc.missing(git, up.mirror, [known, "1" * 40]) == ["1" * 40]
     assert gc.missing(git, up.mirror, []) == []
+
+
+def test_the_mirror_cache_fetches_checks_and_rebuilds_what_it_cannot_trust(tmp_path):
+    import datetime
+    import stat
+
+    from ansible_collections.corebackup.backup.plugins.module_utils._gitcache import MARKER, MirrorCache
+
+    up = Upstream(tmp_path)
+    up.commit()
+    url = "file://" + up.work
+    now = datetime.datetime(2026, 6, 1, 2, tzinfo=datetime.timezone.utc)
+    cache = MirrorCache(str(tmp_path / "cache"), full_check_days=7)
+    assert stat.S_IMODE(os.stat(str(tmp_path / "cache")).st_mode) == 0o700
+    path, done = cache.update(git, "acme/tool", url, now)
+    assert done == "cloned" and path == str(tmp_path / "cache" / "acme" / "tool.git")
+    tip = up.commit()
+    path, done = cache.update(git, "acme/tool", url, now + datetime.timedelta(days=1))
+    assert done == "fetched" and gc.refs_of(git, path)["refs/heads/main"] == tip
+    # A branch deleted upstream goes (fetch --prune).
+    git(["-C", up.work, "branch", "gone"])
+    cache.update(git, "acme/tool", url, now)
+    git(["-C", up.work, "branch", "-D", "gone"])
+    path, _done = cache.update(git, "acme/tool", url, now)
+    assert "refs/heads/gone" not in gc.refs_of(git, path)
+    # Corruption: an object file of the mirror damaged: the full check finds it, and the mirror is cloned again.
+    up.commit()
+    cache.update(git, "acme/tool", url, now)
+    objects = os.path.join(path, "objects")
+    victims = [os.path.join(d, f) for d, _dirs, files in os.walk(objects) for f in files
+               if len(os.path.basename(d)) == 2]
+    assert victims, "a fetch of one commit leaves loose objects"
+    for victim in victims:
+        os.chmod(victim, 0o600)
+        with open(victim, "r+b") as handle:
+            handle.write(b"\0" * 8)
+    newest = up.commit()
+    path, done = cache.update(git, "acme/tool", url, now + datetime.timedelta(days=30))
+    assert done.startswith("rebuilt: ") and "corrupt" in done, done  # the fetch met it: cloned again
+    assert gc.refs_of(git, path)["refs/heads/main"] == newest
+    git(["-C", path, "fsck", "--no-progress"])
+    # A foreign mirror (another URL in its marker, or none) is not trusted either.
+    with open(os.path.join(path, MARKER), "w", encoding="utf-8") as handle:
+        handle.write('{"url": "file:///elsewhere"}')
+    _path, done = cache.update(git, "acme/tool", url, now)
+    assert done == "rebuilt: %s mirrors file:///elsewhere, not %s" % (path, url)
