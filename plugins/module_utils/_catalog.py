@@ -243,7 +243,7 @@ def carry(backend: t.Any, previous: Artifact, job: str, when: datetime.datetime,
     if parsed.shared and parsed.job == job:
         return Artifact(key=previous.key, size=previous.size, sha256=previous.sha256, compression=previous.compression,
                         encryption=previous.encryption, created=previous.created, metadata=metadata,
-                        carried_from=previous.key, contents=previous.contents)
+                        carried_from=previous.key, contents=previous.contents, requires=previous.requires)
     key = ArtifactKey.build(job, parsed.name, parsed.ext, when=when).key
     stored, sha256 = backend.copy(previous.key, key)
     if stored.size != previous.size or (sha256 is not None and sha256 != previous.sha256):

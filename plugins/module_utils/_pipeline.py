@@ -680,7 +680,7 @@ class ArtifactWriter:
         return iter(stream)
 
     def write(self, key: str, chunks: t.Iterable[bytes], metadata: dict | None = None,
-              contents: t.Callable[[], dict] | None = None) -> Artifact:
+              contents: t.Callable[[], dict] | None = None, requires: t.Sequence[dict] = ()) -> Artifact:
         """Store ``chunks`` under ``key``; never overwrites an existing artifact.
 
         ``contents`` is asked, once the stream is stored, what the producer found inside it.
@@ -697,7 +697,7 @@ class ArtifactWriter:
             artifact = Artifact(
                 key=key, size=digest.size, sha256=digest.sha256, compression=self.compression,
                 encryption=self.encryption, created=iso(utc_now()), metadata=dict(metadata or {}),
-                contents=contents() if contents is not None else None,
+                contents=contents() if contents is not None else None, requires=tuple(dict(r) for r in requires),
             )
             artifact.record_checksum(self.backend)
         except BaseException:
@@ -722,8 +722,9 @@ class ArtifactWriter:
         return record.get("compression") == self.compression and recipients == sorted(self.recipients)
 
     def store(self, job: str, name: str, base_ext: str, chunks: t.Iterable[bytes], metadata: dict | None = None,
-              when: datetime.datetime | None = None, contents: t.Callable[[], dict] | None = None) -> Artifact:
+              when: datetime.datetime | None = None, contents: t.Callable[[], dict] | None = None,
+              requires: t.Sequence[dict] = ()) -> Artifact:
         """Store a new artifact of ``name`` in the layout (``<job>/objects/<name>_<ts>.<ext>``), once: the sets that
         hold it reference it in their run records."""
         key = ArtifactKey.build(job, name, self.extension(base_ext), when=when).key
-        return self.write(key, chunks, metadata=metadata, contents=contents)
+        return self.write(key, chunks, metadata=metadata, contents=contents, requires=requires)

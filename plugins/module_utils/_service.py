@@ -134,6 +134,7 @@ class Item:
     data: t.Any = None
     error: str | None = None  # discovery already failed for it
     artifact_name: str | None = None  # the name in artifact keys, if not the item's own name
+    previous: t.Any = None  # its newest recorded Artifact packed as today's would be (set by the runner), if any
 
     @property
     def key_name(self) -> str:
@@ -196,10 +197,11 @@ class Service:
         return {}
 
     def store(self, item: Item, base_ext: str, chunks: t.Iterable[bytes], metadata: dict,
-              contents: t.Callable[[], dict] | None = None) -> Artifact:
-        """Store a new artifact of ``item`` in today's set; ``contents`` says what was inside, once stored."""
+              contents: t.Callable[[], dict] | None = None, requires: t.Sequence[dict] = ()) -> Artifact:
+        """Store a new artifact of ``item`` in today's set; ``contents`` says what was inside, once stored;
+        ``requires`` the objects a restore of it reads first ({key, size, sha256}, in order)."""
         return self.module.writer.store(self.module.job, item.key_name, base_ext, chunks, metadata=metadata,
-                                        when=self.module.now, contents=contents)
+                                        when=self.module.now, contents=contents, requires=requires)
 
 
 def item_specs(items: t.Iterable[t.Any], option: str, key: str, allowed: t.Iterable[str]) -> list[dict]:
@@ -378,6 +380,7 @@ class ServiceRunner:
                 raise BackupError(item.error)
             stored = self.catalog.newest(item.key_name)
             same_packing = stored is not None and self.writer.same_packing(stored.artifact.to_dict())
+            item.previous = stored.artifact if same_packing else None  # what an incremental artifact builds on
             recorded = stored.artifact.metadata if same_packing and params["skip_unchanged"] else {}
             unchanged = None
             if recorded and not (params["skip_existing"] and stored.today):
