@@ -23,6 +23,7 @@ standard input (with the caller's retries and environment) and raises BackupErro
 
 from __future__ import annotations
 
+import hashlib
 import re
 import typing as t
 
@@ -58,6 +59,14 @@ def refs_of(git: Git, repo: str) -> dict[str, str]:
     return refs
 
 
+def hashed_tips(refs: dict[str, str]) -> dict[str, str]:
+    """{sha256 of the ref's name: object id} of every ref but HEAD and GitHub's regenerated merge refs: what the next
+    run needs of this one (its prerequisites, and what a rewrite is measured against), stored where the backup host
+    can read it without the private key of encrypted artifacts, so without the refs' names."""
+    return {hashlib.sha256(name.encode("utf-8")).hexdigest(): sha for name, sha in refs.items()
+            if name != "HEAD" and not REGENERATED.match(name)}
+
+
 def tips(refs: dict[str, str]) -> list[str]:
     """The distinct object ids the refs point at (HEAD's symbolic target left out)."""
     return sorted({sha for name, sha in refs.items() if name != "HEAD"})
@@ -76,7 +85,10 @@ def is_ancestor(git: Git, repo: str, old: str, new: str) -> bool:
 
 def rewritten(git: Git, repo: str, previous: dict[str, str], current: dict[str, str]) -> list[str]:
     """The refs whose recorded tip is no ancestor of their new tip (force-pushed, rewritten), GitHub's regenerated
-    merge refs excepted; deleted refs are not rewritten (the refs list restores them), new ones neither."""
+    merge refs excepted; deleted refs are not rewritten (the refs list restores them), new ones neither. ``previous``
+    may be keyed by names or by their hashes (:func:`hashed_tips`); ``current`` is then hashed the same way."""
+    if previous and all(len(name) == 64 and "/" not in name for name in previous):
+        current = hashed_tips(current)
     found = []
     for name, old in sorted(previous.items()):
         new = current.get(name)

@@ -117,6 +117,11 @@ def test_a_force_push_is_named_but_github_merge_refs_are_not(tmp_path):
     git(["-C", up.work, "update-ref", "refs/pull/1/merge", other])  # GitHub regenerated it
     day2 = up.fetch()
     assert gc.rewritten(git, up.mirror, day1, day2) == ["refs/heads/topic"]
+    # What the next run reads of this one has no ref names, and finds the same rewrite.
+    hashed = gc.hashed_tips(day1)
+    assert not any("refs/" in name for name in hashed) and len(hashed) == len(day1) - 2  # HEAD, the merge ref
+    assert gc.rewritten(git, up.mirror, hashed, day2) == [
+        __import__("hashlib").sha256(b"refs/heads/topic").hexdigest()]
 
 
 def test_a_missing_middle_bundle_fails_the_restore_and_names_it(tmp_path):
