@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
+import gzip
 import hashlib
 import json
 import os
@@ -23,7 +24,9 @@ import tempfile
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError, CommandFailed, OptionError
+from ansible_collections.corebackup.backup.plugins.module_utils import _gitchain as gc
 from ansible_collections.corebackup.backup.plugins.module_utils import _github_format as fmt
+from ansible_collections.corebackup.backup.plugins.module_utils._gitcache import MirrorCache
 from ansible_collections.corebackup.backup.plugins.module_utils._github import (
     GitHubClient,
     GitHubError,
@@ -47,7 +50,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._github_metadata
     write_documents,
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, parse_iso, sanitize_name
-from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import tar_stream
+from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter, tar_stream
 from ansible_collections.corebackup.backup.plugins.module_utils._restore import FolderRestorer, RestoreError, commit
 from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceSlice, item_specs
 
@@ -68,6 +71,8 @@ SPEC = dict(
         api_url=dict(type="str", default="https://api.github.com"),
         api_mode=dict(type="str", choices=["auto", "graphql", "rest"], default="auto"),
         full_refresh_days=dict(type="int", default=7),
+        full_every_days=dict(type="int", default=30),
+        cache_dir=dict(type="path"),
         validate_certs=dict(type="bool", default=True),
         wiki=dict(type="bool", default=True),
         issues=dict(type="bool", default=True),
@@ -106,6 +111,16 @@ GRAPHQL_CONNECTIONS = {"issues": ("issues",), "pulls": ("pullRequests",), "relea
                        "labels": ("labels",), "milestones": ("milestones",)}
 # Wikis probed at once (git ls-remote) before a rerun decides which repositories changed.
 WIKI_PROBES = 16
+# The artifact format of a repository stored as a chain of bundles (see _gitchain.py), and the suffix of the name of
+# the object that holds a run's tips.
+BUNDLE_FORMAT = "bundle-1"
+TIPS_SUFFIX = "--tips"
+
+
+def is_tips(key):
+    return key.rsplit("/", 1)[-1].rsplit("_", 1)[0].endswith(TIPS_SUFFIX)
+
+
 # What must equal the newest artifact's for a repository read again to count as unchanged.
 SAME_AS_STORED = ("refs_digest", "wiki_refs_digest", "metadata_digest", "options", "metadata_format")
 
@@ -161,6 +176,9 @@ class GitHubBackup(Service):
         self.explicit = self._explicit_repositories(params["repositories"])
         if params["full_refresh_days"] < 0:
             raise OptionError("full_refresh_days must be 0 or more, got %d" % params["full_refresh_days"])
+        if params["full_every_days"] < 1:
+            raise OptionError("full_every_days must be 1 or more, got %d" % params["full_every_days"])
+        self.cache = MirrorCache(params["cache_dir"], max(1, params["full_refresh_days"])) if params["cache_dir"] else None
         self.tokens = self._token_source()
         self.scheduler = RequestScheduler()
         self.client = GitHubClient(params["api_url"], self.tokens, params["validate_certs"], module.retry,
@@ -584,10 +602,11 @@ class GitHubBackup(Service):
             self.probe_pool.shutdown(wait=True, cancel_futures=True)
 
     def store_repository(self, item, options, workspace, object_metadata, counts, stored, spool):
-        """Mirror and archive one repository (its metadata already in ``workspace``/metadata); no artifact when it
-        turns out equal to ``stored`` (its metadata)."""
+        """Mirror one repository (its metadata already in ``workspace``/metadata) and store what changed since its
+        previous artifact: a bundle of the new objects (or a full one, see _gitchain), the whole refs list, the wiki,
+        LFS and the metadata; no artifact when it turns out equal to ``stored`` (its metadata)."""
         repo = item.data
-        mirror = self.mirror(repo["clone_url"], os.path.join(workspace, "repo.git"))
+        mirror = self.fetch_mirror(item, workspace)
         refs, digest = local_refs(mirror)
         meta_dir = os.path.join(workspace, "metadata")
         if not refs:  # no branch yet: GraphQL names none, REST the one the first push will create; stored as null
@@ -595,8 +614,7 @@ class GitHubBackup(Service):
             with open(os.path.join(meta_dir, "repository.json"), "wb") as handle:
                 handle.write(canonical_json(dict(described, default_branch=None)))
             object_metadata["default_branch"] = ""
-        sources = [(mirror, "repo.git")]
-        wiki_digest = ""
+        wiki_digest, sources = "", []
         if options["wiki"] and repo.get("has_wiki"):
             try:
                 sources.append((self.mirror(wiki_url(repo), os.path.join(workspace, "wiki.git")), "wiki.git"))
@@ -606,13 +624,96 @@ class GitHubBackup(Service):
         object_metadata.update(refs_digest=digest, refs_count=str(len(refs)), wiki_refs_digest=wiki_digest)
         if stored and all(stored.get(k) == object_metadata[k] for k in SAME_AS_STORED):
             return None, len(refs)
+        git = self.git_in(repo["clone_url"])
+        current = gc.refs_of(git, mirror)
+        kind, why, prerequisites, chain, started = self.chain_plan(item, git, mirror, current)
+        bundle = os.path.join(workspace, "repo.bundle")
+        if not gc.create_bundle(git, mirror, bundle, prerequisites if kind == "incremental" else ()):
+            kind = "refs" if kind == "incremental" else "empty"  # nothing new; or a repository without a commit
+        refs_file = os.path.join(workspace, "refs.json")
+        with open(refs_file, "wb") as handle:
+            handle.write(canonical_json(current))
+        tips = self.store_tips(item, current)
+        object_metadata.update(format=BUNDLE_FORMAT, bundle=kind, bundle_reason=why, chain_started=started,
+                               tips_key=tips["key"])
+        sources = [(refs_file, "refs.json")] + ([(bundle, "repo.bundle")] if os.path.exists(bundle) else []) + sources
         if options["lfs"]:
             sources.append((self.fetch_lfs(mirror, os.path.join(workspace, "lfs"), repo["clone_url"]), "lfs"))
         if options["release_assets"]:
             counts["release_assets"] = self.download_assets(spool, os.path.join(meta_dir, "assets"))
         sources.append((meta_dir, "metadata"))
-        facts = {"refs": len(refs), "refs_digest": digest, "wiki_refs_digest": wiki_digest, **counts}
-        return self.store(item, "tar", tar_stream(sources), object_metadata, contents=lambda: facts), len(refs)
+        facts = {"refs": len(refs), "refs_digest": digest, "wiki_refs_digest": wiki_digest, "bundle": kind, **counts}
+        artifact = self.store(item, "tar", tar_stream(sources), object_metadata, contents=lambda: facts,
+                              requires=chain + [tips])
+        return artifact, len(refs)
+
+    def git_in(self, url):
+        """``git(args, what, data=None)`` with the token of ``url``'s server in git's environment (never argv)."""
+        return lambda args, what, data=None: self.module.command([self.git] + args, what, env=self.git_env(url),
+                                                                 data=data)
+
+    def fetch_mirror(self, item, workspace):
+        """The repository's bare mirror: from the cache (fetched, checked, rebuilt when it cannot be trusted), or a
+        fresh clone in ``workspace``."""
+        repo = item.data
+        if self.cache is None:
+            return self.mirror(repo["clone_url"], os.path.join(workspace, "repo.git"))
+        path, done = self.cache.update(self.git_in(repo["clone_url"]), repo["full_name"], repo["clone_url"],
+                                       self.module.now)
+        if done.startswith("rebuilt"):
+            self.module.warn(self.module.scrub("%s: the mirror cache was cloned again (%s)" % (item.name, done)))
+        branch = repo.get("default_branch")
+        if branch:  # a fetch does not move HEAD when the default branch changes
+            self.git_in(repo["clone_url"])(["-C", path, "symbolic-ref", "HEAD", "refs/heads/" + branch], "git symbolic-ref")
+        return path
+
+    def chain_plan(self, item, git, mirror, current):
+        """(kind, why, prerequisites, chain, chain_started): ``full`` starts a chain; ``incremental`` stores the objects
+        the previous run's tips do not reach and requires the chain before it."""
+        now, previous = self.module.now, item.previous
+        metadata = previous.metadata if previous is not None else {}
+        if previous is None or metadata.get("format") != BUNDLE_FORMAT:
+            return "full", "no bundle of the repository packed as today's to build on", [], [], iso(now)
+        try:
+            started = parse_iso(metadata.get("chain_started") or "", "chain_started")
+        except BackupError:
+            return "full", "the previous artifact does not say when its chain started", [], [], iso(now)
+        if now - started >= datetime.timedelta(days=self.params["full_every_days"]):
+            return "full", "a full bundle every %d days (full_every_days)" % self.params["full_every_days"], [], [], iso(now)
+        chain = [dict(r) for r in previous.requires if not is_tips(r["key"])]
+        chain.append({"key": previous.key, "size": previous.size, "sha256": previous.sha256})
+        gone = [r["key"] for r in chain if self.module.backend.stat(r["key"]) is None]
+        if gone:
+            return "full", "the chain lacks %s" % ", ".join(gone[:3]), [], [], iso(now)
+        try:
+            tips = self.read_tips(previous)
+        except (BackupError, ValueError, OSError) as exc:
+            return "full", "the previous run's tips cannot be read (%s)" % exc, [], [], iso(now)
+        moved = gc.rewritten(git, mirror, tips, current)
+        if moved:
+            return "full", "%d ref(s) rewritten since the previous run (a force-push)" % len(moved), [], [], iso(now)
+        present = sorted(set(tips.values()) - set(gc.missing(git, mirror, tips.values())))
+        return "incremental", "", present, chain, metadata["chain_started"]
+
+    def store_tips(self, item, refs):
+        """The tips the next run builds on, by hashed ref name, compressed, never encrypted (the backup host holds no
+        private key): an object of their own that the artifact requires. {key, size, sha256}."""
+        writer = ArtifactWriter(self.module.backend, "gzip", 6)
+        data = canonical_json(gc.hashed_tips(refs))
+        stored = writer.store(self.module.job, item.key_name + TIPS_SUFFIX, "json", [data], when=self.module.now)
+        return {"key": stored.key, "size": stored.size, "sha256": stored.sha256}
+
+    def read_tips(self, previous):
+        [entry] = [r for r in previous.requires if is_tips(r["key"])] or [None]
+        if entry is None:
+            raise BackupError("%s requires no tips object" % previous.key)
+        raw = self.module.backend.read_bytes(entry["key"])
+        if hashlib.sha256(raw).hexdigest() != entry["sha256"]:
+            raise BackupError("%s is not what was recorded" % entry["key"])
+        tips = json.loads(gzip.decompress(raw).decode("utf-8"))
+        if not isinstance(tips, dict):
+            raise BackupError("%s holds no tips" % entry["key"])
+        return tips
 
     def fetch_lfs(self, mirror, target, url):
         """LFS objects of every ref, moved out of the mirror into their own folder of the archive."""
@@ -692,6 +793,43 @@ class GitHubRestorer(FolderRestorer):
         token=dict(type="str", required=True, no_log=True),
         validate_certs=dict(type="bool", default=True),
     )))
+
+    def unpack(self, item, result, into):
+        """The archive into ``into``; an artifact of a chain of bundles (``format: bundle-1``) also reads the objects it
+        requires, in order, and builds ``repo.git`` from their bundles and its own, with its refs list."""
+        stats = super().unpack(item, result, into)
+        artifact = item["artifact"]
+        if (artifact.get("metadata") or {}).get("format") != BUNDLE_FORMAT:
+            return stats
+        try:
+            git_bin = self.module.module.get_bin_path("git", required=True)
+            bundles = []
+            chain = [r for r in artifact.get("requires") or [] if not is_tips(r["key"])]
+            for index, required in enumerate(chain):
+                folder = os.path.join(into, ".chain-%d" % index)
+                packed = dict(required, compression=artifact.get("compression"), encryption=artifact.get("encryption"))
+                super().unpack(dict(item, artifact=packed, key=required["key"]), {}, folder)
+                if os.path.exists(os.path.join(folder, "repo.bundle")):
+                    bundles.append(os.path.join(folder, "repo.bundle"))
+            if os.path.exists(os.path.join(into, "repo.bundle")):
+                bundles.append(os.path.join(into, "repo.bundle"))
+            with open(os.path.join(into, "refs.json"), encoding="utf-8") as handle:
+                refs = json.load(handle)
+            mirror = os.path.join(into, "repo.git")
+            self.module.command([git_bin, "init", "--quiet", "--bare", mirror], "git init")
+            gc.apply_chain(lambda args, what, data=None: self.module.command([git_bin] + args, what, data=data),
+                           mirror, bundles, refs)
+        except BaseException:
+            shutil.rmtree(into, ignore_errors=True)
+            raise
+        for name in os.listdir(into):
+            path = os.path.join(into, name)
+            if name.startswith(".chain-"):
+                shutil.rmtree(path)
+            elif name == "repo.bundle":
+                os.remove(path)
+        result["chain"] = len(bundles)
+        return stats
 
     def restore(self, item, result):
         """The whole archive (repo.git, wiki.git, lfs, metadata) into dest/<repository>."""
