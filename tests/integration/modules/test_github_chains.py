@@ -1,0 +1,103 @@
+# Copyright (c) corebackup.backup contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""github_backup stores a chain of bundles: a full one, then what changed; every day restores ref by ref (the
+stand-in's repositories over smart HTTP, backup_restore as users run it)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+import pytest
+
+from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
+from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_module
+from ansible_collections.corebackup.backup.tests.testbed.github_standin import run_git
+
+COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))))
+ORG, REPO, JOB = "chainorg", "bench-001", "chains"
+START = datetime.datetime(2026, 5, 1, 2, 0, tzinfo=datetime.timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def chain_org(github_standin, tmp_path_factory):
+    token = github_standin.add_token(login="chain-bot")
+    facts = github_fixtures.build_many(github_standin, ORG, str(tmp_path_factory.mktemp("chainorg")), count=1, seed=5,
+                                       metadata=False)
+    assert sorted(facts) == [REPO]
+    return github_standin, token
+
+
+def at(day):
+    return {"COREBACKUP_NOW": (START + datetime.timedelta(days=day)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def backup(org, storage, day, **options):
+    standin, token = org
+    run = run_module(COLLECTIONS, "github_backup", dict({
+        "organization": ORG, "token": token, "api_url": standin.api_url, "storage": storage, "job": JOB,
+        "api_mode": "rest", "issues": False, "pulls": False, "releases": False, "labels": False, "milestones": False,
+        "wiki": False}, **options), env=at(day))
+    assert not run.failed, run.result.get("msg")
+    [entry] = run.result["repositories"]
+    [artifact] = [a for a in run.result["artifacts"] if a["key"] == entry["key"]]
+    return entry, artifact
+
+
+def restored_refs(storage, day, tmp_path):
+    dest = str(tmp_path / ("restore-%d" % day))
+    run = run_module(COLLECTIONS, "backup_restore", {"job": JOB, "storage": storage, "dest": dest, "items": [REPO],
+                                                     "set_date": (START + datetime.timedelta(days=day)).date().isoformat()},
+                     env=at(day))
+    assert not run.failed, run.result.get("msg")
+    [item] = run.result["restored"]
+    return github_fixtures.git_refs(os.path.join(item["target"], "repo.git")), item
+
+
+def upstream(org):
+    return github_fixtures.git_refs(org[0].github.repo(ORG, REPO).git_dir)
+
+
+def test_each_day_stores_what_changed_and_restores_as_it_was(chain_org, tmp_path):
+    storage = {"type": "filesystem", "path": str(tmp_path / "store")}
+    states, artifacts = {}, {}
+    entry, artifacts[0] = backup(chain_org, storage, 0)
+    states[0] = upstream(chain_org)
+    assert entry["status"] == "backed_up" and artifacts[0]["metadata"]["bundle"] == "full"
+    # Day 1: two commits: an incremental bundle, requiring the full one.
+    github_fixtures.push_commit(chain_org[0], ORG, REPO)
+    github_fixtures.push_commit(chain_org[0], ORG, REPO)
+    entry, artifacts[1] = backup(chain_org, storage, 1)
+    states[1] = upstream(chain_org)
+    assert artifacts[1]["metadata"]["bundle"] == "incremental", artifacts[1]["metadata"]
+    assert [r["key"] for r in artifacts[1]["requires"] if "--tips" not in r["key"]] == [artifacts[0]["key"]]
+    assert artifacts[1]["size"] < artifacts[0]["size"]
+    # Day 2: a branch deleted and a tag on an old commit: no new object, only the refs list.
+    git_dir = chain_org[0].github.repo(ORG, REPO).git_dir
+    branches = [r for r in states[1] if r.startswith("refs/heads/") and not r.endswith("/main")]
+    run_git(git_dir, "update-ref", "-d", branches[0])
+    run_git(git_dir, "tag", "old-one", states[0]["refs/heads/main"])
+    chain_org[0].github.refresh_git(chain_org[0].github.repo(ORG, REPO), "2026-05-03T01:00:00Z")
+    entry, artifacts[2] = backup(chain_org, storage, 2)
+    states[2] = upstream(chain_org)
+    assert artifacts[2]["metadata"]["bundle"] == "refs", artifacts[2]["metadata"]
+    # Day 3: a force-push (main rewritten): a full bundle starts a new chain.
+    run_git(git_dir, "update-ref", "refs/heads/main", states[0]["refs/heads/main"])
+    github_fixtures.push_commit(chain_org[0], ORG, REPO)
+    entry, artifacts[3] = backup(chain_org, storage, 3)
+    states[3] = upstream(chain_org)
+    assert artifacts[3]["metadata"]["bundle"] == "full" and "rewritten" in artifacts[3]["metadata"]["bundle_reason"]
+    for day in range(4):
+        refs, item = restored_refs(storage, day, tmp_path)
+        assert refs == states[day], day
+    # A missing middle link: day 2's restore fails by name, nothing half-restored is left.
+    os.remove(os.path.join(storage["path"], artifacts[0]["key"]))
+    dest = str(tmp_path / "broken")
+    broken = run_module(COLLECTIONS, "backup_restore", {"job": JOB, "storage": storage, "dest": dest, "items": [REPO],
+                                                        "set_date": (START + datetime.timedelta(days=1)).date().isoformat()},
+                        env=at(4))
+    assert broken.failed and artifacts[0]["key"] in broken.result["msg"], broken.result.get("msg")
+    assert not os.path.exists(os.path.join(dest, REPO))
