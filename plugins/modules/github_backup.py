@@ -131,6 +131,23 @@ options:
         days (V(0) every run); when it turns out unchanged, its newest artifact is carried as usual.
     type: int
     default: 7
+  full_every_days:
+    description:
+      - A repository's git data is stored as a chain of bundles - a full bundle, then each run's new objects (an
+        incremental bundle whose prerequisites are the previous run's tips), with the whole list of refs every run.
+        A new chain starts with a full bundle at least every this many days, and whenever the packing changes or a
+        ref was rewritten (a force-push; GitHub's regenerated C(refs/pull/*/merge) excepted).
+    type: int
+    default: 30
+  cache_dir:
+    description:
+      - A folder on the backup host that keeps a bare mirror of every repository between runs, so that a run
+        fetches only what changed (C(git fetch --prune)) instead of cloning. It holds the plaintext of every
+        repository it caches - created with mode 0700; keep it on an encrypted disk of the backup host.
+      - A mirror that is missing, that mirrors another URL, or that fails C(git fsck --connectivity-only) (every
+        run) or a full C(git fsck) (every O(full_refresh_days)) is cloned again, with a warning.
+      - Unset (the default), every repository that changed is cloned in full into a temporary folder.
+    type: path
   validate_certs:
     description: Verify TLS certificates of the API and of git.
     type: bool
