@@ -61,6 +61,26 @@ def upstream(org):
     return github_fixtures.git_refs(org[0].github.repo(ORG, REPO).git_dir)
 
 
+def test_a_key_rotation_starts_a_new_chain_encrypted_to_the_new_key(chain_org, tmp_path, age_identity):
+    """Packed otherwise (encrypted now): nothing of the old chain is built on; the new one restores with the key."""
+    storage = {"type": "filesystem", "path": str(tmp_path / "store")}
+    _entry, first = backup(chain_org, storage, 10)
+    github_fixtures.push_commit(chain_org[0], ORG, REPO)
+    _entry, rotated = backup(chain_org, storage, 11, encryption={"recipients": [age_identity[1]]})
+    assert first["metadata"]["bundle"] == "full" and rotated["metadata"]["bundle"] == "full", rotated["metadata"]
+    assert rotated["key"].endswith(".tar.gz.age") and [r for r in rotated["requires"] if "--tips" not in r["key"]] == []
+    github_fixtures.push_commit(chain_org[0], ORG, REPO)
+    _entry, next_day = backup(chain_org, storage, 12, encryption={"recipients": [age_identity[1]]})
+    assert next_day["metadata"]["bundle"] == "incremental"  # the tips are readable without the private key
+    assert [r["key"] for r in next_day["requires"] if "--tips" not in r["key"]] == [rotated["key"]]
+    dest = str(tmp_path / "restored")
+    run = run_module(COLLECTIONS, "backup_restore", {
+        "job": JOB, "storage": storage, "dest": dest, "items": [REPO], "identity_file": age_identity[0],
+        "set_date": (START + datetime.timedelta(days=12)).date().isoformat()}, env=at(12))
+    assert not run.failed, run.result.get("msg")
+    assert github_fixtures.git_refs(os.path.join(run.result["restored"][0]["target"], "repo.git")) == upstream(chain_org)
+
+
 def test_each_day_stores_what_changed_and_restores_as_it_was(chain_org, tmp_path):
     storage = {"type": "filesystem", "path": str(tmp_path / "store")}
     states, artifacts = {}, {}
