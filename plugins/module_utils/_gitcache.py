@@ -42,14 +42,16 @@ class MirrorCache:
         os.makedirs(root, mode=0o700, exist_ok=True)
         os.chmod(root, 0o700)  # the plaintext of every repository: the backup user's alone
 
-    def path(self, full_name: str) -> str:
+    def path(self, full_name: str, suffix: str = ".git") -> str:
+        """``<cache_dir>/<owner>/<name><suffix>``: a wiki's is ``.wiki.git`` (a sanitized name holds no dot)."""
         owner, _sep, name = full_name.partition("/")
-        return os.path.join(self.root, sanitize_name(owner), sanitize_name(name or owner) + ".git")
+        return os.path.join(self.root, sanitize_name(owner), sanitize_name(name or owner) + suffix)
 
-    def update(self, git: t.Callable[..., str], full_name: str, url: str, now: datetime.datetime) -> tuple[str, str]:
+    def update(self, git: t.Callable[..., str], full_name: str, url: str, now: datetime.datetime,
+               suffix: str = ".git") -> tuple[str, str]:
         """The mirror of ``url`` brought up to date: (its path, what was done: ``cloned``, ``fetched`` or
         ``rebuilt: <why>``)."""
-        path = self.path(full_name)
+        path = self.path(full_name, suffix)
         why = self._unusable(path, url)
         if why is None:
             try:

@@ -115,6 +115,9 @@ WIKI_PROBES = 16
 # the object that holds a run's tips.
 BUNDLE_FORMAT = "bundle-1"
 TIPS_SUFFIX = "--tips"
+# The files of each part of a chain link: its refs list and its bundle.
+PARTS = {"repo": ("refs.json", "repo.bundle"), "wiki": ("wiki-refs.json", "wiki.bundle")}
+_OID = re.compile(r"^[0-9a-f]{64}$")
 
 
 def is_tips(key):
@@ -602,9 +605,10 @@ class GitHubBackup(Service):
             self.probe_pool.shutdown(wait=True, cancel_futures=True)
 
     def store_repository(self, item, options, workspace, object_metadata, counts, stored, spool):
-        """Mirror one repository (its metadata already in ``workspace``/metadata) and store what changed since its
-        previous artifact: a bundle of the new objects (or a full one, see _gitchain), the whole refs list, the wiki,
-        LFS and the metadata; no artifact when it turns out equal to ``stored`` (its metadata)."""
+        """Mirror one repository and its wiki (its metadata already in ``workspace``/metadata) and store what changed
+        since its previous artifact: for the repository and the wiki each a bundle of the new objects (or a full one,
+        see _gitchain) and the whole refs list, the LFS objects no earlier link of the chain holds with the list of
+        all of them, and the metadata; no artifact when it turns out equal to ``stored`` (its metadata)."""
         repo = item.data
         mirror = self.fetch_mirror(item, workspace)
         refs, digest = local_refs(mirror)
@@ -614,31 +618,34 @@ class GitHubBackup(Service):
             with open(os.path.join(meta_dir, "repository.json"), "wb") as handle:
                 handle.write(canonical_json(dict(described, default_branch=None)))
             object_metadata["default_branch"] = ""
-        wiki_digest, sources = "", []
-        if options["wiki"] and repo.get("has_wiki"):
-            try:
-                sources.append((self.mirror(wiki_url(repo), os.path.join(workspace, "wiki.git")), "wiki.git"))
-                wiki_digest = local_refs(sources[-1][0])[1]
-            except CommandFailed:
-                pass  # has_wiki is true for every repository whose wiki is enabled, even if it has no page yet
+        wiki = self.fetch_wiki(item, options, workspace)
+        wiki_digest = local_refs(wiki)[1] if wiki else ""
         object_metadata.update(refs_digest=digest, refs_count=str(len(refs)), wiki_refs_digest=wiki_digest)
         if stored and all(stored.get(k) == object_metadata[k] for k in SAME_AS_STORED):
             return None, len(refs)
         git = self.git_in(repo["clone_url"])
-        current = gc.refs_of(git, mirror)
-        kind, why, prerequisites, chain, started = self.chain_plan(item, git, mirror, current)
-        bundle = os.path.join(workspace, "repo.bundle")
-        if not gc.create_bundle(git, mirror, bundle, prerequisites if kind == "incremental" else ()):
+        mirrors = {"repo": mirror, "wiki": wiki} if wiki else {"repo": mirror}
+        current = {part: gc.refs_of(git, path) for part, path in mirrors.items()}
+        lfs = self.fetch_lfs(mirror, repo["clone_url"]) if options["lfs"] else None
+        kind, why, previous, chain, started = self.chain_plan(item, git, mirrors, current)
+        sources, written = [], []
+        for part, path in mirrors.items():
+            refs_file = os.path.join(workspace, PARTS[part][0])
+            with open(refs_file, "wb") as handle:
+                handle.write(canonical_json(current[part]))
+            sources.append((refs_file, PARTS[part][0]))
+            bundle = os.path.join(workspace, PARTS[part][1])
+            needs = () if kind == "full" else previous.get(part, {}).values()
+            if gc.create_bundle(git, path, bundle, sorted(set(needs) - set(gc.missing(git, path, needs)))):
+                sources.append((bundle, PARTS[part][1]))
+                written.append(part)
+        if not written:
             kind = "refs" if kind == "incremental" else "empty"  # nothing new; or a repository without a commit
-        refs_file = os.path.join(workspace, "refs.json")
-        with open(refs_file, "wb") as handle:
-            handle.write(canonical_json(current))
-        tips = self.store_tips(item, current)
+        if lfs is not None:
+            sources.extend(self.stage_lfs(lfs, set(previous.get("lfs", ())) if kind != "full" else set(), workspace))
+        tips = self.store_tips(item, current, lfs)
         object_metadata.update(format=BUNDLE_FORMAT, bundle=kind, bundle_reason=why, chain_started=started,
                                tips_key=tips["key"])
-        sources = [(refs_file, "refs.json")] + ([(bundle, "repo.bundle")] if os.path.exists(bundle) else []) + sources
-        if options["lfs"]:
-            sources.append((self.fetch_lfs(mirror, os.path.join(workspace, "lfs"), repo["clone_url"]), "lfs"))
         if options["release_assets"]:
             counts["release_assets"] = self.download_assets(spool, os.path.join(meta_dir, "assets"))
         sources.append((meta_dir, "metadata"))
@@ -656,50 +663,70 @@ class GitHubBackup(Service):
         """The repository's bare mirror: from the cache (fetched, checked, rebuilt when it cannot be trusted), or a
         fresh clone in ``workspace``."""
         repo = item.data
-        if self.cache is None:
-            return self.mirror(repo["clone_url"], os.path.join(workspace, "repo.git"))
-        path, done = self.cache.update(self.git_in(repo["clone_url"]), repo["full_name"], repo["clone_url"],
-                                       self.module.now)
-        if done.startswith("rebuilt"):
-            self.module.warn(self.module.scrub("%s: the mirror cache was cloned again (%s)" % (item.name, done)))
+        path = self.cached(item, repo["clone_url"], workspace, ".git")
         branch = repo.get("default_branch")
-        if branch:  # a fetch does not move HEAD when the default branch changes
+        if branch and self.cache is not None:  # a fetch does not move HEAD when the default branch changes
             self.git_in(repo["clone_url"])(["-C", path, "symbolic-ref", "HEAD", "refs/heads/" + branch], "git symbolic-ref")
         return path
 
-    def chain_plan(self, item, git, mirror, current):
-        """(kind, why, prerequisites, chain, chain_started): ``full`` starts a chain; ``incremental`` stores the objects
-        the previous run's tips do not reach and requires the chain before it."""
+    def fetch_wiki(self, item, options, workspace):
+        """The wiki's bare mirror, as the repository's; None without a wiki (has_wiki is true for every repository
+        whose wiki is enabled, even if it has no page yet: the clone then fails)."""
+        if not (options["wiki"] and item.data.get("has_wiki")):
+            return None
+        try:
+            return self.cached(item, wiki_url(item.data), workspace, ".wiki.git")
+        except CommandFailed:
+            return None
+
+    def cached(self, item, url, workspace, suffix):
+        if self.cache is None:
+            return self.mirror(url, os.path.join(workspace, "repo" + suffix))
+        path, done = self.cache.update(self.git_in(url), item.data["full_name"], url, self.module.now, suffix)
+        if done.startswith("rebuilt"):
+            self.module.warn(self.module.scrub("%s: the mirror cache of %s was cloned again (%s)" % (
+                item.name, "the wiki" if suffix == ".wiki.git" else "the repository", done)))
+        return path
+
+    def chain_plan(self, item, git, mirrors, current):
+        """(kind, why, previous tips, chain, chain_started): ``full`` starts a chain; ``incremental`` stores the
+        objects the previous run's tips (``{"repo": {hashed ref: id}, "wiki": ..., "lfs": [oid]}``) do not reach and
+        requires the chain before it."""
         now, previous = self.module.now, item.previous
         metadata = previous.metadata if previous is not None else {}
+
+        def full(why):
+            return "full", why, {}, [], iso(now)
+
         if previous is None or metadata.get("format") != BUNDLE_FORMAT:
-            return "full", "no bundle of the repository packed as today's to build on", [], [], iso(now)
+            return full("no bundle of the repository packed as today's to build on")
         try:
             started = parse_iso(metadata.get("chain_started") or "", "chain_started")
         except BackupError:
-            return "full", "the previous artifact does not say when its chain started", [], [], iso(now)
+            return full("the previous artifact does not say when its chain started")
         if now - started >= datetime.timedelta(days=self.params["full_every_days"]):
-            return "full", "a full bundle every %d days (full_every_days)" % self.params["full_every_days"], [], [], iso(now)
+            return full("a full bundle every %d days (full_every_days)" % self.params["full_every_days"])
         chain = [dict(r) for r in previous.requires if not is_tips(r["key"])]
         chain.append({"key": previous.key, "size": previous.size, "sha256": previous.sha256})
         gone = [r["key"] for r in chain if self.module.backend.stat(r["key"]) is None]
         if gone:
-            return "full", "the chain lacks %s" % ", ".join(gone[:3]), [], [], iso(now)
+            return full("the chain lacks %s" % ", ".join(gone[:3]))
         try:
             tips = self.read_tips(previous)
         except (BackupError, ValueError, OSError) as exc:
-            return "full", "the previous run's tips cannot be read (%s)" % exc, [], [], iso(now)
-        moved = gc.rewritten(git, mirror, tips, current)
+            return full("the previous run's tips cannot be read (%s)" % exc)
+        moved = sum(len(gc.rewritten(git, path, tips.get(part, {}), current[part])) for part, path in mirrors.items())
         if moved:
-            return "full", "%d ref(s) rewritten since the previous run (a force-push)" % len(moved), [], [], iso(now)
-        present = sorted(set(tips.values()) - set(gc.missing(git, mirror, tips.values())))
-        return "incremental", "", present, chain, metadata["chain_started"]
+            return full("%d ref(s) rewritten since the previous run (a force-push)" % moved)
+        return "incremental", "", tips, chain, metadata["chain_started"]
 
-    def store_tips(self, item, refs):
-        """The tips the next run builds on, by hashed ref name, compressed, never encrypted (the backup host holds no
-        private key): an object of their own that the artifact requires. {key, size, sha256}."""
+    def store_tips(self, item, refs, lfs):
+        """The tips the next run builds on (``refs``: {"repo": refs, "wiki": refs}), by hashed ref name, and the oids of
+        the LFS objects, compressed, never encrypted (the backup host holds no private key): an object of their own
+        that the artifact requires. {key, size, sha256}."""
         writer = ArtifactWriter(self.module.backend, "gzip", 6)
-        data = canonical_json(gc.hashed_tips(refs))
+        tips = {part: gc.hashed_tips(part_refs) for part, part_refs in refs.items()}
+        data = canonical_json(dict(tips, lfs=sorted(lfs or ())))
         stored = writer.store(self.module.job, item.key_name + TIPS_SUFFIX, "json", [data], when=self.module.now)
         return {"key": stored.key, "size": stored.size, "sha256": stored.sha256}
 
@@ -711,24 +738,70 @@ class GitHubBackup(Service):
         if hashlib.sha256(raw).hexdigest() != entry["sha256"]:
             raise BackupError("%s is not what was recorded" % entry["key"])
         tips = json.loads(gzip.decompress(raw).decode("utf-8"))
-        if not isinstance(tips, dict):
+        if not (isinstance(tips, dict) and isinstance(tips.get("repo"), dict) and isinstance(tips.get("lfs"), list)):
             raise BackupError("%s holds no tips" % entry["key"])
         return tips
 
-    def fetch_lfs(self, mirror, target, url):
-        """LFS objects of every ref, moved out of the mirror into their own folder of the archive."""
+    def fetch_lfs(self, mirror, url):
+        """{oid: path} of the LFS objects of every ref, fetched into the mirror (a cached mirror keeps them, so only
+        new ones are downloaded)."""
         self.run_git(["-C", mirror, "lfs", "fetch", "--all"], "git lfs fetch", url)
-        fetched = os.path.join(mirror, "lfs")
-        if os.path.isdir(fetched):
-            shutil.move(fetched, target)
-        else:
-            os.makedirs(target)
-        return target
+        return lfs_objects(os.path.join(mirror, "lfs", "objects"))
+
+    @staticmethod
+    def stage_lfs(lfs, stored, workspace):
+        """The archive's ``lfs/objects`` (the objects ``stored`` in earlier links of the chain left out) and
+        ``lfs.json``, the oids of all of them."""
+        target = os.path.join(workspace, "lfs", "objects")
+        os.makedirs(target)
+        for oid, path in lfs.items():
+            if oid not in stored:
+                os.makedirs(os.path.join(target, oid[:2], oid[2:4]), exist_ok=True)
+                shutil.copyfile(path, os.path.join(target, oid[:2], oid[2:4], oid))
+        listing = os.path.join(workspace, "lfs.json")
+        with open(listing, "wb") as handle:
+            handle.write(canonical_json(sorted(lfs)))
+        return [(os.path.join(workspace, "lfs"), "lfs"), (listing, "lfs.json")]
 
     def mirror(self, url, path):
         self.run_git(["clone", "--mirror", "--quiet", "--", url, path], "git clone --mirror", url,
                      before_retry=lambda: shutil.rmtree(path, ignore_errors=True))
         return path
+
+
+def lfs_objects(root):
+    """{oid: path} of the LFS objects under ``root`` (``<oid[:2]>/<oid[2:4]>/<oid>``)."""
+    found = {}
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            if _OID.match(name):
+                found[name] = os.path.join(folder, name)
+    return found
+
+
+def gather_lfs(folders, into):
+    """``into``/lfs/objects: every object ``into``/lfs.json lists, from whichever link of the chain (``folders``)
+    stored it, each checked against its oid (its sha256)."""
+    with open(os.path.join(into, "lfs.json"), encoding="utf-8") as handle:
+        wanted = json.load(handle)
+    found = {}
+    for folder in folders:
+        found.update(lfs_objects(os.path.join(folder, "lfs", "objects")))
+    target = os.path.join(into, ".lfs-gathered")
+    for oid in wanted:
+        if oid not in found:
+            raise gc.ChainError("LFS object %s is listed for the day but no link of the chain holds it" % oid)
+        digest = hashlib.sha256()
+        with open(found[oid], "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != oid:
+            raise gc.ChainError("LFS object %s does not hold the bytes its oid names" % oid)
+        os.makedirs(os.path.join(target, "objects", oid[:2], oid[2:4]), exist_ok=True)
+        shutil.copyfile(found[oid], os.path.join(target, "objects", oid[:2], oid[2:4], oid))
+    os.makedirs(os.path.join(target, "objects"), exist_ok=True)
+    shutil.rmtree(os.path.join(into, "lfs"), ignore_errors=True)
+    os.rename(target, os.path.join(into, "lfs"))
 
 
 def spool_asset_files(spool, release):
@@ -803,22 +876,29 @@ class GitHubRestorer(FolderRestorer):
             return stats
         try:
             git_bin = self.module.module.get_bin_path("git", required=True)
-            bundles = []
+            folders = []
             chain = [r for r in artifact.get("requires") or [] if not is_tips(r["key"])]
             for index, required in enumerate(chain):
                 folder = os.path.join(into, ".chain-%d" % index)
                 packed = dict(required, compression=artifact.get("compression"), encryption=artifact.get("encryption"))
                 super().unpack(dict(item, artifact=packed, key=required["key"]), {}, folder)
-                if os.path.exists(os.path.join(folder, "repo.bundle")):
-                    bundles.append(os.path.join(folder, "repo.bundle"))
-            if os.path.exists(os.path.join(into, "repo.bundle")):
-                bundles.append(os.path.join(into, "repo.bundle"))
-            with open(os.path.join(into, "refs.json"), encoding="utf-8") as handle:
-                refs = json.load(handle)
-            mirror = os.path.join(into, "repo.git")
-            self.module.command([git_bin, "init", "--quiet", "--bare", mirror], "git init")
-            gc.apply_chain(lambda args, what, data=None: self.module.command([git_bin] + args, what, data=data),
-                           mirror, bundles, refs)
+                folders.append(folder)
+            folders.append(into)
+
+            def git(args, what, data=None):
+                return self.module.command([git_bin] + args, what, data=data)
+
+            for part, (refs_name, bundle_name) in PARTS.items():
+                if not os.path.exists(os.path.join(into, refs_name)):
+                    continue  # no wiki that day
+                with open(os.path.join(into, refs_name), encoding="utf-8") as handle:
+                    refs = json.load(handle)
+                mirror = os.path.join(into, part + ".git")
+                self.module.command([git_bin, "init", "--quiet", "--bare", mirror], "git init")
+                gc.apply_chain(git, mirror, [os.path.join(f, bundle_name) for f in folders
+                                             if os.path.exists(os.path.join(f, bundle_name))], refs)
+            if os.path.exists(os.path.join(into, "lfs.json")):
+                gather_lfs(folders, into)
         except BaseException:
             shutil.rmtree(into, ignore_errors=True)
             raise
@@ -826,9 +906,9 @@ class GitHubRestorer(FolderRestorer):
             path = os.path.join(into, name)
             if name.startswith(".chain-"):
                 shutil.rmtree(path)
-            elif name == "repo.bundle":
+            elif name.endswith(".bundle"):
                 os.remove(path)
-        result["chain"] = len(bundles)
+        result["chain"] = len(folders)
         return stats
 
     def restore(self, item, result):
@@ -844,10 +924,20 @@ class GitHubRestorer(FolderRestorer):
         result["refs"] = len(refs)
         git = self.module.module.get_bin_path("git", required=True)
         if refs:
-            self.module.command([git, "clone", "--quiet", mirror, os.path.join(target, item["name"])],
-                                "git clone of the restored mirror")
+            self.checkout(git, target, os.path.join(target, item["name"]))
         if self.params["push_to"]:
             result["pushed_to"] = self.push(item, target, git)
+
+    def checkout(self, git, target, clone):
+        """A working clone of the restored mirror, its LFS files filled from the restored LFS objects (the mirror is
+        a path: git-lfs would ask it for them, and it holds none itself); pointer files without them."""
+        lfs = os.path.join(target, "lfs", "objects")
+        held = os.path.isdir(lfs) and any(files for _dir, _sub, files in os.walk(lfs))
+        self.module.command([git, "clone", "--quiet", os.path.join(target, "repo.git"), clone],
+                            "git clone of the restored mirror", env={"GIT_LFS_SKIP_SMUDGE": "1"})
+        if held:
+            shutil.copytree(lfs, os.path.join(clone, ".git", "lfs", "objects"), dirs_exist_ok=True)
+            self.module.command([git, "-C", clone, "lfs", "checkout"], "git lfs checkout of the restored clone")
 
     def push(self, item, target, git):
         push_to = self.params["push_to"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import os
 import subprocess
 import tarfile
@@ -102,20 +103,47 @@ def artifacts_by_set(backend):
     return found
 
 
-def restore_refs(backend, key, workdir):
-    """Restore an artifact as a user would (download, gunzip, untar, git clone) and return its refs."""
-    os.makedirs(workdir)
-    archive = os.path.join(workdir, "artifact.tar.gz")
-    with backend.open(key) as reader, open(archive, "wb") as out:
-        for block in iter(lambda: reader.read(1 << 20), b""):
-            out.write(block)
-    with tarfile.open(archive) as tar:
-        tar.extractall(workdir, filter="tar")
-    clone = os.path.join(workdir, "clone.git")
-    subprocess.run(["git", "clone", "--mirror", "--quiet", os.path.join(workdir, "repo.git"), clone], check=True,
-                   capture_output=True)
-    wiki = os.path.join(workdir, "wiki.git")
-    return github_fixtures.git_refs(clone), github_fixtures.git_refs(wiki) if os.path.isdir(wiki) else {}
+def restore_refs(backend, date, key, workdir):
+    """Restore an artifact as a user would (download, gunzip, untar each link of its chain, fetch their bundles in
+    order into new bare repositories, set the refs from the day's lists) and return its refs and its wiki's."""
+    [backup_set] = [s for s in iter_sets(backend, JOB) if s.date == date]
+    [item] = [i for i in read_set(backend, backup_set).items().values() if i["key"] == key]
+    links = [r["key"] for r in item["artifact"].get("requires") or [] if "--tips_" not in r["key"]] + [key]
+    folders = []
+    for number, link in enumerate(links):
+        folder = os.path.join(workdir, "link-%d" % number)
+        os.makedirs(folder)
+        archive = os.path.join(folder, "artifact.tar.gz")
+        with backend.open(link) as reader, open(archive, "wb") as out:
+            for block in iter(lambda: reader.read(1 << 20), b""):
+                out.write(block)
+        with tarfile.open(archive) as tar:
+            tar.extractall(folder, filter="tar")
+        folders.append(folder)
+    found = []
+    for part, refs_name in (("repo", "refs.json"), ("wiki", "wiki-refs.json")):
+        if not os.path.exists(os.path.join(folders[-1], refs_name)):
+            found.append({})
+            continue
+        target = os.path.join(workdir, part + ".git")
+        subprocess.run(["git", "init", "--quiet", "--bare", target], check=True, capture_output=True)
+        for folder in folders:
+            if os.path.exists(os.path.join(folder, part + ".bundle")):
+                subprocess.run(["git", "-C", target, "fetch", "--quiet", os.path.join(folder, part + ".bundle"),
+                                "+refs/*:refs/chain/%s/*" % os.path.basename(folder)], check=True, capture_output=True)
+        with open(os.path.join(folders[-1], refs_name), encoding="utf-8") as handle:
+            refs = json.load(handle)
+        fetched = subprocess.run(["git", "-C", target, "for-each-ref", "--format=%(refname)", "refs/chain/"],
+                                 check=True, capture_output=True, text=True).stdout.split()
+        updates = "".join("update %s %s\n" % (ref, sha) for ref, sha in sorted(refs.items()) if ref != "HEAD")
+        updates += "".join("delete %s\n" % ref for ref in fetched)
+        subprocess.run(["git", "-C", target, "update-ref", "--stdin"], input=updates, text=True, check=True,
+                       capture_output=True)
+        subprocess.run(["git", "-C", target, "fsck", "--no-dangling"], check=True, capture_output=True)
+        clone = os.path.join(workdir, part + "-clone.git")
+        subprocess.run(["git", "clone", "--mirror", "--quiet", target, clone], check=True, capture_output=True)
+        found.append(github_fixtures.git_refs(clone))
+    return tuple(found)
 
 
 def unique_bytes(root):
@@ -234,7 +262,7 @@ def test_every_set_is_complete_and_retention_keeps_every_repository(org, store, 
             holding = [d for d in sorted(sets, reverse=True) if sanitize_name(name) in sets[d]]
             assert holding, "%s has no artifact left after %s" % (name, policy)
             key = sets[holding[0]][sanitize_name(name)]
-            refs, wiki_refs = restore_refs(backend, key, str(tmp_path / ("restore-%d-%s" % (number, name))))
+            refs, wiki_refs = restore_refs(backend, holding[0], key, str(tmp_path / ("restore-%d-%s" % (number, name))))
             if name == DELETED:
                 assert holding[0] == at(-43).date().isoformat()
                 assert refs == github_fixtures.git_refs(facts[name]["git_dir"]), name

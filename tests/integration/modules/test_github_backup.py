@@ -65,13 +65,14 @@ def artifact_requires(run, result):
     return [r["key"] for r in artifact.get("requires") or []]
 
 
-def rebuild_mirror(restored, target):
-    """repo.git from a full bundle and the refs list (refs.json), with git alone."""
+def rebuild_mirror(restored, target, part="repo"):
+    """repo.git (``part`` wiki: wiki.git) from a full bundle and the refs list (refs.json; wiki-refs.json), with git
+    alone."""
     subprocess.run(["git", "init", "--quiet", "--bare", target], check=True, capture_output=True)
-    with open(os.path.join(restored, "refs.json"), encoding="utf-8") as handle:
+    with open(os.path.join(restored, "refs.json" if part == "repo" else "wiki-refs.json"), encoding="utf-8") as handle:
         refs = json.load(handle)
-    if os.path.exists(os.path.join(restored, "repo.bundle")):
-        subprocess.run(["git", "-C", target, "fetch", "--quiet", os.path.join(restored, "repo.bundle"),
+    if os.path.exists(os.path.join(restored, part + ".bundle")):
+        subprocess.run(["git", "-C", target, "fetch", "--quiet", os.path.join(restored, part + ".bundle"),
                         "+refs/*:refs/*"], check=True, capture_output=True)
     updates = "".join("update %s %s\n" % (ref, sha) for ref, sha in sorted(refs.items()) if ref != "HEAD")
     subprocess.run(["git", "-C", target, "update-ref", "--stdin"], input=updates, text=True, check=True,
@@ -133,9 +134,10 @@ def assert_restores(facts, store, run, tmp_path):
             assert any(ref.startswith("refs/tags/") for ref in source["refs"])
             assert "refs/notes/commits" in source["refs"]
         if source["wiki"]:
-            assert for_each_ref(os.path.join(restored, "wiki.git")) == source["wiki_refs"], name
+            rebuild_mirror(restored, str(tmp_path / (name + "-wiki.git")), "wiki")
+            assert for_each_ref(str(tmp_path / (name + "-wiki.git"))) == source["wiki_refs"], name
         else:
-            assert not os.path.exists(os.path.join(restored, "wiki.git"))
+            assert not os.path.exists(os.path.join(restored, "wiki-refs.json"))
         meta = os.path.join(restored, "metadata")
         documents = {f[:-5]: json.load(open(os.path.join(meta, f), encoding="utf-8"))
                      for f in os.listdir(meta) if f.endswith(".json")}

@@ -8,13 +8,16 @@ stand-in's repositories over smart HTTP, backup_restore as users run it)."""
 from __future__ import annotations
 
 import datetime
+import json
 import os
+import shutil
+import tarfile
 
 import pytest
 
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
 from ansible_collections.corebackup.backup.tests.testbed.ansible_run import run_module
-from ansible_collections.corebackup.backup.tests.testbed.github_standin import run_git
+from ansible_collections.corebackup.backup.tests.testbed.github_standin import lfs_pointer, run_git
 
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))))
@@ -44,7 +47,7 @@ def backup(org, storage, day, **options):
     assert not run.failed, run.result.get("msg")
     [entry] = run.result["repositories"]
     [artifact] = [a for a in run.result["artifacts"] if a["key"] == entry["key"]]
-    return entry, artifact
+    return dict(entry, run_warnings=run.result.get("warnings", [])), artifact
 
 
 def restored_refs(storage, day, tmp_path):
@@ -121,3 +124,97 @@ def test_each_day_stores_what_changed_and_restores_as_it_was(chain_org, tmp_path
                         env=at(4))
     assert broken.failed and artifacts[0]["key"] in broken.result["msg"], broken.result.get("msg")
     assert not os.path.exists(os.path.join(dest, REPO))
+
+
+def archive_names(storage, artifact):
+    """The top-level names in a stored (unencrypted) artifact and the LFS oids it holds."""
+    with tarfile.open(os.path.join(storage["path"], artifact["key"])) as tar:
+        names = tar.getnames()
+    return {n.split("/")[0] for n in names}, {n.rsplit("/", 1)[1] for n in names if n.startswith("lfs/objects/")
+                                              and len(n.rsplit("/", 1)[1]) == 64}
+
+
+def test_the_wiki_and_lfs_are_chained_too_and_the_cache_is_rebuilt_when_it_cannot_be_trusted(chain_org, tmp_path):
+    standin = chain_org[0]
+    record = standin.github.repo(ORG, REPO)
+    github_fixtures.add_wiki(standin, ORG, REPO)
+    storage = {"type": "filesystem", "path": str(tmp_path / "store")}
+    cache = str(tmp_path / "cache")
+    options = {"wiki": True, "lfs": True, "cache_dir": cache}
+    blobs = {}
+
+    def add_lfs(name):
+        data = os.urandom(20000)
+        blobs[name] = standin.github.add_lfs_object(record, data), data
+        github_fixtures.push_commit(standin, ORG, REPO, files={".gitattributes": github_fixtures.LFS_ATTRIBUTES,
+                                                               name + ".bin": lfs_pointer(data)})
+
+    states, artifacts, warnings = {}, {}, {}
+
+    def day(number):
+        entry, artifacts[number] = backup(chain_org, storage, number, **options)
+        states[number] = (upstream(chain_org), github_fixtures.git_refs(record.wiki_dir),
+                          {oid for oid, _data in blobs.values()})
+        warnings[number] = entry["run_warnings"]
+        return entry
+
+    add_lfs("a")
+    day(20)
+    assert artifacts[20]["metadata"]["bundle"] == "full"
+    assert oct(os.stat(cache).st_mode & 0o777) == "0o700"
+    assert archive_names(storage, artifacts[20]) == ({"refs.json", "repo.bundle", "wiki-refs.json", "wiki.bundle",
+                                                      "lfs", "lfs.json", "metadata"}, {blobs["a"][0]})
+    # Day 21: only the wiki changed: its bundle alone, the LFS object stored on day 20 not again.
+    github_fixtures.edit_wiki(standin, ORG, REPO)
+    assert day(21)["status"] == "backed_up"
+    assert artifacts[21]["metadata"]["bundle"] == "incremental"
+    assert archive_names(storage, artifacts[21]) == ({"refs.json", "wiki-refs.json", "wiki.bundle", "lfs", "lfs.json",
+                                                      "metadata"}, set())
+    # Day 22: a new LFS object: only it is stored.
+    add_lfs("b")
+    day(22)
+    assert archive_names(storage, artifacts[22])[1] == {blobs["b"][0]}
+    # Day 23: the cache is gone: cloned again, the chain goes on (the tips are in the new clone).
+    shutil.rmtree(os.path.join(cache, ORG))
+    github_fixtures.push_commit(standin, ORG, REPO)
+    day(23)
+    assert artifacts[23]["metadata"]["bundle"] == "incremental"
+    # Day 24: the cached mirror lost its objects: its check fails, it is cloned again, never trusted.
+    mirror = os.path.join(cache, ORG, REPO + ".git")
+    for pack in os.listdir(os.path.join(mirror, "objects", "pack")):
+        os.remove(os.path.join(mirror, "objects", "pack", pack))
+    github_fixtures.push_commit(standin, ORG, REPO)
+    entry = day(24)
+    assert entry["status"] == "backed_up" and artifacts[24]["metadata"]["bundle"] == "incremental"
+    assert [w for w in warnings[24] if "cloned again" in w], warnings[24]
+    assert not [w for w in warnings[23] + warnings[22] if "cloned again" in w]  # a first clone is no warning
+    # Day 25: a foreign mirror in its place (another URL in its marker): cloned again.
+    marker = os.path.join(mirror, "corebackup-cache.json")
+    with open(marker, encoding="utf-8") as handle:
+        foreign = json.load(handle)
+    with open(marker, "w", encoding="utf-8") as handle:
+        json.dump(dict(foreign, url="http://127.0.0.1:1/other/repo.git"), handle)
+    github_fixtures.edit_wiki(standin, ORG, REPO)
+    run = run_module(COLLECTIONS, "github_backup", dict({
+        "organization": ORG, "token": chain_org[1], "api_url": standin.api_url, "storage": storage, "job": JOB,
+        "api_mode": "rest", "issues": False, "pulls": False, "releases": False, "labels": False, "milestones": False},
+        **options), env=at(25))
+    assert not run.failed, run.result.get("msg")
+    assert any("cloned again" in w and "other/repo.git" in w for w in run.result.get("warnings", [])), run.result
+    with open(marker, encoding="utf-8") as handle:
+        assert json.load(handle)["url"] == foreign["url"]
+    states[25] = (upstream(chain_org), github_fixtures.git_refs(record.wiki_dir), {oid for oid, _data in blobs.values()})
+    # Every day restores as it was: refs, wiki refs, and every LFS object of the day with its bytes.
+    for number in range(20, 26):
+        refs, item = restored_refs(storage, number, tmp_path)
+        assert refs == states[number][0], number
+        assert github_fixtures.git_refs(os.path.join(item["target"], "wiki.git")) == states[number][1], number
+        lfs_dir = os.path.join(item["target"], "lfs", "objects")
+        found = {name for _dirs, _sub, files in os.walk(lfs_dir) for name in files}
+        assert found == states[number][2], number
+        for name, (oid, data) in blobs.items():
+            if oid in found:
+                with open(os.path.join(lfs_dir, oid[:2], oid[2:4], oid), "rb") as handle:
+                    assert handle.read() == data, name
+                with open(os.path.join(item["target"], REPO, name + ".bin"), "rb") as handle:
+                    assert handle.read() == data, name  # the working clone holds the file, not its pointer
