@@ -11,12 +11,14 @@ short_description: Back up the repositories of a GitHub organization or user wit
 version_added: 0.1.0
 description:
   - Stores one artifact per repository, C(<repo>_<timestamp>.tar.gz) (or C(.zst), with C(.age) when
-    encrypted), holding C(repo.git/) (a C(git clone --mirror)), C(wiki.git/) when the wiki exists,
-    C(lfs/) when asked, and C(metadata/) JSON files (issues, pull requests, releases, labels,
+    encrypted), holding C(repo.bundle) (a git bundle of what changed since the previous artifact, see
+    O(full_every_days)) with C(refs.json) (every ref), the same for the wiki when it exists (C(wiki.bundle),
+    C(wiki-refs.json)), when asked the LFS objects no earlier artifact of the chain holds (C(lfs/)) with
+    C(lfs.json) (all of that day's), and C(metadata/) JSON files (issues, pull requests, releases, labels,
     milestones, the repository itself), written with sorted keys so unchanged data stays byte-equal.
   - The token never reaches disk, a command line or the output. git authenticates with an
     C(http.extraHeader) passed through the environment (C(GIT_CONFIG_COUNT)), never in the remote URL,
-    so the mirror's C(config) in the archive holds no credential.
+    so no C(config) in the archive or the cache holds a credential.
   - Reads metadata through GitHub's GraphQL API (O(api_mode)), in as few queries as the data allows
     (about one per repository), and stores it in one REST-shaped format whichever API read it.
   - Stays inside GitHub's limits by design. One scheduler shared by every worker keeps the run under the
@@ -136,7 +138,8 @@ options:
       - A repository's git data is stored as a chain of bundles - a full bundle, then each run's new objects (an
         incremental bundle whose prerequisites are the previous run's tips), with the whole list of refs every run.
         A new chain starts with a full bundle at least every this many days, and whenever the packing changes or a
-        ref was rewritten (a force-push; GitHub's regenerated C(refs/pull/*/merge) excepted).
+        ref was rewritten (a force-push; GitHub's regenerated C(refs/pull/*/merge) excepted). The wiki is chained
+        with the repository; LFS objects are stored once, in the first artifact of the chain that holds them.
     type: int
     default: 30
   cache_dir:

@@ -162,6 +162,10 @@ def test_the_wiki_and_lfs_are_chained_too_and_the_cache_is_rebuilt_when_it_canno
     day(20)
     assert artifacts[20]["metadata"]["bundle"] == "full"
     assert oct(os.stat(cache).st_mode & 0o777) == "0o700"
+    for folder, _dirs, files in os.walk(cache):  # the token stays in git's environment: no file of the cache holds it
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as handle:
+                assert chain_org[1].encode() not in handle.read(), os.path.join(folder, name)
     assert archive_names(storage, artifacts[20]) == ({"refs.json", "repo.bundle", "wiki-refs.json", "wiki.bundle",
                                                       "lfs", "lfs.json", "metadata"}, {blobs["a"][0]})
     # Day 21: only the wiki changed: its bundle alone, the LFS object stored on day 20 not again.
