@@ -204,13 +204,14 @@ class Catalog:
     def _read_again(self, parsed: ArtifactKey) -> Artifact | None:
         """An artifact of today without a record: its sha256 from its bytes, and a record from now on.
 
-        An encrypted one is not used: nothing tells to which keys it was encrypted.
+        An encrypted one is not used: nothing tells to which keys it was encrypted; nor one that requires other
+        objects (a link of a chain of bundles): which ones only its record tells.
         """
         ext = parsed.ext.split(".")
         if ext[-1] == "age":
             return None
         stat = self.backend.stat(parsed.key)
-        if stat is None:
+        if stat is None or (stat.metadata or {}).get("requires", "0") != "0":
             return None
         try:
             with self.backend.open(parsed.key) as reader:

@@ -683,12 +683,15 @@ class ArtifactWriter:
               contents: t.Callable[[], dict] | None = None, requires: t.Sequence[dict] = ()) -> Artifact:
         """Store ``chunks`` under ``key``; never overwrites an existing artifact.
 
-        ``contents`` is asked, once the stream is stored, what the producer found inside it.
+        ``contents`` is asked, once the stream is stored, what the producer found inside it. An artifact that
+        ``requires`` other objects says how many in its stored metadata (``requires``): which ones only its
+        records say, so without them it is never used again.
         """
         digest = StreamDigest()
         stream = digest.wrap(self.transform(chunks))
+        stored_metadata = dict(metadata or {}, requires=str(len(requires))) if requires else metadata
         try:
-            stored = self.backend.write(key, stream, metadata=metadata, overwrite=False)
+            stored = self.backend.write(key, stream, metadata=stored_metadata, overwrite=False)
         finally:
             stream.close()
         try:

@@ -12,7 +12,6 @@ kept set can restore every repository, which is compared ref by ref with the sou
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import subprocess
@@ -234,7 +233,11 @@ def test_every_set_is_complete_and_retention_keeps_every_repository(org, store, 
     verified = module("backup_manifest", {"state": "verified", "job": JOB, "storage": storage,
                                           "set_date": at(0).date().isoformat()}, at(0, hours=4))
     assert not verified.failed, verified.result.get("msg")
-    assert len(verified.result["verified"]) == len(upstream)
+    # Every repository's artifact, and what each requires (its tips; the earlier links of its chain), read and ok.
+    keys = {a["key"] for a in rerun.result["artifacts"]}
+    required = {r["key"] for a in rerun.result["artifacts"] for r in a.get("requires") or []}
+    assert len(keys) == len(upstream) and len([k for k in required if "--tips_" in k]) == len(upstream)
+    assert sorted(v["key"] for v in verified.result["verified"]) == sorted(keys | required)
     assert {v["status"] for v in verified.result["verified"]} == {"ok"}
 
     for number, policy in enumerate((README_POLICY, {"keep_days": 30})):
@@ -313,16 +316,19 @@ def test_a_killed_run_leaves_nothing_passed_off_as_complete(small_org, store):
 
     rerun = module("github_backup", args, started + datetime.timedelta(minutes=10))
     assert not rerun.failed, rerun.result.get("msg")
-    assert statuses(rerun) == dict({n: "unchanged" for n in names[:-1]}, **{"zz-big": "backed_up"})
+    # The orphan requires its tips, which only its lost record named: backed up again, never taken as it is.
+    orphan_name = ArtifactKey.parse(orphan).name
+    assert statuses(rerun) == dict({n: "unchanged" for n in names[:-1]}, **{"zz-big": "backed_up", orphan_name: "backed_up"})
     assert rerun.result["cleaned"] == []  # younger than a day: it could belong to a run still going
     recorded = record(storage, rerun.result, started + datetime.timedelta(minutes=20))
     assert recorded.result["set_status"] == "success"
     assert len(recorded.result["run"]["artifacts"]) == len(names)  # the set lists what the killed run stored too
-    [again] = [a for a in rerun.result["artifacts"] if a["key"] == orphan]
-    with backend.open(orphan) as reader:
-        assert again["sha256"] == hashlib.sha256(reader.read()).hexdigest()  # read again, not trusted from a listing
+    [again] = [a for a in rerun.result["artifacts"] if ArtifactKey.parse(a["key"]).name == orphan_name]
+    assert again["key"] != orphan and [r for r in again["requires"] if "--tips_" in r["key"]]
     verified = module("backup_manifest", {"state": "verified", "job": JOB, "storage": storage}, started)
-    assert not verified.failed and len(verified.result["verified"]) == len(names)
+    assert not verified.failed and {v["status"] for v in verified.result["verified"]} == {"ok"}
+    items = [v for v in verified.result["verified"] if "--tips_" not in v["key"]]
+    assert len(items) == len(names) and len(verified.result["verified"]) == 2 * len(names)  # each with its tips
 
     later = module("github_backup", args, started + datetime.timedelta(days=1, hours=1))
     assert not later.failed, later.result.get("msg")
