@@ -3,11 +3,11 @@
 # only when one is missing. Needs root on a Debian-like machine. npm fetches GitHub's GraphQL schema
 # (@octokit/graphql-schema), which the GitHub stand-in's schema is checked against. Chromium renders the HTML
 # report headless in its test (tests/integration/roles/test_report.py). PostgreSQL 15 (below) without a cluster
-# of its own: the tests make theirs.
+# of its own: the tests make theirs. restic is the peer bench/bench_change.py compares github_backup with.
 set -euo pipefail
 need=()
 for cmd_pkg in git:git tar:tar gzip:gzip zstd:zstd age:age age-keygen:age sha256sum:coreutils shellcheck:shellcheck git-lfs:git-lfs dockerd:docker.io npm:npm pigz:pigz \
-    mmdebstrap:mmdebstrap ssh:openssh-client ssh-keygen:openssh-client chromium:chromium; do
+    mmdebstrap:mmdebstrap ssh:openssh-client ssh-keygen:openssh-client chromium:chromium restic:restic; do
   cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
