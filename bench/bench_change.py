@@ -16,11 +16,26 @@
                api_mode auto), once a day into each store
     stores:    a filesystem store (bytes as du counts them, hard links once) and an S3 bucket (moto as a server on
                127.0.0.1: the bytes of every listed object)
-    peer:      what a mirror plus a deduplicating backup tool does: git fetch --prune into a mirror of the big
-               repository from the same stand-in URL (git clone --mirror on day 1), then restic backup of that
-               mirror into a restic repository on local disk (restic init on day 1, RESTIC_PASSWORD set); its
-               stored bytes are those of the restic repository's files
-    baseline:  today's clone-and-pack, on the timed days (every 5th day; the last day when there is none): git clone
+    peer:      what a user backing up the same organization's git data (no metadata: no issues, pull requests,
+               labels) with git and a deduplicating backup tool does: a mirror of each of the organization's 20
+               repositories, from the same stand-in URLs with the token in git's environment as the module's (git
+               clone --mirror of each on day 1, then every day git fetch --prune of each, one after another, as a
+               shell loop over the organization's repositories would), then one restic backup of the folder
+               holding the 20 mirrors into a restic repository on local disk (restic init on day 1,
+               RESTIC_PASSWORD set); its stored bytes are those of the restic repository's files, its wall time
+               all the fetches plus the restic backup
+    timed:     every 5th day (the last day when there is none), except that a timed day on which the mirror cache
+               ran its full check (below) gives its timing to the next change day that did not
+    full-check days: the mirror cache runs git fsck --connectivity-only every run and a full git fsck once
+               full_refresh_days (7) have passed since the last (the issue asks for it: a mirror kept between runs
+               is checked, never trusted), which reads and hashes every object of the mirror, the 1 GiB one's
+               too; the metadata of every repository is read again in full on the same days (full_refresh_days).
+               With day 1's clone, those are days 8, 15, 22 and 29; they are found from the runs themselves (the
+               days on which the cache marker's full_check of the big repository's mirror moved, its clone
+               aside). Their wall time is a cost of the checks the issue requires, not of a change day, so
+               they are reported apart, as information (against the clone-and-pack of the nearest timed day and
+               the peer's same day), not as targets
+    baseline:  today's clone-and-pack, on the timed days: git clone
                --mirror of the changed repository from the stand-in, then git bundle create --all of it. Not the
                module without cache_dir: full_every_days accepts 1 or more (0 is refused), and a run without
                cache_dir still builds on its chain (it clones in full but stores an incremental bundle), so no
@@ -39,7 +54,8 @@ Targets (issue 25), each store:
   2. stored after the last day <= the peer's restic repository;
   3. served on the no-change run <= 1% of the organization's packed size; on every change day after the first
      <= 2 x that day's new objects' packed size;
-  4. wall time of the module on each timed day <= 0.2 x the baseline's, and <= the peer's (fetch + restic backup);
+  4. wall time of the module on each timed day <= 0.2 x the baseline's, and <= the peer's (the 20 fetches + restic
+     backup);
   5. backup_restore of day 17 and of the last day (the middle and the last day on shorter runs): every repository
      identical to the source of that day, ref by ref (git for-each-ref), git fsck clean, and as many objects
      (git rev-list --all --objects).
@@ -53,6 +69,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -65,6 +82,7 @@ import urllib.parse
 import boto3
 
 from ansible_collections.corebackup.backup.bench._report import emit, run_module
+from ansible_collections.corebackup.backup.plugins.module_utils._gitcache import MARKER as CACHE_MARKER
 from ansible_collections.corebackup.backup.tests.testbed import github_fixtures
 from ansible_collections.corebackup.backup.tests.testbed.github_standin import GitHubStandIn, utc_iso
 from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS, moto_s3
@@ -267,11 +285,12 @@ def git_auth_env(token: str) -> dict:
 
 
 class Peer:
-    """git fetch --prune into a mirror + restic backup of the mirror, once a day."""
+    """A mirror of each of the organization's repositories, git fetch --prune into each one after another, then one
+    restic backup of the folder holding them, once a day."""
 
-    def __init__(self, root: str, url: str, token: str):
-        self.mirror, self.repo = os.path.join(root, "peer-mirror.git"), os.path.join(root, "restic-repo")
-        self.url, self.git_env = url, git_auth_env(token)
+    def __init__(self, root: str, urls: dict, token: str):
+        self.mirrors, self.repo = os.path.join(root, "peer-mirrors"), os.path.join(root, "restic-repo")
+        self.urls, self.git_env = dict(sorted(urls.items())), git_auth_env(token)
         self.restic_env = dict(os.environ, RESTIC_PASSWORD="corebackup-bench-change",
                                RESTIC_CACHE_DIR=os.path.join(root, "restic-cache"))
 
@@ -281,18 +300,22 @@ class Peer:
 
     def run(self) -> dict:
         started = time.perf_counter()
-        if not os.path.isdir(self.mirror):
-            subprocess.run(["git", "clone", "--mirror", "--quiet", self.url, self.mirror], check=True, env=self.git_env)
-        else:
-            subprocess.run(["git", "-C", self.mirror, "fetch", "--prune", "--quiet", "origin"], check=True,
-                           env=self.git_env)
+        os.makedirs(self.mirrors, exist_ok=True)
+        for name, url in self.urls.items():
+            mirror = os.path.join(self.mirrors, name + ".git")
+            if not os.path.isdir(mirror):
+                subprocess.run(["git", "clone", "--mirror", "--quiet", url, mirror], check=True, env=self.git_env)
+            else:
+                subprocess.run(["git", "-C", mirror, "fetch", "--prune", "--quiet", "origin"], check=True,
+                               env=self.git_env)
         fetched = time.perf_counter()
         if not os.path.isdir(self.repo):
             self.restic("init")
-        self.restic("backup", "--host", "bench", self.mirror)
+        self.restic("backup", "--host", "bench", self.mirrors)
         done = time.perf_counter()
         return {"seconds": round(done - started, 2), "fetch_seconds": round(fetched - started, 2),
-                "restic_seconds": round(done - fetched, 2), "stored_bytes": filesystem_bytes(self.repo)}
+                "restic_seconds": round(done - fetched, 2), "repositories": len(self.urls),
+                "stored_bytes": filesystem_bytes(self.repo)}
 
 
 def restic_breakdown(repo: str) -> dict:
@@ -328,11 +351,21 @@ class Store:
     def measure(self) -> int:
         return sum(size for _key, size in self.listing())
 
+    def full_check_mark(self) -> str | None:
+        """When the mirror cache last checked the big repository's mirror in full (its marker's full_check)."""
+        try:
+            with open(os.path.join(self.cache_dir, ORG, BIG + ".git", CACHE_MARKER), encoding="utf-8") as handle:
+                return json.load(handle).get("full_check")
+        except (OSError, ValueError, AttributeError):
+            return None
+
     def backup(self, standin: GitHubStandIn, token: str, workdir: str, env: dict) -> dict:
         args = {"organization": ORG, "token": token, "api_url": standin.api_url, "storage": self.storage, "job": JOB,
                 "cache_dir": self.cache_dir}
+        mark = self.full_check_mark()
         standin.take()
         run = run_module("github_backup", args, workdir, env=env)
+        after = self.full_check_mark()
         served = standin.take()
         result = run.result
         [entry] = [e for e in result["repositories"] if e["name"] == BIG]
@@ -343,7 +376,8 @@ class Store:
                 "bundle_reason": artifact["metadata"].get("bundle_reason") if entry["status"] == "backed_up" else None,
                 "big_artifact_bytes": entry["size"] if entry["status"] == "backed_up" else 0,
                 "backed_up": totals.get("backed_up"), "carried": totals.get("carried"),
-                "api_requests": totals.get("api_requests"), "stored_bytes": self.measure(), "served": served}
+                "api_requests": totals.get("api_requests"), "stored_bytes": self.measure(), "served": served,
+                "full_check": mark is not None and after != mark}
 
     def breakdown(self) -> dict:
         """The store's bytes by what they are: the big repository's artifacts, the tips objects, the other
@@ -409,8 +443,9 @@ def month(args, workdir: str, stores: list, standin: CountingStandIn, token: str
     standin.latency = args.latency
     big_dir = standin.github.repo(ORG, BIG).git_dir
     url = standin.git_url(ORG, BIG)
-    peer = Peer(workdir, url, token)
-    timed = [d for d in range(2, args.days + 1) if d % 5 == 0] or [args.days]
+    peer = Peer(workdir, {name: standin.git_url(ORG, name) for name in names}, token)
+    candidates = [d for d in range(2, args.days + 1) if d % 5 == 0] or [args.days]
+    timed, full_check_days, pending = [], [], False
     quiet_after = 15 if args.days > 15 else max(1, args.days // 2)
     restore_days = sorted({args.days, 17 if args.days >= 17 else max(1, (args.days + 1) // 2)})
     states, days, new_bytes, org_bytes = {}, [], {}, {}
@@ -434,7 +469,16 @@ def month(args, workdir: str, stores: list, standin: CountingStandIn, token: str
         standin.take()
         row["peer"] = peer.run()
         row["peer"]["served"] = standin.take()
-        if day in timed:
+        pending = pending or day in candidates
+        if any(row[store.name]["full_check"] for store in stores):
+            row["full_check"] = True
+            full_check_days.append(day)
+            print("bench_change: day %d is a full-check day (%s), peer %.1f s" % (
+                day, ", ".join("%s %.1f s" % (s.name, row[s.name]["seconds"]) for s in stores), row["peer"]["seconds"]),
+                file=sys.stderr, flush=True)
+        elif pending:
+            pending = False
+            timed.append(day)
             row["clone_and_pack"] = clone_and_pack(workdir, url, token)
             row["clone_and_pack"]["served"] = standin.take()
             print("bench_change: day %d clone-and-pack %.1f s, peer %.1f s" % (
@@ -451,7 +495,7 @@ def month(args, workdir: str, stores: list, standin: CountingStandIn, token: str
     restores = {store.name: [store.restore_check(workdir, day, states[day]) for day in restore_days]
                 for store in stores}
     return {"names": names, "days": days, "new_bytes": new_bytes, "org_bytes": org_bytes, "timed": timed,
-            "quiet_after": quiet_after, "restores": restores}
+            "full_check_days": full_check_days, "quiet_after": quiet_after, "restores": restores}
 
 
 def ratio(value, limit) -> float:
@@ -501,7 +545,25 @@ def targets_of(stores: list, run: dict) -> dict:
     return targets
 
 
-def table(stores: list, run: dict, targets: dict) -> list:
+def full_check_rows(stores: list, run: dict) -> dict:
+    """Information, not targets: each store's wall time on each full-check day, against the clone-and-pack of the
+    nearest timed day (the earlier on a tie) and against the peer's same day."""
+    timed = {d["day"]: d["clone_and_pack"]["seconds"] for d in run["days"] if "clone_and_pack" in d}
+    rows = {}
+    for day in (d for d in run["days"] if d.get("full_check")):
+        if not timed:
+            break
+        nearest = min(timed, key=lambda t, d=day["day"]: (abs(t - d), t))
+        for store in stores:
+            seconds = day[store.name]["seconds"]
+            rows["%s: wall, full-check day %d" % (store.name, day["day"])] = {
+                "value": seconds, "clone_and_pack_day": nearest, "clone_and_pack_seconds": timed[nearest],
+                "ratio_clone_and_pack": ratio(seconds, timed[nearest]), "peer_seconds": day["peer"]["seconds"],
+                "ratio_peer": ratio(seconds, day["peer"]["seconds"])}
+    return rows
+
+
+def table(stores: list, run: dict, targets: dict, full_checks: dict) -> list:
     lines = ["| target | value | against | ratio | limit | met |", "|---|---|---|---|---|---|"]
     for name, figure in targets.items():
         seconds = "wall" in name
@@ -510,8 +572,14 @@ def table(stores: list, run: dict, targets: dict) -> list:
             unit = lambda v: "%d repos" % v  # noqa: E731
         lines.append("| %s | %s | %s | %s | %s | %s |" % (name, unit(figure["value"]), unit(figure["limit"]),
                                                           figure["ratio"], figure["target"], "yes" if figure["met"] else "NO"))
+    lines += ["", "Full-check days (information, not targets: a full git fsck of every mirror and all metadata read again)",
+              "", "| row | value | clone-and-pack (day) | ratio | peer, same day | ratio |", "|---|---|---|---|---|---|"]
+    for name, figure in full_checks.items():
+        lines.append("| %s | %.2f s | %.2f s (day %d) | %s | %.2f s | %s |" % (
+            name, figure["value"], figure["clone_and_pack_seconds"], figure["clone_and_pack_day"],
+            figure["ratio_clone_and_pack"], figure["peer_seconds"], figure["ratio_peer"]))
     lines += ["", "| day | " + " | ".join("%s wall s (module's own) / big repo / served B / stored B" % s.name for s in stores)
-              + " | peer s (fetch+restic) / stored B | clone-and-pack s | new objects B |",
+              + " | peer s (%d fetches+restic) / stored B | clone-and-pack s | new objects B |" % len(run["names"]),
               "|---|" + "---|" * (len(stores) + 3)]
     for day in run["days"]:
         cells = ["%.2f (%.2f) / %s / {:,} / {:,}".format(day[s.name]["served"]["total"], day[s.name]["stored_bytes"])
@@ -521,7 +589,8 @@ def table(stores: list, run: dict, targets: dict) -> list:
             day["peer"]["seconds"], day["peer"]["fetch_seconds"], day["peer"]["restic_seconds"])
         baseline = "%.2f" % day["clone_and_pack"]["seconds"] if "clone_and_pack" in day else ""
         new = "{:,}".format(day["new_objects_bytes"]) if day.get("new_objects_bytes") else ""
-        lines.append("| %s | %s | %s | %s | %s |" % (day["day"], " | ".join(cells), peer, baseline, new))
+        label = "%s (full check)" % day["day"] if day.get("full_check") else day["day"]
+        lines.append("| %s | %s | %s | %s | %s |" % (label, " | ".join(cells), peer, baseline, new))
     return lines
 
 
@@ -567,17 +636,20 @@ def main() -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     targets = targets_of(stores, run)
-    lines = table(stores, run, targets)
+    full_checks = full_check_rows(stores, run)
+    lines = table(stores, run, targets, full_checks)
     valid = all(day[s.name]["status"] == "success" for day in run["days"] for s in stores) and not standin_errors
     report = {
         "big_mib": args.big_mb, "days": args.days, "small_repositories": args.small, "commits_a_day": args.commits,
         "daily_kib": args.daily_kb, "latency_seconds": args.latency, "cores": os.cpu_count(),
-        "timed_days": run["timed"], "no_change_run_after_day": run["quiet_after"],
+        "timed_days": run["timed"], "full_check_days": run["full_check_days"],
+        "no_change_run_after_day": run["quiet_after"],
         "full_copy_bytes": run["org_bytes"][1], "new_objects_bytes": sum(run["new_bytes"].values()),
         "load_average_1_5_15": {"before": [round(x, 2) for x in load_before],
                                 "after": [round(x, 2) for x in os.getloadavg()]},
         "bench_seconds": round(time.perf_counter() - began, 1), "valid": valid, "standin_errors": standin_errors,
-        "stored_breakdown": run["breakdown"], "targets": targets, "days_detail": run["days"], "restores": run["restores"], "table": lines,
+        "stored_breakdown": run["breakdown"], "targets": targets, "full_check_information": full_checks,
+        "days_detail": run["days"], "restores": run["restores"], "table": lines,
     }
     code = emit(report, args.results, "bench_change.json", valid and all(t["met"] for t in targets.values()))
     print("\n".join(lines))
