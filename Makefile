@@ -119,6 +119,7 @@ bench: setup tree $(GHB_VENV)/.installed
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_restore.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_retention.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_storage_growth.py --results $(CURDIR)/bench/results || status=1; \
+	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_change.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_s3_upload.py --results $(CURDIR)/bench/results || status=1; \
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python bench/bench_memory.py --results $(CURDIR)/bench/results || status=1; \
 	exit $$status
