@@ -563,13 +563,20 @@ def full_check_rows(stores: list, run: dict) -> dict:
     return rows
 
 
+def unit_of(name: str, value) -> str:
+    """A figure of target ``name`` with its unit."""
+    if "restore" in name:
+        return "%d repos" % value
+    if "wall" in name:
+        return "%.2f s" % value
+    return "{:,} B".format(value)
+
+
 def table(stores: list, run: dict, targets: dict, full_checks: dict) -> list:
     lines = ["| target | value | against | ratio | limit | met |", "|---|---|---|---|---|---|"]
     for name, figure in targets.items():
-        seconds = "wall" in name
-        unit = (lambda v: "%.2f s" % v) if seconds else (lambda v: "{:,} B".format(v))
-        if "restore" in name:
-            unit = lambda v: "%d repos" % v  # noqa: E731
+        def unit(value, name=name):
+            return unit_of(name, value)
         lines.append("| %s | %s | %s | %s | %s | %s |" % (name, unit(figure["value"]), unit(figure["limit"]),
                                                           figure["ratio"], figure["target"], "yes" if figure["met"] else "NO"))
     lines += ["", "Full-check days (information, not targets: a full git fsck of every mirror and all metadata read again)",
