@@ -32,6 +32,9 @@ from ansible_collections.corebackup.backup.plugins.module_utils._errors import B
 # Refs GitHub writes itself and rewrites at will: a merge ref's new tip need not descend from its old one.
 REGENERATED = re.compile(r"^refs/pull/\d+/merge$")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+# Object ids asked of one ``git cat-file --batch-check``: its answers (about 50 bytes each) must fit in a pipe (64 KiB)
+# while the caller is still writing the questions, or both wait for ever.
+BATCH = 1000
 
 
 class ChainError(BackupError):
@@ -102,19 +105,20 @@ def rewritten(git: Git, repo: str, previous: dict[str, str], current: dict[str, 
 def missing(git: Git, repo: str, shas: t.Iterable[str]) -> list[str]:
     """The object ids of ``shas`` that ``repo`` does not hold (a cache that lost objects, history gone upstream)."""
     wanted = sorted(set(shas))
-    if not wanted:
-        return []
-    listing = git(["-C", repo, "cat-file", "--batch-check"], "git cat-file", data="".join(s + "\n" for s in wanted))
-    return sorted(line.split(" ", 1)[0] for line in listing.splitlines() if line.endswith(" missing"))
+    found = []
+    for start in range(0, len(wanted), BATCH):  # cat-file answers as it reads: a pipe's worth at a time
+        listing = git(["-C", repo, "cat-file", "--batch-check"], "git cat-file",
+                      data="".join(s + "\n" for s in wanted[start:start + BATCH]))
+        found.extend(line.split(" ", 1)[0] for line in listing.splitlines() if line.endswith(" missing"))
+    return sorted(found)
 
 
 def create_bundle(git: Git, repo: str, path: str, prerequisites: t.Iterable[str] = ()) -> bool:
     """Write the bundle of every ref of ``repo`` into ``path``: full without ``prerequisites``, else only the objects
     they do not reach. False (and no file) when no object is new: the refs list alone says what changed."""
-    args = ["-C", repo, "bundle", "create", "--quiet", path, "--all"]
-    args += ["^%s" % sha for sha in sorted(set(prerequisites))]
-    try:
-        git(args, "git bundle create")
+    excluded = "".join("^%s\n" % sha for sha in sorted(set(prerequisites)))
+    try:  # the prerequisites on standard input: a repository's tips can outgrow a command line
+        git(["-C", repo, "bundle", "create", "--quiet", path, "--all", "--stdin"], "git bundle create", data=excluded)
     except BackupError as exc:
         if "empty bundle" in str(exc):
             return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 
 import pytest
 
@@ -151,6 +152,34 @@ def test_missing_objects_are_found(tmp_path):
     up.fetch()
     assert gc.missing(git, up.mirror, [known, "1" * 40]) == ["1" * 40]
     assert gc.missing(git, up.mirror, []) == []
+
+
+def git_writing_first(args, what="git", data=None):
+    """git as Ansible's run_command runs it: all of standard input written before any output is read; stopped after
+    20 seconds (a pipe both sides wait on)."""
+    process = subprocess.Popen(["git"] + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               env=ENV)
+    timer = threading.Timer(20, process.kill)
+    timer.start()
+    try:
+        process.stdin.write((data or "").encode())
+        process.stdin.close()
+        out = process.stdout.read().decode()
+    except BrokenPipeError:
+        out = ""
+    finally:
+        timer.cancel()
+    assert process.wait() == 0, "git %s was stopped: it waited on a full pipe" % what
+    return out
+
+
+def test_thousands_of_tips_are_looked_up_without_filling_a_pipe(tmp_path):
+    """A repository with thousands of pull requests has thousands of tips: their answers outgrow a pipe."""
+    up = Upstream(tmp_path)
+    known = up.commit()
+    up.fetch()
+    unknown = ["%040x" % n for n in range(1, 6001)]
+    assert gc.missing(git_writing_first, up.mirror, unknown + [known]) == unknown
 
 
 def test_the_mirror_cache_fetches_checks_and_rebuilds_what_it_cannot_trust(tmp_path):
