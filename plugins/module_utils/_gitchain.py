@@ -24,7 +24,9 @@ standard input (with the caller's retries and environment) and raises BackupErro
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
 import typing as t
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
@@ -32,6 +34,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._errors import B
 # Refs GitHub writes itself and rewrites at will: a merge ref's new tip need not descend from its old one.
 REGENERATED = re.compile(r"^refs/pull/\d+/merge$")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_SHA1 = re.compile(r"^[0-9a-f]{40}$")
 # Object ids asked of one ``git cat-file --batch-check``: its answers (about 50 bytes each) must fit in a pipe (64 KiB)
 # while the caller is still writing the questions, or both wait for ever.
 BATCH = 1000
@@ -59,6 +62,39 @@ def refs_of(git: Git, repo: str) -> dict[str, str]:
         head = ""
     if head:
         refs["HEAD"] = "ref: " + head
+    return refs
+
+
+def read_refs(repo: str) -> dict[str, str]:
+    """:func:`refs_of` read from the repository's files, without a process: loose refs win over packed ones; a
+    ``.lock`` file is a ref being written, not a ref."""
+    if os.path.isdir(os.path.join(repo, "reftable")):
+        raise BackupError("%s keeps its refs in a reftable, which this collection does not read" % repo)
+    refs = {}
+    packed = os.path.join(repo, "packed-refs")
+    if os.path.exists(packed):
+        with open(packed, encoding="utf-8") as handle:
+            for line in handle:
+                if line[:1] not in ("#", "^") and " " in line:
+                    sha, name = line.rstrip("\n").split(" ", 1)
+                    refs[name] = sha
+    refs_root = os.path.join(repo, "refs")
+    for dirpath, _dirnames, filenames in os.walk(refs_root):
+        for filename in filenames:
+            if filename.endswith(".lock"):
+                continue
+            path = os.path.join(dirpath, filename)
+            with open(path, encoding="utf-8") as handle:
+                content = handle.read().strip()
+            if content and not content.startswith("ref:"):
+                refs["refs/" + os.path.relpath(path, refs_root).replace(os.sep, "/")] = content
+    try:
+        with open(os.path.join(repo, "HEAD"), encoding="utf-8") as handle:
+            head = handle.read().strip()
+    except OSError:
+        head = ""
+    if head.startswith("ref: "):
+        refs["HEAD"] = head
     return refs
 
 
@@ -117,12 +153,40 @@ def create_bundle(git: Git, repo: str, path: str, prerequisites: t.Iterable[str]
     """Write the bundle of every ref of ``repo`` into ``path``: full without ``prerequisites``, else only the objects
     they do not reach. False (and no file) when no object is new: the refs list alone says what changed."""
     excluded = "".join("^%s\n" % sha for sha in sorted(set(prerequisites)))
+    if not excluded and pack_as_bundle(repo, path):
+        return True
     try:  # the prerequisites on standard input: a repository's tips can outgrow a command line
         git(["-C", repo, "bundle", "create", "--quiet", path, "--all", "--stdin"], "git bundle create", data=excluded)
     except BackupError as exc:
         if "empty bundle" in str(exc):
             return False
         raise
+    return True
+
+
+def pack_as_bundle(repo: str, path: str) -> bool:
+    """A full bundle of a repository whose objects are one pack and nothing else (a fresh ``git clone --mirror``:
+    the pack the server sent holds what every ref reaches), written as the bundle header and that pack, without
+    packing again. False (nothing written) for any other repository: ``git bundle create`` packs it."""
+    objects = os.path.join(repo, "objects")
+    try:
+        packs = os.listdir(os.path.join(objects, "pack"))
+        loose = [name for name in os.listdir(objects) if len(name) == 2 and os.listdir(os.path.join(objects, name))]
+    except OSError:
+        return False
+    pack_files = [name for name in packs if name.endswith(".pack")]
+    if (loose or len(pack_files) != 1 or os.path.exists(os.path.join(objects, "info", "alternates"))
+            or any(name.endswith(".promisor") for name in packs)):
+        return False  # not a fresh clone's single pack (a fetched cache, a partial clone): git packs it
+    refs = {name: sha for name, sha in read_refs(repo).items() if name != "HEAD"}
+    if not refs or not all(_SHA1.match(sha) for sha in refs.values()):
+        return False  # nothing to bundle, or SHA-256 object names (a v3 bundle): git's own
+    pack = pack_files[0]
+    with open(path, "wb") as bundle, open(os.path.join(objects, "pack", pack), "rb") as source:
+        bundle.write(b"# v2 git bundle\n")
+        bundle.write("".join("%s %s\n" % (sha, name) for name, sha in sorted(refs.items())).encode("utf-8"))
+        bundle.write(b"\n")
+        shutil.copyfileobj(source, bundle, 1 << 20)
     return True
 
 

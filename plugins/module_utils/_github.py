@@ -35,6 +35,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
+from ansible_collections.corebackup.backup.plugins.module_utils._gitchain import read_refs
 from ansible_collections.corebackup.backup.plugins.module_utils._retry import RetryPolicy
 
 API_VERSION = "2022-11-28"
@@ -230,25 +231,14 @@ def refs_digest(listing):
     return lines, hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
+def listed_refs(refs: dict) -> tuple[list, str]:
+    """The refs of :func:`read_refs` (HEAD left out) and their digest, as :func:`refs_digest` gives them."""
+    return refs_digest("".join("%s\t%s\n" % (sha, name) for name, sha in refs.items() if name != "HEAD"))
+
+
 def local_refs(mirror: str) -> tuple[list, str]:
-    """The refs of a fresh mirror, read from its files (one process less per repository)."""
-    refs = {}
-    packed = os.path.join(mirror, "packed-refs")
-    if os.path.exists(packed):
-        with open(packed, encoding="utf-8") as handle:
-            for line in handle:
-                if line[:1] not in ("#", "^") and " " in line:
-                    sha, name = line.rstrip("\n").split(" ", 1)
-                    refs[name] = sha
-    refs_root = os.path.join(mirror, "refs")
-    for dirpath, _dirnames, filenames in os.walk(refs_root):
-        for filename in filenames:
-            path = os.path.join(dirpath, filename)
-            with open(path, encoding="utf-8") as handle:
-                content = handle.read().strip()
-            if not content.startswith("ref:"):
-                refs["refs/" + os.path.relpath(path, refs_root).replace(os.sep, "/")] = content
-    return refs_digest("".join("%s\t%s\n" % (sha, name) for name, sha in refs.items()))
+    """The refs of a mirror and their digest, read from its files."""
+    return listed_refs(read_refs(mirror))
 
 
 def parse_link_header(value: str | None) -> dict:

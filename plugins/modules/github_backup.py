@@ -148,7 +148,11 @@ options:
         fetches only what changed (C(git fetch --prune)) instead of cloning. It holds the plaintext of every
         repository it caches - created with mode 0700; keep it on an encrypted disk of the backup host.
       - A mirror that is missing, that mirrors another URL, or that fails C(git fsck --connectivity-only) (every
-        run) or a full C(git fsck) (every O(full_refresh_days)) is cloned again, with a warning.
+        run) or a full C(git fsck) (every O(full_refresh_days)) is cloned again, with a warning. A fetch that fails
+        on a mirror that passes its check (the network, the token) fails the repository and keeps the mirror.
+      - What the cache did not make is refused, never changed or removed - an existing folder that is not the
+        backup user's alone (owner, mode 0700), or a folder in a mirror's place without the cache's marker file.
+      - Runs that share one O(cache_dir) (several jobs on one host) take each mirror in turn (a file lock).
       - Unset (the default), every repository that changed is cloned in full into a temporary folder.
     type: path
   validate_certs:

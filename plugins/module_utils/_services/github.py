@@ -12,6 +12,7 @@ installation tokens) with the module wrapper when they create it."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime
 import gzip
 import hashlib
@@ -36,6 +37,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._github import (
     TokenSource,
     basic_auth,
     git_env,
+    listed_refs,
     local_refs,
     parse_link_header,
     refs_digest,
@@ -51,7 +53,8 @@ from ansible_collections.corebackup.backup.plugins.module_utils._github_metadata
 )
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, parse_iso, sanitize_name
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter, tar_stream
-from ansible_collections.corebackup.backup.plugins.module_utils._restore import FolderRestorer, RestoreError, commit
+from ansible_collections.corebackup.backup.plugins.module_utils._restore import (
+    FolderRestorer, RestoreError, check_artifact, commit)
 from ansible_collections.corebackup.backup.plugins.module_utils._service import Item, Service, ServiceSlice, item_specs
 
 SPEC = dict(
@@ -112,16 +115,31 @@ GRAPHQL_CONNECTIONS = {"issues": ("issues",), "pulls": ("pullRequests",), "relea
 # Wikis probed at once (git ls-remote) before a rerun decides which repositories changed.
 WIKI_PROBES = 16
 # The artifact format of a repository stored as a chain of bundles (see _gitchain.py), and the suffix of the name of
-# the object that holds a run's tips.
+# the object that holds a run's tips: the last object such an artifact requires (the links of its chain come first).
 BUNDLE_FORMAT = "bundle-1"
 TIPS_SUFFIX = "--tips"
+# Characters of the reason for a full bundle kept in the object's metadata (S3 allows 2 KB of it in all).
+REASON_CHARS = 160
 # The files of each part of a chain link: its refs list and its bundle.
 PARTS = {"repo": ("refs.json", "repo.bundle"), "wiki": ("wiki-refs.json", "wiki.bundle")}
 _OID = re.compile(r"^[0-9a-f]{64}$")
 
 
-def is_tips(key):
-    return key.rsplit("/", 1)[-1].rsplit("_", 1)[0].endswith(TIPS_SUFFIX)
+def chain_of(requires):
+    """(the links of a bundle artifact's chain, in order; its tips object): the tips are required last."""
+    requires = [dict(r) for r in requires or ()]
+    if not requires:
+        return [], None
+    return requires[:-1], requires[-1]
+
+
+class CorruptLfs(BackupError):
+    """LFS objects of the mirror cache do not hold the bytes their oids name: ``paths``."""
+
+    def __init__(self, paths):
+        super().__init__("%d LFS object(s) of the mirror do not hold the bytes their oids name: %s" % (
+            len(paths), ", ".join(os.path.basename(p) for p in sorted(paths)[:3])))
+        self.paths = paths
 
 
 # What must equal the newest artifact's for a repository read again to count as unchanged.
@@ -609,23 +627,29 @@ class GitHubBackup(Service):
         since its previous artifact: for the repository and the wiki each a bundle of the new objects (or a full one,
         see _gitchain) and the whole refs list, the LFS objects no earlier link of the chain holds with the list of
         all of them, and the metadata; no artifact when it turns out equal to ``stored`` (its metadata)."""
+        with contextlib.ExitStack() as held:  # the cached mirrors, against other runs sharing cache_dir
+            return self._store_repository(item, options, workspace, object_metadata, counts, stored, spool, held)
+
+    def _store_repository(self, item, options, workspace, object_metadata, counts, stored, spool, held):
         repo = item.data
-        mirror = self.fetch_mirror(item, workspace)
-        refs, digest = local_refs(mirror)
+        mirror = self.fetch_mirror(item, workspace, held)
+        current = {"repo": gc.read_refs(mirror)}
+        refs, digest = listed_refs(current["repo"])
         meta_dir = os.path.join(workspace, "metadata")
         if not refs:  # no branch yet: GraphQL names none, REST the one the first push will create; stored as null
             described = {k: v for k, v in repo.items() if not k.startswith("_")}
             with open(os.path.join(meta_dir, "repository.json"), "wb") as handle:
                 handle.write(canonical_json(dict(described, default_branch=None)))
             object_metadata["default_branch"] = ""
-        wiki = self.fetch_wiki(item, options, workspace)
-        wiki_digest = local_refs(wiki)[1] if wiki else ""
+        wiki = self.fetch_wiki(item, options, workspace, held)
+        if wiki:
+            current["wiki"] = gc.read_refs(wiki)
+        wiki_digest = listed_refs(current["wiki"])[1] if wiki else ""
         object_metadata.update(refs_digest=digest, refs_count=str(len(refs)), wiki_refs_digest=wiki_digest)
         if stored and all(stored.get(k) == object_metadata[k] for k in SAME_AS_STORED):
             return None, len(refs)
         git = self.git_in(repo["clone_url"])
         mirrors = {"repo": mirror, "wiki": wiki} if wiki else {"repo": mirror}
-        current = {part: gc.refs_of(git, path) for part, path in mirrors.items()}
         lfs = self.fetch_lfs(mirror, repo["clone_url"]) if options["lfs"] else None
         kind, why, previous, chain, started = self.chain_plan(item, git, mirrors, current)
         sources, written = [], []
@@ -642,10 +666,18 @@ class GitHubBackup(Service):
         if not written:
             kind = "refs" if kind == "incremental" else "empty"  # nothing new; or a repository without a commit
         if lfs is not None:
-            sources.extend(self.stage_lfs(lfs, set(previous.get("lfs", ())) if kind != "full" else set(), workspace))
+            stored_lfs = set(previous.get("lfs", ())) if kind != "full" else set()
+            try:
+                sources.extend(self.stage_lfs(lfs, stored_lfs, workspace))
+            except CorruptLfs as exc:  # damaged in the cache: removed and fetched again, never stored as they are
+                self.module.warn("%s: %s; fetched again" % (item.name, exc))
+                for path in exc.paths:
+                    os.remove(path)
+                lfs = self.fetch_lfs(mirror, repo["clone_url"])
+                sources.extend(self.stage_lfs(lfs, stored_lfs, workspace))
         tips = self.store_tips(item, current, lfs)
-        object_metadata.update(format=BUNDLE_FORMAT, bundle=kind, bundle_reason=why, chain_started=started,
-                               tips_key=tips["key"])
+        object_metadata.update(format=BUNDLE_FORMAT, bundle=kind, bundle_reason=why[:REASON_CHARS],
+                               chain_started=started)
         if options["release_assets"]:
             counts["release_assets"] = self.download_assets(spool, os.path.join(meta_dir, "assets"))
         sources.append((meta_dir, "metadata"))
@@ -659,29 +691,30 @@ class GitHubBackup(Service):
         return lambda args, what, data=None: self.module.command([self.git] + args, what, env=self.git_env(url),
                                                                  data=data)
 
-    def fetch_mirror(self, item, workspace):
-        """The repository's bare mirror: from the cache (fetched, checked, rebuilt when it cannot be trusted), or a
-        fresh clone in ``workspace``."""
+    def fetch_mirror(self, item, workspace, held):
+        """The repository's bare mirror: from the cache (fetched, checked, rebuilt when it cannot be trusted; locked in
+        ``held``), or a fresh clone in ``workspace``."""
         repo = item.data
-        path = self.cached(item, repo["clone_url"], workspace, ".git")
+        path = self.cached(item, repo["clone_url"], workspace, ".git", held)
         branch = repo.get("default_branch")
         if branch and self.cache is not None:  # a fetch does not move HEAD when the default branch changes
             self.git_in(repo["clone_url"])(["-C", path, "symbolic-ref", "HEAD", "refs/heads/" + branch], "git symbolic-ref")
         return path
 
-    def fetch_wiki(self, item, options, workspace):
+    def fetch_wiki(self, item, options, workspace, held):
         """The wiki's bare mirror, as the repository's; None without a wiki (has_wiki is true for every repository
         whose wiki is enabled, even if it has no page yet: the clone then fails)."""
         if not (options["wiki"] and item.data.get("has_wiki")):
             return None
         try:
-            return self.cached(item, wiki_url(item.data), workspace, ".wiki.git")
+            return self.cached(item, wiki_url(item.data), workspace, ".wiki.git", held)
         except CommandFailed:
             return None
 
-    def cached(self, item, url, workspace, suffix):
+    def cached(self, item, url, workspace, suffix, held):
         if self.cache is None:
             return self.mirror(url, os.path.join(workspace, "repo" + suffix))
+        held.enter_context(self.cache.lock(item.data["full_name"], suffix))
         path, done = self.cache.update(self.git_in(url), item.data["full_name"], url, self.module.now, suffix)
         if done.startswith("rebuilt"):
             self.module.warn(self.module.scrub("%s: the mirror cache of %s was cloned again (%s)" % (
@@ -706,7 +739,7 @@ class GitHubBackup(Service):
             return full("the previous artifact does not say when its chain started")
         if now - started >= datetime.timedelta(days=self.params["full_every_days"]):
             return full("a full bundle every %d days (full_every_days)" % self.params["full_every_days"])
-        chain = [dict(r) for r in previous.requires if not is_tips(r["key"])]
+        chain, _tips = chain_of(previous.requires)
         chain.append({"key": previous.key, "size": previous.size, "sha256": previous.sha256})
         gone = [r["key"] for r in chain if self.module.backend.stat(r["key"]) is None]
         if gone:
@@ -731,7 +764,7 @@ class GitHubBackup(Service):
         return {"key": stored.key, "size": stored.size, "sha256": stored.sha256}
 
     def read_tips(self, previous):
-        [entry] = [r for r in previous.requires if is_tips(r["key"])] or [None]
+        entry = chain_of(previous.requires)[1]
         if entry is None:
             raise BackupError("%s requires no tips object" % previous.key)
         raw = self.module.backend.read_bytes(entry["key"])
@@ -745,19 +778,27 @@ class GitHubBackup(Service):
     def fetch_lfs(self, mirror, url):
         """{oid: path} of the LFS objects of every ref, fetched into the mirror (a cached mirror keeps them, so only
         new ones are downloaded)."""
-        self.run_git(["-C", mirror, "lfs", "fetch", "--all"], "git lfs fetch", url)
+        try:
+            self.run_git(["-C", mirror, "lfs", "fetch", "--all"], "git lfs fetch", url)
+        finally:  # git-lfs logs a failure with its environment, where git's credentials are: none kept in the cache
+            shutil.rmtree(os.path.join(mirror, "lfs", "logs"), ignore_errors=True)
         return lfs_objects(os.path.join(mirror, "lfs", "objects"))
 
     @staticmethod
     def stage_lfs(lfs, stored, workspace):
-        """The archive's ``lfs/objects`` (the objects ``stored`` in earlier links of the chain left out) and
-        ``lfs.json``, the oids of all of them."""
+        """The archive's ``lfs/objects`` (the objects ``stored`` in earlier links of the chain left out, each checked
+        against its oid as it is copied: CorruptLfs) and ``lfs.json``, the oids of all of them."""
         target = os.path.join(workspace, "lfs", "objects")
+        shutil.rmtree(os.path.join(workspace, "lfs"), ignore_errors=True)
         os.makedirs(target)
+        corrupt = []
         for oid, path in lfs.items():
             if oid not in stored:
                 os.makedirs(os.path.join(target, oid[:2], oid[2:4]), exist_ok=True)
-                shutil.copyfile(path, os.path.join(target, oid[:2], oid[2:4], oid))
+                if copy_hashed(path, os.path.join(target, oid[:2], oid[2:4], oid)) != oid:
+                    corrupt.append(path)
+        if corrupt:
+            raise CorruptLfs(corrupt)
         listing = os.path.join(workspace, "lfs.json")
         with open(listing, "wb") as handle:
             handle.write(canonical_json(sorted(lfs)))
@@ -779,6 +820,16 @@ def lfs_objects(root):
     return found
 
 
+def copy_hashed(source, target):
+    """Copy ``source`` to ``target``; the sha256 of what was copied."""
+    digest = hashlib.sha256()
+    with open(source, "rb") as reader, open(target, "wb") as writer:
+        for block in iter(lambda: reader.read(1 << 20), b""):
+            digest.update(block)
+            writer.write(block)
+    return digest.hexdigest()
+
+
 def gather_lfs(folders, into):
     """``into``/lfs/objects: every object ``into``/lfs.json lists, from whichever link of the chain (``folders``)
     stored it, each checked against its oid (its sha256)."""
@@ -791,14 +842,9 @@ def gather_lfs(folders, into):
     for oid in wanted:
         if oid not in found:
             raise gc.ChainError("LFS object %s is listed for the day but no link of the chain holds it" % oid)
-        digest = hashlib.sha256()
-        with open(found[oid], "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != oid:
-            raise gc.ChainError("LFS object %s does not hold the bytes its oid names" % oid)
         os.makedirs(os.path.join(target, "objects", oid[:2], oid[2:4]), exist_ok=True)
-        shutil.copyfile(found[oid], os.path.join(target, "objects", oid[:2], oid[2:4], oid))
+        if copy_hashed(found[oid], os.path.join(target, "objects", oid[:2], oid[2:4], oid)) != oid:
+            raise gc.ChainError("LFS object %s does not hold the bytes its oid names" % oid)
     os.makedirs(os.path.join(target, "objects"), exist_ok=True)
     shutil.rmtree(os.path.join(into, "lfs"), ignore_errors=True)
     os.rename(target, os.path.join(into, "lfs"))
@@ -877,7 +923,7 @@ class GitHubRestorer(FolderRestorer):
         try:
             git_bin = self.module.module.get_bin_path("git", required=True)
             folders = []
-            chain = [r for r in artifact.get("requires") or [] if not is_tips(r["key"])]
+            chain = chain_of(artifact.get("requires"))[0]
             for index, required in enumerate(chain):
                 folder = os.path.join(into, ".chain-%d" % index)
                 packed = dict(required, compression=artifact.get("compression"), encryption=artifact.get("encryption"))
@@ -910,6 +956,26 @@ class GitHubRestorer(FolderRestorer):
                 os.remove(path)
         result["chain"] = len(folders)
         return stats
+
+    def check(self, item, result):
+        """Check mode: the artifact and every object it requires (the links of its chain, read through decryption and
+        decompression; its tips object), each against its recorded size and sha256; nothing written."""
+        super().check(item, result)
+        artifact = item["artifact"]
+        if (artifact.get("metadata") or {}).get("format") != BUNDLE_FORMAT:
+            return
+        chain, tips = chain_of(artifact.get("requires"))
+        for required in chain:
+            packed = dict(required, compression=artifact.get("compression"), encryption=artifact.get("encryption"))
+            check_artifact(self.runner.stream(dict(item, artifact=packed, key=required["key"])), {})
+        if tips is not None:
+            try:
+                raw = self.runner.backend.read_bytes(tips["key"])
+            except (BackupError, OSError) as exc:
+                raise RestoreError("%s requires %s, which cannot be read: %s" % (item["key"], tips["key"], exc)) from None
+            if hashlib.sha256(raw).hexdigest() != tips["sha256"]:
+                raise RestoreError("%s is not what was recorded: nothing was restored from it" % tips["key"])
+        result["chain"] = len(chain) + 1
 
     def restore(self, item, result):
         """The whole archive (repo.git, wiki.git, lfs, metadata) into dest/<repository>."""

@@ -116,8 +116,19 @@ def test_each_day_stores_what_changed_and_restores_as_it_was(chain_org, tmp_path
     for day in range(4):
         refs, item = restored_refs(storage, day, tmp_path)
         assert refs == states[day], day
-    # A missing middle link: day 2's restore fails by name, nothing half-restored is left.
+
+    def check(day):  # backup_restore in check mode: reads and checks, writes nothing
+        return run_module(COLLECTIONS, "backup_restore", {
+            "job": JOB, "storage": storage, "dest": str(tmp_path / "checked"), "items": [REPO],
+            "set_date": (START + datetime.timedelta(days=day)).date().isoformat()}, env=at(4), check=True)
+
+    checked = check(2)
+    assert not checked.failed and checked.result["restored"][0]["chain"] == 3, checked.result  # 2 links + the tips
+    assert not os.path.exists(str(tmp_path / "checked"))
+    # A missing middle link: check mode names it, day 2's restore fails by name, nothing half-restored is left.
     os.remove(os.path.join(storage["path"], artifacts[0]["key"]))
+    checked = check(2)
+    assert checked.failed and artifacts[0]["key"] in checked.result["msg"], checked.result
     dest = str(tmp_path / "broken")
     broken = run_module(COLLECTIONS, "backup_restore", {"job": JOB, "storage": storage, "dest": dest, "items": [REPO],
                                                         "set_date": (START + datetime.timedelta(days=1)).date().isoformat()},
@@ -208,8 +219,25 @@ def test_the_wiki_and_lfs_are_chained_too_and_the_cache_is_rebuilt_when_it_canno
     with open(marker, encoding="utf-8") as handle:
         assert json.load(handle)["url"] == foreign["url"]
     states[25] = (upstream(chain_org), github_fixtures.git_refs(record.wiki_dir), {oid for oid, _data in blobs.values()})
+    # Day 26: a cached LFS object damaged on disk, and a force-push: the full bundle stores every LFS object again, the
+    # damaged one fetched again first (never stored as it is). git-lfs's logs (it logs its environment, git's
+    # credentials included, when it fails) are not kept in the cache.
+    oid_a = blobs["a"][0]
+    cached = os.path.join(mirror, "lfs", "objects", oid_a[:2], oid_a[2:4], oid_a)
+    with open(cached, "r+b") as handle:
+        handle.write(b"damaged")
+    os.makedirs(os.path.join(mirror, "lfs", "logs"), exist_ok=True)
+    with open(os.path.join(mirror, "lfs", "logs", "20260601T000000.log"), "w", encoding="utf-8") as handle:
+        handle.write("GIT_CONFIG_VALUE_0=Authorization: Basic ...\n")
+    run_git(record.git_dir, "update-ref", "refs/heads/main", states[22][0]["refs/heads/main"])
+    github_fixtures.push_commit(standin, ORG, REPO)
+    day(26)
+    assert artifacts[26]["metadata"]["bundle"] == "full"
+    assert [w for w in warnings[26] if "LFS object(s) of the mirror do not hold the bytes" in w], warnings[26]
+    assert archive_names(storage, artifacts[26])[1] == {blobs["a"][0], blobs["b"][0]}
+    assert not os.path.exists(os.path.join(mirror, "lfs", "logs"))
     # Every day restores as it was: refs, wiki refs, and every LFS object of the day with its bytes.
-    for number in range(20, 26):
+    for number in range(20, 27):
         refs, item = restored_refs(storage, number, tmp_path)
         assert refs == states[number][0], number
         assert github_fixtures.git_refs(os.path.join(item["target"], "wiki.git")) == states[number][1], number

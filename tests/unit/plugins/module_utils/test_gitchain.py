@@ -226,3 +226,80 @@ def test_the_mirror_cache_fetches_checks_and_rebuilds_what_it_cannot_trust(tmp_p
         handle.write('{"url": "file:///elsewhere"}')
     _path, done = cache.update(git, "acme/tool", url, now)
     assert done == "rebuilt: %s mirrors file:///elsewhere, not %s" % (path, url)
+    # A fetch that fails on a sound mirror (the source is away) fails, and the mirror stays for the next run.
+    away = up.work + ".away"
+    os.rename(up.work, away)
+    with pytest.raises(BackupError):
+        cache.update(git, "acme/tool", url, now)
+    assert gc.refs_of(git, path)["refs/heads/main"] == newest
+    os.rename(away, up.work)
+    # What the cache did not make is left alone: a folder without a marker in a mirror's place, a cache_dir that others
+    # may read.
+    os.remove(os.path.join(path, MARKER))
+    with pytest.raises(BackupError, match="has no readable corebackup-cache.json.*left alone"):
+        cache.update(git, "acme/tool", url, now)
+    assert os.path.isdir(os.path.join(path, "objects"))
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    os.chmod(str(shared), 0o755)
+    with pytest.raises(BackupError, match="mode 0755.*must be the backup user's alone"):
+        MirrorCache(str(shared))
+    assert stat.S_IMODE(os.stat(str(shared)).st_mode) == 0o755
+
+
+def test_runs_sharing_a_cache_take_a_mirror_in_turn(tmp_path):
+    import time
+
+    from ansible_collections.corebackup.backup.plugins.module_utils._gitcache import MirrorCache
+
+    cache = MirrorCache(str(tmp_path / "cache"))
+    order = []
+
+    def other():
+        with cache.lock("acme/tool"):
+            order.append("other")
+
+    with cache.lock("acme/tool"):
+        waiting = threading.Thread(target=other)
+        waiting.start()
+        time.sleep(0.3)  # the other run is at the lock, and must wait
+        order.append("first")
+    waiting.join(5)
+    assert order == ["first", "other"]
+    with cache.lock("acme/other"), cache.lock("acme/tool", ".wiki.git"):
+        pass  # other mirrors are not held
+
+
+def test_refs_read_from_the_files_are_what_git_lists(tmp_path):
+    up = Upstream(tmp_path)
+    up.commit()
+    up.commit(branch="feature")
+    git(["-C", up.work, "tag", "-a", "-m", "v1", "v1"])
+    cloned = up.fetch()
+    assert gc.read_refs(up.mirror) == cloned and "refs/tags/v1" in cloned  # a fresh clone: packed refs
+    up.commit(branch="main")  # loose refs over packed ones after a fetch, a branch deleted
+    git(["-C", up.work, "branch", "-D", "feature"])
+    listed = up.fetch()
+    assert "refs/heads/feature" not in listed
+    with open(os.path.join(up.mirror, "refs", "heads", "main.lock"), "w", encoding="utf-8") as handle:
+        handle.write("0" * 40 + "\n")  # another git process writing main: not a ref
+    assert gc.read_refs(up.mirror) == listed and listed["HEAD"].startswith("ref: refs/heads/")
+
+
+def test_a_fresh_clone_is_bundled_from_its_own_pack(tmp_path):
+    up = Upstream(tmp_path)
+    up.commit(size=30000)
+    up.commit(branch="feature")
+    git(["-C", up.work, "tag", "-a", "-m", "v1", "v1"])
+    clone = str(tmp_path / "clone.git")
+    git(["clone", "--quiet", "--mirror", "file://" + up.work, clone])  # over a transport: the one pack it sent
+    bundle = str(tmp_path / "full.bundle")
+    assert gc.pack_as_bundle(clone, bundle)
+    assert restore(tmp_path, "from-pack", [bundle], gc.refs_of(git, clone)) == gc.refs_of(git, clone)
+    # Anything but a single pack (a fetch added loose objects): not taken as it is, git packs it.
+    up.commit()
+    git(["-C", clone, "fetch", "--quiet", "origin"])
+    assert not gc.pack_as_bundle(clone, str(tmp_path / "other.bundle"))
+    assert not os.path.exists(str(tmp_path / "other.bundle"))
+    assert gc.create_bundle(git, clone, str(tmp_path / "packed.bundle"))
+    assert restore(tmp_path, "packed", [str(tmp_path / "packed.bundle")], gc.refs_of(git, clone)) == gc.refs_of(git, clone)
