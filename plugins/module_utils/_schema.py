@@ -277,38 +277,62 @@ def schema_for(document: t.Any) -> dict:
 
 def schema_errors(document: t.Any, schema: dict | None = None, path: str = "$") -> list[str]:
     """Where ``document`` breaks ``schema``, as readable messages (empty when it is valid)."""
-    schema = SCHEMA if schema is None else schema
     errors: list[str] = []
+    _check(document, SCHEMA if schema is None else schema, (path,), errors)
+    return errors
+
+
+def _path(where: tuple) -> str:
+    """``where``: (parent's where, ".name" or "[index]"), down to the root's (path,): the path as text, built only for
+    an error (formatting every node's path cost more than checking it)."""
+    parts = []
+    while len(where) == 2:
+        where, part = where
+        parts.append(part)
+    return where[0] + "".join(reversed(parts))
+
+
+_PATTERNS: dict = {}
+
+
+def _check(document: t.Any, schema: dict, where: tuple, errors: list) -> None:
     if "const" in schema and document != schema["const"]:
-        errors.append("%s must be %r" % (path, schema["const"]))
+        errors.append("%s must be %r" % (_path(where), schema["const"]))
     if "enum" in schema and document not in schema["enum"]:
-        errors.append("%s must be one of %s, got %r" % (path, ", ".join(map(str, schema["enum"])), document))
+        errors.append("%s must be one of %s, got %r" % (_path(where), ", ".join(map(str, schema["enum"])), document))
     if "type" in schema:
         names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         if not any(_is_type(document, name) for name in names):
-            return errors + ["%s must be of type %s, got %s" % (path, " or ".join(names), type(document).__name__)]
+            errors.append("%s must be of type %s, got %s" % (_path(where), " or ".join(names), type(document).__name__))
+            return
     if isinstance(document, str):
         if len(document) < schema.get("minLength", 0):
-            errors.append("%s must not be empty" % path)
-        if "pattern" in schema and not re.search(schema["pattern"], document):
-            errors.append("%s %r does not match %s" % (path, document, schema["pattern"]))
-    if _is_type(document, "number") and "minimum" in schema and document < schema["minimum"]:
-        errors.append("%s must be at least %s" % (path, schema["minimum"]))
-    if isinstance(document, list):
+            errors.append("%s must not be empty" % _path(where))
+        if "pattern" in schema:
+            pattern = _PATTERNS.get(schema["pattern"])
+            if pattern is None:
+                pattern = _PATTERNS[schema["pattern"]] = re.compile(schema["pattern"])
+            if not pattern.search(document):
+                errors.append("%s %r does not match %s" % (_path(where), document, schema["pattern"]))
+    elif isinstance(document, list):
         if len(document) < schema.get("minItems", 0):
-            errors.append("%s must have at least %d item(s)" % (path, schema["minItems"]))
-        for index, item in enumerate(document):
-            errors.extend(schema_errors(item, schema.get("items", {}), "%s[%d]" % (path, index)))
-    if isinstance(document, dict):
+            errors.append("%s must have at least %d item(s)" % (_path(where), schema["minItems"]))
+        items = schema.get("items", {})
+        if items:
+            for index, item in enumerate(document):
+                _check(item, items, (where, "[%d]" % index), errors)
+    elif isinstance(document, dict):
         properties = schema.get("properties", {})
-        for name in schema.get("required", []):
+        for name in schema.get("required", ()):
             if name not in document:
-                errors.append("%s.%s is required" % (path, name))
+                errors.append("%s.%s is required" % (_path(where), name))
+        additional = schema.get("additionalProperties")
         for name, value in document.items():
             if name in properties:
-                errors.extend(schema_errors(value, properties[name], "%s.%s" % (path, name)))
-            elif schema.get("additionalProperties") is False:
-                errors.append("%s.%s is not allowed" % (path, name))
-            elif isinstance(schema.get("additionalProperties"), dict):
-                errors.extend(schema_errors(value, schema["additionalProperties"], "%s.%s" % (path, name)))
-    return errors
+                _check(value, properties[name], (where, "." + name), errors)
+            elif additional is False:
+                errors.append("%s.%s is not allowed" % (_path(where), name))
+            elif isinstance(additional, dict):
+                _check(value, additional, (where, "." + name), errors)
+    elif _is_type(document, "number") and "minimum" in schema and document < schema["minimum"]:
+        errors.append("%s must be at least %s" % (_path(where), schema["minimum"]))
