@@ -34,7 +34,9 @@ def main() -> None:
         module = bench.module_args(standin, token, os.path.join(root, "store"), 0)
         first = stage(lambda: bench.module_run(module, root))
         reruns = [stage(lambda: bench.module_run(module, root)) for _rerun in range(args.reruns)]
-    print(json.dumps({"first": first["seconds"], "reruns": [rerun["seconds"] for rerun in reruns]}))
+    print(json.dumps({"first": first["seconds"], "reruns": [rerun["seconds"] for rerun in reruns],
+                      "api_requests": [run["api_requests"] for run in [first] + reruns],
+                      "git_requests": [run["git_requests"] for run in [first] + reruns]}))
 
 
 if __name__ == "__main__":
