@@ -51,7 +51,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._github_metadata
     without_download_counts,
     write_documents,
 )
-from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, parse_iso, sanitize_name
+from ansible_collections.corebackup.backup.plugins.module_utils._layout import iso, objects_prefix, parse_iso, sanitize_name
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import ArtifactWriter, tar_stream
 from ansible_collections.corebackup.backup.plugins.module_utils._restore import (
     FolderRestorer, RestoreError, check_artifact, commit)
@@ -741,7 +741,7 @@ class GitHubBackup(Service):
             return full("a full bundle every %d days (full_every_days)" % self.params["full_every_days"])
         chain, _tips = chain_of(previous.requires)
         chain.append({"key": previous.key, "size": previous.size, "sha256": previous.sha256})
-        gone = [r["key"] for r in chain if self.module.backend.stat(r["key"]) is None]
+        gone = self.lost_links(item, chain)
         if gone:
             return full("the chain lacks %s" % ", ".join(gone[:3]))
         try:
@@ -752,6 +752,24 @@ class GitHubBackup(Service):
         if moved:
             return full("%d ref(s) rewritten since the previous run (a force-push)" % moved)
         return "incremental", "", tips, chain, metadata["chain_started"]
+
+    def lost_links(self, item, chain):
+        """The keys of ``chain`` the store does not hold as recorded (gone, or another size): one listing of the
+        repository's objects (a request, not one a link), a ``stat`` for a link stored elsewhere."""
+        backend = self.module.backend
+        prefix = objects_prefix(self.module.job) + item.key_name + "_"
+        listed = {obj.key: obj.size for obj in backend.list(prefix)} if any(
+            r["key"].startswith(prefix) for r in chain) else {}
+        gone = []
+        for link in chain:
+            if link["key"].startswith(prefix):
+                size = listed.get(link["key"])
+            else:
+                stored = backend.stat(link["key"])
+                size = stored.size if stored is not None else None
+            if size != link["size"]:
+                gone.append(link["key"])
+        return gone
 
     def store_tips(self, item, refs, lfs):
         """The tips the next run builds on (``refs``: {"repo": refs, "wiki": refs}), by hashed ref name, and the oids of

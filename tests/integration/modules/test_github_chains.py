@@ -135,6 +135,15 @@ def test_each_day_stores_what_changed_and_restores_as_it_was(chain_org, tmp_path
                         env=at(4))
     assert broken.failed and artifacts[0]["key"] in broken.result["msg"], broken.result.get("msg")
     assert not os.path.exists(os.path.join(dest, REPO))
+    # Day 4: the newest link is not what was recorded (cut short): never built on, a full bundle starts a new chain.
+    newest = os.path.join(storage["path"], artifacts[3]["key"])
+    os.chmod(newest, 0o600)
+    os.truncate(newest, artifacts[3]["size"] // 2)
+    github_fixtures.push_commit(chain_org[0], ORG, REPO)
+    entry, artifacts[4] = backup(chain_org, storage, 4)
+    assert artifacts[4]["metadata"]["bundle"] == "full", artifacts[4]["metadata"]
+    assert artifacts[3]["key"] in artifacts[4]["metadata"]["bundle_reason"]
+    assert restored_refs(storage, 4, tmp_path)[0] == upstream(chain_org)
 
 
 def archive_names(storage, artifact):
