@@ -149,11 +149,13 @@ def missing(git: Git, repo: str, shas: t.Iterable[str]) -> list[str]:
     return sorted(found)
 
 
-def create_bundle(git: Git, repo: str, path: str, prerequisites: t.Iterable[str] = ()) -> bool:
+def create_bundle(git: Git, repo: str, path: str, prerequisites: t.Iterable[str] = (),
+                  refs: dict[str, str] | None = None) -> bool:
     """Write the bundle of every ref of ``repo`` into ``path``: full without ``prerequisites``, else only the objects
-    they do not reach. False (and no file) when no object is new: the refs list alone says what changed."""
+    they do not reach. False (and no file) when no object is new: the refs list alone says what changed. ``refs``:
+    the repository's, when the caller has read them (:func:`read_refs`)."""
     excluded = "".join("^%s\n" % sha for sha in sorted(set(prerequisites)))
-    if not excluded and pack_as_bundle(repo, path):
+    if not excluded and pack_as_bundle(repo, path, refs):
         return True
     try:  # the prerequisites on standard input: a repository's tips can outgrow a command line
         git(["-C", repo, "bundle", "create", "--quiet", path, "--all", "--stdin"], "git bundle create", data=excluded)
@@ -164,7 +166,7 @@ def create_bundle(git: Git, repo: str, path: str, prerequisites: t.Iterable[str]
     return True
 
 
-def pack_as_bundle(repo: str, path: str) -> bool:
+def pack_as_bundle(repo: str, path: str, refs: dict[str, str] | None = None) -> bool:
     """A full bundle of a repository whose objects are one pack and nothing else (a fresh ``git clone --mirror``:
     the pack the server sent holds what every ref reaches), written as the bundle header and that pack, without
     packing again. False (nothing written) for any other repository: ``git bundle create`` packs it."""
@@ -178,7 +180,7 @@ def pack_as_bundle(repo: str, path: str) -> bool:
     if (loose or len(pack_files) != 1 or os.path.exists(os.path.join(objects, "info", "alternates"))
             or any(name.endswith(".promisor") for name in packs)):
         return False  # not a fresh clone's single pack (a fetched cache, a partial clone): git packs it
-    refs = {name: sha for name, sha in read_refs(repo).items() if name != "HEAD"}
+    refs = {name: sha for name, sha in (read_refs(repo) if refs is None else refs).items() if name != "HEAD"}
     if not refs or not all(_SHA1.match(sha) for sha in refs.values()):
         return False  # nothing to bundle, or SHA-256 object names (a v3 bundle): git's own
     pack = pack_files[0]

@@ -133,6 +133,19 @@ def chain_of(requires):
     return requires[:-1], requires[-1]
 
 
+def link_artifact(artifact, link):
+    """A link of ``artifact``'s chain as an artifact of its own: packed (compressed, encrypted) as the artifact is."""
+    return dict(link, compression=artifact.get("compression"), encryption=artifact.get("encryption"))
+
+
+def read_checked(backend, entry):
+    """The bytes of the required object ``entry`` ({key, sha256}); BackupError unless they are what was recorded."""
+    raw = backend.read_bytes(entry["key"])
+    if hashlib.sha256(raw).hexdigest() != entry["sha256"]:
+        raise BackupError("%s is not what was recorded" % entry["key"])
+    return raw
+
+
 class CorruptLfs(BackupError):
     """LFS objects of the mirror cache do not hold the bytes their oids name: ``paths``."""
 
@@ -660,7 +673,8 @@ class GitHubBackup(Service):
             sources.append((refs_file, PARTS[part][0]))
             bundle = os.path.join(workspace, PARTS[part][1])
             needs = () if kind == "full" else previous.get(part, {}).values()
-            if gc.create_bundle(git, path, bundle, sorted(set(needs) - set(gc.missing(git, path, needs)))):
+            if gc.create_bundle(git, path, bundle, sorted(set(needs) - set(gc.missing(git, path, needs))),
+                                refs=current[part]):
                 sources.append((bundle, PARTS[part][1]))
                 written.append(part)
         if not written:
@@ -785,9 +799,7 @@ class GitHubBackup(Service):
         entry = chain_of(previous.requires)[1]
         if entry is None:
             raise BackupError("%s requires no tips object" % previous.key)
-        raw = self.module.backend.read_bytes(entry["key"])
-        if hashlib.sha256(raw).hexdigest() != entry["sha256"]:
-            raise BackupError("%s is not what was recorded" % entry["key"])
+        raw = read_checked(self.module.backend, entry)
         tips = json.loads(gzip.decompress(raw).decode("utf-8"))
         if not (isinstance(tips, dict) and isinstance(tips.get("repo"), dict) and isinstance(tips.get("lfs"), list)):
             raise BackupError("%s holds no tips" % entry["key"])
@@ -944,8 +956,7 @@ class GitHubRestorer(FolderRestorer):
             chain = chain_of(artifact.get("requires"))[0]
             for index, required in enumerate(chain):
                 folder = os.path.join(into, ".chain-%d" % index)
-                packed = dict(required, compression=artifact.get("compression"), encryption=artifact.get("encryption"))
-                super().unpack(dict(item, artifact=packed, key=required["key"]), {}, folder)
+                super().unpack(dict(item, artifact=link_artifact(artifact, required), key=required["key"]), {}, folder)
                 folders.append(folder)
             folders.append(into)
 
@@ -984,15 +995,13 @@ class GitHubRestorer(FolderRestorer):
             return
         chain, tips = chain_of(artifact.get("requires"))
         for required in chain:
-            packed = dict(required, compression=artifact.get("compression"), encryption=artifact.get("encryption"))
-            check_artifact(self.runner.stream(dict(item, artifact=packed, key=required["key"])), {})
+            check_artifact(self.runner.stream(dict(item, artifact=link_artifact(artifact, required),
+                                                   key=required["key"])), {})
         if tips is not None:
             try:
-                raw = self.runner.backend.read_bytes(tips["key"])
+                read_checked(self.runner.backend, tips)
             except (BackupError, OSError) as exc:
-                raise RestoreError("%s requires %s, which cannot be read: %s" % (item["key"], tips["key"], exc)) from None
-            if hashlib.sha256(raw).hexdigest() != tips["sha256"]:
-                raise RestoreError("%s is not what was recorded: nothing was restored from it" % tips["key"])
+                raise RestoreError("%s requires %s: %s" % (item["key"], tips["key"], exc)) from None
         result["chain"] = len(chain) + 1
 
     def restore(self, item, result):
