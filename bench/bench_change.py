@@ -612,6 +612,8 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds the stand-in waits before each answer")
     parser.add_argument("--stores", default="filesystem,s3", help="filesystem, s3 or both")
     parser.add_argument("--results", default=None)
+    parser.add_argument("--keep-workdir", action="store_true", help="leave the stores, mirrors and restic repository "
+                        "in place (their folder is printed) to look at what was stored")
     args = parser.parse_args()
     if args.days < 2:
         parser.error("--days must be 2 or more")
@@ -641,7 +643,10 @@ def main() -> int:
             run["breakdown"]["restic"] = restic_breakdown(os.path.join(workdir, "restic-repo"))
             standin_errors = [e.strip().splitlines()[-1] for e in standin.errors][:5]
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep_workdir:
+            print("kept", workdir, file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     targets = targets_of(stores, run)
     full_checks = full_check_rows(stores, run)
     lines = table(stores, run, targets, full_checks)
