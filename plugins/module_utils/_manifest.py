@@ -27,7 +27,7 @@ import uuid
 
 from ansible_collections.corebackup.backup.plugins.module_utils._errors import BackupError
 from ansible_collections.corebackup.backup.plugins.module_utils._layout import format_timestamp, job_prefix, parse_iso, set_prefix
-from ansible_collections.corebackup.backup.plugins.module_utils._records import RecordError, read_set
+from ansible_collections.corebackup.backup.plugins.module_utils._records import RecordError, dumps, read_set
 from ansible_collections.corebackup.backup.plugins.module_utils._schema import (
     ARTIFACT_SCHEMA,
     RUN_SCHEMA,
@@ -106,10 +106,6 @@ def run_key(set_date: str, job: str, run: dict) -> str:
     return "%s%s%s_%s_%s.%s.json" % (set_prefix(job, set_date), RUNS, finished, run["run_id"], source, run["status"])
 
 
-def _dumps(document: t.Any) -> bytes:
-    return (json.dumps(document, sort_keys=True, indent=2) + "\n").encode("utf-8")
-
-
 def sha256sums(manifest: dict, prefix: str) -> bytes:
     """``SHA256SUMS`` in the format of sha256sum, paths relative to ``prefix``, the job's folder (the set's
     artifacts lie under ``<job>/objects/``): ``cd <job> && sha256sum -c <date>/SHA256SUMS``."""
@@ -135,7 +131,7 @@ def record_run(backend: t.Any, job: str, set_date: str, run: dict) -> tuple[str,
     if errors:
         raise ManifestError("; ".join(errors))
     key = run_key(set_date, job, run)
-    backend.write(key, [_dumps(run)], overwrite=False)
+    backend.write(key, [dumps(run)], overwrite=False)
     return key, refresh_view(backend, job, set_date)
 
 
@@ -174,7 +170,7 @@ def write_view(backend: t.Any, job: str, set_date: str) -> dict:
             errors = schema_errors(view)
             if errors:
                 raise ManifestError("refusing to write a manifest that breaks its schema: %s" % "; ".join(errors[:5]))
-            backend.write(prefix + MANIFEST, [_dumps(view)])
+            backend.write(prefix + MANIFEST, [dumps(view)])
             backend.write(prefix + SUMS, [sha256sums(view, job_prefix(job))])
             if _record_names(load_set(backend, job, set_date, check_deleted=False)) == _record_names(backup_set):
                 return view

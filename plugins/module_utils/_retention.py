@@ -54,7 +54,7 @@ from ansible_collections.corebackup.backup.plugins.module_utils._layout import (
     objects_prefix,
     parse_date,
 )
-from ansible_collections.corebackup.backup.plugins.module_utils._records import read_runs
+from ansible_collections.corebackup.backup.plugins.module_utils._records import dumps, read_runs
 from ansible_collections.corebackup.backup.plugins.module_utils._schema import (
     DELETION_RECORD_SCHEMA,
     OBJECT_DELETION_RECORD_SCHEMA,
@@ -291,7 +291,7 @@ def write_deletion_records(backend: t.Any, job: str, plan: Plan, policy: dict, w
         if errors:
             raise BackupError("; ".join(errors))
         key = "%s%s%s_%s.%s.json" % (job_prefix(job), DELETIONS, format_timestamp(when), uuid.uuid4().hex, summary.date)
-        pending.append((summary, key, (json.dumps(record, sort_keys=True, indent=2) + "\n").encode("utf-8")))
+        pending.append((summary, key, dumps(record)))
 
     def write(entry: tuple) -> str | None:
         summary, key, data = entry
@@ -487,7 +487,7 @@ def write_object_deletion_record(backend: t.Any, job: str, sweep: Sweep, when: d
         raise BackupError("; ".join(errors))
     key = "%s%s%s_%s.objects.json" % (job_prefix(job), DELETIONS, format_timestamp(when), uuid.uuid4().hex)
     try:
-        backend.write(key, [(json.dumps(record, sort_keys=True, indent=2) + "\n").encode("utf-8")], overwrite=False)
+        backend.write(key, [dumps(record)], overwrite=False)
     except StorageError as exc:
         raise BackupError("nothing under %s was deleted: the object deletion record could not be written: %s" % (
             objects_prefix(job), exc)) from None

@@ -8,12 +8,14 @@
 they use.
 
 ``SCHEMAS[n]`` equals ``schemas/manifest-v<n>.schema.json`` and ``RECORD_SCHEMAS[name]`` equals
-``schemas/<name>.schema.json`` (a unit test keeps them equal; ``tests/unit/plugins/module_utils/test_manifest.py``
-rewrites the files when run with ``COREBACKUP_WRITE_SCHEMAS=1``); the ``jsonschema`` library is not needed on the
+``schemas/<name>.schema.json`` (``tests/unit/plugins/module_utils/test_manifest.py`` keeps them equal; a file is
+``json.dumps(schema, indent=2, sort_keys=True)`` and a newline); the ``jsonschema`` library is not needed on the
 backup host.
 
 Since version 3 the manifest is a view: derived from the set's records (run, verification and drill records),
-rewritten freely and never read for a decision. Versions 1 and 2 were the facts themselves.
+rewritten freely and never read for a decision. Versions 1 and 2 were the facts themselves. Since version 5 the
+view lists each run's artifacts without their ``metadata`` and ``contents`` (the run record holds them): where each
+object is, its size and sha256, and the objects it requires.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import copy
 import re
 import typing as t
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 VIEWS_SINCE = 3  # manifests of this version on are views of the records; older ones were the facts
 SCHEMA_ID = "https://github.com/corebackup/backup/schemas/manifest-v%d.json"
 STATUSES = ("success", "partial", "failed")
@@ -115,6 +117,20 @@ RUN_SCHEMA = {
     },
     "additionalProperties": False,
 }
+
+# What a run record holds of each artifact and the view (version 5 on) leaves out: the view says where each object
+# is, its size and sha256 and what it requires; the run record, the rest.
+VIEW_OMITS = ("metadata", "contents")
+
+
+def _view_run_schema() -> dict:
+    schema = copy.deepcopy(RUN_SCHEMA)
+    for name in VIEW_OMITS:
+        del schema["properties"]["artifacts"]["items"]["properties"][name]
+    return schema
+
+
+VIEW_RUN_SCHEMA = _view_run_schema()
 
 VERIFICATION_SCHEMA = {
     "type": "object",
@@ -214,7 +230,7 @@ SCHEMA = {
         "job": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"},
         "set_date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
         "status": {"enum": list(STATUSES)},
-        "runs": {"type": "array", "items": RUN_SCHEMA, "minItems": 1},
+        "runs": {"type": "array", "items": VIEW_RUN_SCHEMA, "minItems": 1},
         "verified_at": {"type": ["string", "null"], "pattern": _TIME},
         "verification": {"type": "object", "additionalProperties": VERIFICATION_SCHEMA},
         "restore_drills": {"type": "array", "items": DRILL_SCHEMA},
@@ -223,9 +239,18 @@ SCHEMA = {
 }
 
 
+def _schema_v4() -> dict:
+    """Version 4, still read: a view of the records, each run as its record holds it."""
+    schema = copy.deepcopy(SCHEMA)
+    schema["$id"] = SCHEMA_ID % 4
+    schema["properties"]["schema_version"] = {"const": 4}
+    schema["properties"]["runs"]["items"] = copy.deepcopy(RUN_SCHEMA)
+    return schema
+
+
 def _schema_v3() -> dict:
     """Version 3, still read: a view of the records, artifacts without ``requires``."""
-    schema = copy.deepcopy(SCHEMA)
+    schema = _schema_v4()
     schema["$id"] = SCHEMA_ID % 3
     schema["properties"]["schema_version"] = {"const": 3}
     del schema["properties"]["runs"]["items"]["properties"]["artifacts"]["items"]["properties"]["requires"]
@@ -254,7 +279,7 @@ def _schema_v1() -> dict:
     return schema
 
 
-SCHEMAS = {SCHEMA_VERSION: SCHEMA, 3: _schema_v3(), 2: _schema_v2(), 1: _schema_v1()}
+SCHEMAS = {SCHEMA_VERSION: SCHEMA, 4: _schema_v4(), 3: _schema_v3(), 2: _schema_v2(), 1: _schema_v1()}
 
 
 _TYPES = {

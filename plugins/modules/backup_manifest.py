@@ -27,9 +27,12 @@ description:
   - O(state=query) lists the sets of a job with status, size and artifacts, to pick one to restore.
   - A set that retention deleted (it has a deletion record C(<job>/deletions/<time>_<id>.<set date>.json)) is gone,
     even while some of its objects are still there.
-  - The manifest follows a versioned JSON Schema shipped in the collection. The module writes schema version 4
-    (C(schemas/manifest-v4.schema.json)), the view (version 3, C(schemas/manifest-v3.schema.json), read as well,
-    has no artifact C(requires)); the records follow C(schemas/verification-record.schema.json)
+  - The manifest follows a versioned JSON Schema shipped in the collection. The module writes schema version 5
+    (C(schemas/manifest-v5.schema.json)) - each run's artifacts with key, size, sha256 and what they require, their
+    C(metadata) and C(contents) left to the run record. The views of earlier releases, version 4
+    (C(schemas/manifest-v4.schema.json), artifacts as the run record holds them) and version 3
+    (C(schemas/manifest-v3.schema.json), no artifact C(requires)), are replaced like any view. Records and views are
+    compact JSON (C(jq .) shows them indented). The records follow C(schemas/verification-record.schema.json)
     and C(schemas/drill-record.schema.json). Sets written by earlier releases, with a manifest of version 2
     (C(schemas/manifest-v2.schema.json)) or 1 (C(schemas/manifest-v1.schema.json)) that holds their verifications
     and drills, are read with them as they are; when a record is written into such a set, that manifest is first

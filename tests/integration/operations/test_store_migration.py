@@ -78,7 +78,7 @@ def test_a_store_of_the_previous_release_is_read_verified_drilled_restored_and_p
     # A verification writes its record into the old sets; the old manifest.json is kept as it was.
     assert [v["status"] for v in verified["verified"]] == ["ok"] * 8
     assert (store / "web" / "2026-11-22" / "legacy" / "manifest.json").read_bytes() == old_view
-    assert json.loads((store / "web" / "2026-11-22" / "manifest.json").read_text())["schema_version"] == 4
+    assert json.loads((store / "web" / "2026-11-22" / "manifest.json").read_text())["schema_version"] == 5
     by_date = {s["date"]: s for s in after_verify["sets"]}
     assert [len(by_date[day]["runs"]) for day in sorted(by_date)] == [1, 1, 1, 1]  # no run written into an old set
     assert by_date["2026-11-22"]["verified_at"] == "2026-11-23T06:00:00Z"

@@ -45,12 +45,12 @@ def store_artifact(backend, name, data, folder="objects"):
             "encryption": None, "created": "2026-11-22T02:00:00Z", "metadata": {}}
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_shipped_schema_files_are_the_ones_the_module_validates_with(version):
     with open(SCHEMA_FILE % version, encoding="utf-8") as handle:
         assert json.load(handle) == sch.SCHEMAS[version]
     jsonschema.Draft202012Validator.check_schema(sch.SCHEMAS[version])
-    assert sch.SCHEMA is sch.SCHEMAS[sch.SCHEMA_VERSION] and sch.SCHEMA_VERSION == 4
+    assert sch.SCHEMA is sch.SCHEMAS[sch.SCHEMA_VERSION] and sch.SCHEMA_VERSION == 5
 
 
 @pytest.mark.parametrize("name", sorted(sch.RECORD_SCHEMAS))
@@ -84,7 +84,7 @@ def test_a_version_1_manifest_is_read_as_legacy_records_and_kept_when_the_view_r
     _key, warnings = m.record_run(backend, JOB, DATE, run)
     assert warnings == []
     rewritten = json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, DATE)))
-    assert rewritten["schema_version"] == 4 and sch.schema_errors(rewritten) == []
+    assert rewritten["schema_version"] == 5 and sch.schema_errors(rewritten) == []
     assert [r["run_id"] for r in rewritten["runs"]] == ["r1", "r2"] and rewritten["runs"][1]["entries"] == [entry]
     assert rewritten["verified_at"] == "2026-11-22T05:00:00Z"
     jsonschema.validate(rewritten, sch.SCHEMA)
@@ -95,6 +95,34 @@ def test_a_version_1_manifest_is_read_as_legacy_records_and_kept_when_the_view_r
     assert [r["run_id"] for r in again.runs] == ["r1", "r2"] and again.verified_at == "2026-11-22T05:00:00Z"
 
 
+def test_the_view_says_where_each_object_is_and_the_run_record_holds_the_rest(tmp_path):
+    backend = FilesystemBackend(str(tmp_path))
+    artifact = dict(store_artifact(backend, "web", b"web"), metadata={"repository": "acme/web", "refs_digest": "d" * 64},
+                    contents={"refs": 7}, carried_from="%s/objects/web_20261122T020000Z.bin" % JOB)
+    chained = dict(store_artifact(backend, "big", b"today"), metadata={"bundle": "incremental"},
+                   requires=[{k: v for k, v in store_artifact(backend, "big-1", b"first").items() if k in ("key", "size", "sha256")}])
+    key, warnings = m.record_run(backend, JOB, DATE, make_run(artifacts=[artifact, chained]))
+    assert warnings == []
+    stored = backend.read_bytes(key)
+    assert stored.count(b"\n") == 1 and json.loads(stored)["artifacts"] == [artifact, chained]  # compact, complete
+    raw = backend.read_bytes("%s/%s/manifest.json" % (JOB, DATE))
+    view = json.loads(raw)
+    assert raw.count(b"\n") == 1 and view["schema_version"] == 5
+    jsonschema.validate(view, sch.SCHEMA)
+    [web, big] = view["runs"][0]["artifacts"]
+    assert web == {k: v for k, v in artifact.items() if k not in ("metadata", "contents")}
+    assert big["requires"] == chained["requires"] and "metadata" not in big
+    # every reader reads the records: the metadata the view leaves out is there
+    records = rec.read_set(backend, sets.load_set(backend, JOB, DATE))
+    assert records.artifacts()[artifact["key"]]["metadata"] == artifact["metadata"]
+    assert records.artifacts()[artifact["key"]]["contents"] == {"refs": 7}
+    sums = backend.read_bytes("%s/%s/SHA256SUMS" % (JOB, DATE)).decode()
+    listed = sorted(line.split()[1] for line in sums.splitlines())
+    assert listed == ["objects/%s_20261122T020000Z.bin" % name for name in ("big-1", "big", "web")]
+    assert subprocess.run(["sha256sum", "--quiet", "-c", "%s/SHA256SUMS" % DATE], cwd=str(tmp_path / JOB),
+                          check=False).returncode == 0
+
+
 def empty_manifest():
     return {"schema_version": sch.SCHEMA_VERSION, "job": JOB, "set_date": DATE, "status": "failed", "runs": [],
             "verified_at": None, "verification": {}}
@@ -103,14 +131,15 @@ def empty_manifest():
 def _valid_manifest():
     manifest = empty_manifest()
     artifact = {"key": "nightly/2026-11-22/a_20261122T020000Z.bin", "size": 1, "sha256": "0" * 64,
-                "compression": "gzip", "encryption": None, "created": "", "metadata": {}}
+                "compression": "gzip", "encryption": None, "created": ""}
     manifest["runs"] = [make_run(artifacts=[artifact])]
     manifest["status"] = "success"
     return manifest
 
 
 BREAKAGES = [
-    ("schema_version", lambda d: d.update(schema_version=5)),
+    ("schema_version", lambda d: d.update(schema_version=6)),
+    ("metadata in the view", lambda d: d["runs"][0]["artifacts"][0].update(metadata={})),
     ("entry status", lambda d: d["runs"][0].update(entries=[{"name": "a", "status": "gone", "key": None}])),
     ("entry without key", lambda d: d["runs"][0].update(entries=[{"name": "a", "status": "failed"}])),
     ("carried_from empty", lambda d: d["runs"][0]["artifacts"][0].update(carried_from="")),
@@ -306,10 +335,10 @@ def test_concurrent_verifications_each_write_their_record_and_the_view_shows_the
 
 def test_a_manifest_from_a_newer_schema_is_not_rewritten_and_the_run_is_recorded_still(tmp_path):
     backend = FilesystemBackend(str(tmp_path))
-    newer = dict(_valid_manifest(), schema_version=5)
+    newer = dict(_valid_manifest(), schema_version=6)
     backend.write("%s/%s/manifest.json" % (JOB, DATE), [json.dumps(newer).encode()])
     key, warnings = m.record_run(backend, JOB, DATE, make_run("r1"))
-    assert len(warnings) == 1 and "schema_version 5, newer than the 4" in warnings[0]
+    assert len(warnings) == 1 and "schema_version 6, newer than the 5" in warnings[0]
     assert json.loads(backend.read_bytes("%s/%s/manifest.json" % (JOB, DATE))) == newer
     assert json.loads(backend.read_bytes(key))["run_id"] == "r1"
 
