@@ -196,6 +196,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 proxy.record(Logged(op, self.command, parts.path, 0))
                 self._reset()
                 return
+            # Logged before it is answered: a client that got its answer finds its request in the log.
+            proxy.record(Logged(op, self.command, parts.path, response.status))
             self.send_response(response.status, response.reason)
             for name, value in response.getheaders():
                 # A HEAD answer keeps the object's length; other answers get the length of what is sent.
@@ -206,7 +208,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
-            proxy.record(Logged(op, self.command, parts.path, response.status))
         finally:
             upstream.close()
 
@@ -214,13 +215,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """An error answer in S3's XML form, logged."""
         payload = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code><Message>%s</Message>"
                    "<RequestId>proxy</RequestId></Error>" % (code, message)).encode()
+        self.server.proxy.record(Logged(op, self.command, path, status))
         self.send_response(status)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
-        self.server.proxy.record(Logged(op, self.command, path, status))
 
     def _reset(self) -> None:
         """Close the connection with a TCP reset (SO_LINGER 0), as a dropped link or a crashed server does."""
