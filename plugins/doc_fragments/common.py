@@ -129,6 +129,34 @@ options:
         description:
           - Object metadata added to every object written (S3 only).
         type: dict
+      object_lock:
+        description:
+          - S3 only. Every object a run writes (artifacts, records, views, lease records) is written with S3 Object
+            Lock in O(storage.object_lock.mode) until O(storage.object_lock.days) after the real time it is written;
+            an object a multipart upload completed is locked again explicitly, and every write is checked to be
+            locked as asked.
+          - The bucket must have Object Lock enabled, and so versioning; a bucket without either is refused, naming
+            what is missing, before anything is written.
+          - With it, deletions (retention, clean-ups) delete every version of a key, never one that is still locked;
+            such a key is reported in C(locked) with its C(locked_until), and a later run deletes it.
+          - The threat it answers, and what it does not yet cover, are in C(docs/operations.md).
+        type: dict
+        suboptions:
+          mode:
+            description:
+              - V(COMPLIANCE) - nobody, the bucket's owner included, can shorten the lock or delete a locked version.
+              - V(GOVERNANCE) - only a credential with C(s3:BypassGovernanceRetention) can; the collection never
+                asks to.
+            type: str
+            choices: [GOVERNANCE, COMPLIANCE]
+            required: true
+          days:
+            description:
+              - How long each object stays locked from its writing, in days. Set it to the daily horizon of the
+                job's retention (its O(corebackup.backup.backup_retention#module:keep_daily) or
+                O(corebackup.backup.backup_retention#module:keep_days)); a set cannot be deleted before then.
+            type: int
+            required: true
   retries:
     description:
       - Retries of transient errors (throttling, time-outs, 5xx answers) with jittered exponential backoff.

@@ -46,6 +46,10 @@ _COMMON_ARGUMENT_SPEC = dict(
             sse=dict(type="str", choices=["AES256", "aws:kms"]),
             sse_kms_key_id=dict(type="str", no_log=False),
             metadata=dict(type="dict"),
+            object_lock=dict(type="dict", options=dict(
+                mode=dict(type="str", choices=["GOVERNANCE", "COMPLIANCE"], required=True),
+                days=dict(type="int", required=True),
+            )),
         ),
         required_if=[("type", "filesystem", ["path"]), ("type", "s3", ["bucket"])],
         mutually_exclusive=[("profile", "access_key")],

@@ -69,6 +69,9 @@ class StoredObject:
     etag: str | None = None
     # Where objects share their bytes (hard links on a filesystem), equal for keys that do.
     data_id: tuple | None = None
+    # S3 Object Lock of this version (``storage.object_lock``): its mode and the time it is retained until.
+    lock_mode: str | None = None
+    locked_until: datetime.datetime | None = None
 
 
 @dataclass
@@ -76,6 +79,8 @@ class DeleteResult:
     deleted: list = field(default_factory=list)
     errors: list = field(default_factory=list)  # [{"key": ..., "error": ...}]
     requests: int = 0
+    # Keys not deleted because a version of theirs is locked (S3 Object Lock): [{"key": ..., "locked_until": ...}]
+    locked: list = field(default_factory=list)
 
 
 def check_key(key: str) -> str:
@@ -168,6 +173,9 @@ def backend_from_params(storage: dict, retry: RetryPolicy | None = None) -> Stor
     from ansible_collections.corebackup.backup.plugins.module_utils._storage_fs import FilesystemBackend  # pylint: disable=import-outside-toplevel
     from ansible_collections.corebackup.backup.plugins.module_utils._storage_s3 import S3Backend  # pylint: disable=import-outside-toplevel
     if kind == "filesystem":
+        if storage.get("object_lock"):
+            raise StorageError("storage.object_lock is S3 only: a filesystem store cannot keep what it wrote from "
+                               "whoever can write it (see docs/operations.md, the threat model)")
         return FilesystemBackend(storage.get("path"), storage.get("directory_mode"), storage.get("file_mode"),
                                  carry=storage.get("carry") or "link")
     if kind == "s3":
@@ -178,6 +186,6 @@ def backend_from_params(storage: dict, retry: RetryPolicy | None = None) -> Stor
             profile=storage.get("profile"), validate_certs=storage.get("validate_certs", True),
             storage_class=storage.get("storage_class"), sse=storage.get("sse"),
             sse_kms_key_id=storage.get("sse_kms_key_id"), metadata=storage.get("metadata"), retry=retry,
-            upload_concurrency=storage.get("upload_concurrency") or 4,
+            upload_concurrency=storage.get("upload_concurrency") or 4, object_lock=storage.get("object_lock"),
         )
     raise StorageError("storage.type must be 'filesystem' or 's3', got %r" % (kind,))

@@ -58,6 +58,27 @@ S3_DELETE_BATCH = 1000
 S3_MAX_COPY_SIZE = 5 * GiB  # CopyObject's limit; larger objects are copied part by part
 S3_COPY_PART_SIZE = 512 * MiB
 _BOTOCORE_RETRIES_RE = re.compile(r" \(reached max retries: \d+\)")
+LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
+
+
+class ObjectLock:
+    """``storage.object_lock``: every object a run writes is retained (S3 Object Lock) in ``mode`` for ``days`` from
+    the real time of its writing (never a test's or a run's clock), on a bucket with Object Lock and versioning."""
+
+    def __init__(self, params: t.Mapping[str, t.Any]):
+        self.mode = str(params.get("mode") or "").upper()
+        if self.mode not in LOCK_MODES:
+            raise StorageError("storage.object_lock.mode must be GOVERNANCE or COMPLIANCE, got %r" % (params.get("mode"),))
+        days = params.get("days")
+        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+            raise StorageError("storage.object_lock.days must be a whole number of days, 1 or more (how long every "
+                               "object written stays locked: the daily horizon of the job's retention), got %r" % (days,))
+        self.days = days
+
+    def retain_until(self) -> datetime.datetime:
+        """Now (real time), plus the days, to the next whole second."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return (now + datetime.timedelta(days=self.days, seconds=1)).replace(microsecond=0)
 
 
 def s3_part_size(part_number: int, base: int = 8 * MiB) -> int:
@@ -205,7 +226,7 @@ class S3Backend(StorageBackend):
                  sse: str | None = None, sse_kms_key_id: str | None = None, metadata: dict | None = None,
                  retry: RetryPolicy | None = None, part_size: int = 8 * MiB, page_size: int = 1000,
                  client: t.Any = None, max_copy_size: int = S3_MAX_COPY_SIZE, copy_part_size: int = S3_COPY_PART_SIZE,
-                 upload_concurrency: int = 4):
+                 upload_concurrency: int = 4, object_lock: t.Mapping[str, t.Any] | None = None):
         if not bucket:
             raise StorageError("storage.bucket is required for the s3 backend")
         if not HAS_BOTO3 and client is None:
@@ -231,6 +252,8 @@ class S3Backend(StorageBackend):
         self.max_copy_size = max_copy_size
         self.copy_part_size = copy_part_size
         self.conditional_writes = True  # until the endpoint says it does not implement them
+        self.object_lock = ObjectLock(object_lock) if object_lock else None
+        self._bucket_refusal: str | None = None  # why the bucket cannot hold locked objects ("" once it can)
         self.requests: dict[str, int] = {}
         self._requests_lock = threading.Lock()
         if client is None:
@@ -304,7 +327,42 @@ class S3Backend(StorageBackend):
             extra["ServerSideEncryption"] = self.sse
         if self.sse_kms_key_id:
             extra["SSEKMSKeyId"] = self.sse_kms_key_id
+        if self.object_lock:
+            self.check_lock_bucket()
+            extra["ObjectLockMode"] = self.object_lock.mode
+            extra["ObjectLockRetainUntilDate"] = self.object_lock.retain_until()
         return extra
+
+    def check_lock_bucket(self) -> None:
+        """With ``object_lock``: refuse a bucket that cannot hold locked objects (no Object Lock, versioning not
+        enabled), asked once per backend (one run), with the reason."""
+        if self._bucket_refusal is None:
+            self._bucket_refusal = self._lock_bucket_refusal()
+        if self._bucket_refusal:
+            raise StorageError(self._bucket_refusal)
+
+    def _lock_bucket_refusal(self) -> str:
+        try:
+            configuration = self._call("get_object_lock_configuration", Bucket=self.bucket)
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+            if code != "ObjectLockConfigurationNotFoundError":
+                return "storage.object_lock: cannot read the Object Lock configuration of bucket %s: %s" % (
+                    self.bucket, _BOTOCORE_RETRIES_RE.sub("", str(exc)))
+            configuration = {}
+        if (configuration.get("ObjectLockConfiguration") or {}).get("ObjectLockEnabled") != "Enabled":
+            return ("storage.object_lock: bucket %s has no Object Lock: create a bucket with Object Lock enabled (it "
+                    "cannot be turned on for objects already written) and store the backups there" % self.bucket)
+        try:
+            status = self._call("get_bucket_versioning", Bucket=self.bucket).get("Status")
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            return "storage.object_lock: cannot read the versioning of bucket %s: %s" % (
+                self.bucket, _BOTOCORE_RETRIES_RE.sub("", str(exc)))
+        if status != "Enabled":
+            return ("storage.object_lock: bucket %s has versioning %s: Object Lock needs it Enabled (a suspended "
+                    "versioning lets a new write replace a locked object's bytes)" % (
+                        self.bucket, (status or "never enabled").lower()))
+        return ""
 
     def _conditions(self, overwrite: bool, if_match: str | None) -> dict:
         """Conditional-write headers: S3 itself refuses to replace what it must not (no HEAD-then-PUT race)."""
@@ -398,15 +456,19 @@ class S3Backend(StorageBackend):
                 parts = uploads.finish()
                 expected_etag = "%s-%d" % (_md5(b"".join(part_digests)).hexdigest(), len(part_digests))
                 try:
-                    self._conditional(functools.partial(self._call, "complete_multipart_upload"), conditions,
-                                      Bucket=self.bucket, Key=object_key, UploadId=upload_id,
-                                      MultipartUpload={"Parts": parts})
+                    completion = self._conditional(functools.partial(self._call, "complete_multipart_upload"),
+                                                   conditions, Bucket=self.bucket, Key=object_key, UploadId=upload_id,
+                                                   MultipartUpload={"Parts": parts})
                 except PreconditionFailed:
                     if not self._landed(key, total, expected_etag):
                         raise
+                    completion = None
+                if completion is not None:
+                    self._lock_completed(object_key, completion.get("VersionId"), extra)
             completed = True
             stored = self.stat(key)
             self._verify_upload(key, stored, total, expected_etag)
+            self._verify_lock(key, stored, extra)
             return stored
         except BaseException as exc:
             uploads.cancel()
@@ -421,6 +483,27 @@ class S3Backend(StorageBackend):
             raise
         finally:
             buffer.close()
+
+    def _lock_completed(self, object_key: str, version_id: str | None, extra: dict) -> None:
+        """Lock an object a multipart upload completed, explicitly: some servers (moto) drop the lock the upload
+        was created with. Only ever the same or a later date than it asked for: never a shortening."""
+        if "ObjectLockMode" not in extra:
+            return
+        kwargs = {"VersionId": version_id} if version_id else {}
+        self._call("put_object_retention", Bucket=self.bucket, Key=object_key, **kwargs,
+                   Retention={"Mode": extra["ObjectLockMode"], "RetainUntilDate": extra["ObjectLockRetainUntilDate"]})
+
+    def _verify_lock(self, key: str, stored: StoredObject | None, extra: dict) -> None:
+        """With ``object_lock``: the stored object is locked in the mode and until (at least) the date it was
+        written with; else StorageError (the object is left as it is: it holds the right bytes)."""
+        if "ObjectLockMode" not in extra or stored is None:
+            return
+        until = extra["ObjectLockRetainUntilDate"]
+        if stored.lock_mode != extra["ObjectLockMode"] or stored.locked_until is None or stored.locked_until < until:
+            raise StorageError("s3://%s/%s was stored but not locked as asked (%s until %s): the server says %s "
+                               "until %s" % (self.bucket, self.prefix + key, extra["ObjectLockMode"],
+                                             until.strftime("%Y-%m-%dT%H:%M:%SZ"), stored.lock_mode or "no lock",
+                                             stored.locked_until or "-"))
 
     def _landed(self, key: str, size: int, expected_etag: str) -> bool:
         """After a refused conditional write: is the object there exactly what this write sent?
@@ -493,6 +576,7 @@ class S3Backend(StorageBackend):
             self.delete_many([key])
             raise UploadVerificationError("copy of %s to %s has %s bytes, the source %d" % (
                 source_key, key, stored.size if stored else "no", source.size))
+        self._verify_lock(key, stored, extra)
         return stored, None
 
     def _copy_parts(self, copy_source: dict, object_key: str, size: int, extra: dict) -> None:
@@ -506,11 +590,12 @@ class S3Backend(StorageBackend):
                                       PartNumber=number, CopySource=copy_source,
                                       CopySourceRange="bytes=%d-%d" % (start, end))
                 parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
-            self._call("complete_multipart_upload", Bucket=self.bucket, Key=object_key, UploadId=upload_id,
-                       MultipartUpload={"Parts": parts})
+            completion = self._call("complete_multipart_upload", Bucket=self.bucket, Key=object_key,
+                                    UploadId=upload_id, MultipartUpload={"Parts": parts})
         except BaseException:
             self._abort(object_key, upload_id)
             raise
+        self._lock_completed(object_key, completion.get("VersionId"), extra)
 
     def clean_leftovers(self, prefix: str, older_than: datetime.datetime) -> list[str]:
         """Abort the multipart uploads below ``prefix`` started before ``older_than`` (killed writers)."""
@@ -558,7 +643,9 @@ class S3Backend(StorageBackend):
         # it read once by a verification of all of them.
         return StoredObject(key=key, size=response["ContentLength"], modified=response.get("LastModified"),
                             metadata=response.get("Metadata", {}), etag=etag,
-                            data_id=("s3", key, etag, str(response.get("LastModified"))) if etag else None)
+                            data_id=("s3", key, etag, str(response.get("LastModified"))) if etag else None,
+                            lock_mode=response.get("ObjectLockMode"),
+                            locked_until=response.get("ObjectLockRetainUntilDate"))
 
     def list(self, prefix: str = "") -> t.Iterator[StoredObject]:
         check_prefix(prefix)
@@ -580,18 +667,72 @@ class S3Backend(StorageBackend):
 
     def delete_many(self, keys: t.Iterable[str]) -> DeleteResult:
         result = DeleteResult()
+        delete = self._delete_versions if self.object_lock else self._delete_batch
         batch: list[str] = []
         for key in keys:
             batch.append(key)
             if len(batch) == S3_DELETE_BATCH:
-                self._delete_batch(batch, result)
+                delete(batch, result)
                 batch = []
         if batch:
-            self._delete_batch(batch, result)
+            delete(batch, result)
         return result
 
-    def _delete_batch(self, keys: list[str], result: DeleteResult) -> None:
-        objects = [{"Key": self._object_key(key)} for key in keys]
+    def _versions(self, key: str) -> list[dict]:
+        """Every version and delete marker of ``key``: [{"VersionId", "marker"}]."""
+        object_key = self._object_key(key)
+        found: list[dict] = []
+        markers: dict = {}
+        while True:
+            page = self._call("list_object_versions", Bucket=self.bucket, Prefix=object_key, **markers)
+            for entry in page.get("Versions", []):
+                if entry["Key"] == object_key:
+                    found.append({"VersionId": entry["VersionId"], "marker": False})
+            for entry in page.get("DeleteMarkers", []):
+                if entry["Key"] == object_key:
+                    found.append({"VersionId": entry["VersionId"], "marker": True})
+            if not page.get("IsTruncated"):
+                return found
+            markers = {"KeyMarker": page.get("NextKeyMarker"), "VersionIdMarker": page.get("NextVersionIdMarker")}
+
+    def _locked_until(self, key: str, version_id: str) -> datetime.datetime | None:
+        """Until when a version of ``key`` is locked (a legal hold counts as locked for ever), or None."""
+        response = self._call("head_object", Bucket=self.bucket, Key=self._object_key(key), VersionId=version_id)
+        if response.get("ObjectLockLegalHoldStatus") == "ON":
+            return datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
+        until = response.get("ObjectLockRetainUntilDate")
+        return until if until is not None and until > datetime.datetime.now(datetime.timezone.utc) else None
+
+    def _delete_versions(self, keys: list[str], result: DeleteResult) -> None:
+        """On a locked store (versioned): delete every version of each key, never one that is locked (asked first:
+        a delete without a version would only hide the bytes behind a delete marker). A key with a locked version
+        is reported in ``locked`` with the latest date, and left whole for a later run."""
+        batch: list[tuple[str, str]] = []
+        for key in keys:
+            try:
+                versions = self._versions(key)
+                locks = [until for until in (self._locked_until(key, v["VersionId"]) for v in versions
+                                             if not v["marker"]) if until is not None]
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                result.errors.append({"key": key, "error": str(self._error("read the versions of", key, exc))})
+                continue
+            if locks:
+                result.locked.append({"key": key, "locked_until": max(locks).strftime("%Y-%m-%dT%H:%M:%SZ")})
+                continue
+            if not versions:
+                result.deleted.append(key)  # nothing left of it
+                continue
+            if batch and len(batch) + len(versions) > S3_DELETE_BATCH:  # a key's versions go in one call
+                self._delete_batch(list(dict.fromkeys(k for k, _v in batch)), result, versions=batch)
+                batch = []
+            batch.extend((key, v["VersionId"]) for v in versions)
+        if batch:
+            self._delete_batch(list(dict.fromkeys(k for k, _v in batch)), result, versions=batch)
+
+    def _delete_batch(self, keys: list[str], result: DeleteResult, versions: list | None = None) -> None:
+        """Delete ``keys`` (or, given, those (key, version id) pairs) in one DeleteObjects."""
+        objects = ([{"Key": self._object_key(key), "VersionId": version} for key, version in versions]
+                   if versions is not None else [{"Key": self._object_key(key)} for key in keys])
         result.requests += 1
         try:
             response = self._call("delete_objects", Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
@@ -601,8 +742,10 @@ class S3Backend(StorageBackend):
         failed = {}
         for error in response.get("Errors", []):
             code = error.get("Code")
-            # S3 authorizes s3:DeleteObject on each key: name the permission that these credentials lack.
-            action = " (s3:DeleteObject)" if code == "AccessDenied" else ""
+            # S3 authorizes s3:DeleteObject (a version: s3:DeleteObjectVersion) on each key: name the permission
+            # that these credentials lack.
+            permission = "s3:DeleteObjectVersion" if versions is not None else "s3:DeleteObject"
+            action = " (%s)" % permission if code == "AccessDenied" else ""
             failed[error["Key"][len(self.prefix):]] = "%s%s: %s" % (code, action, error.get("Message"))
         for key in keys:
             if key in failed:

@@ -162,9 +162,20 @@ ignored:
   type: list
   elements: str
 bytes_freed:
-  description: Bytes of the objects deleted (that would be deleted in check mode), the sets' and the shared objects'.
+  description:
+    - Bytes of the objects deleted (that would be deleted in check mode), the sets' and the shared objects'; on a
+      store with O(storage.object_lock), every version of them (a locked key is not counted).
   returned: always
   type: int
+locked:
+  description:
+    - Keys of deleted sets or unreferenced shared objects that were not deleted because a version of theirs is
+      still locked (O(storage.object_lock)), with C(locked_until); a later run deletes them. Never an error.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{key: github/2026-11-01/runs/20261101T020000Z_5f3a_github-acme.success.json,
+            locked_until: "2026-12-08T02:00:01Z"}]
 objects:
   description:
     - The shared objects under C(<job>/objects/) (artifacts stored once and referenced by sets) -
@@ -207,27 +218,29 @@ def _line(entry):
 DELETE_BATCH = 1000
 
 
-def _delete(module, backend, batch, errors):
-    """Delete one batch of (key, size) (in check mode, nothing); the bytes freed."""
+def _delete(module, backend, batch, errors, locked):
+    """Delete one batch of (key, size) (in check mode, nothing); the bytes freed. Keys still locked (S3 Object
+    Lock) are not deleted, and not errors: they are added to ``locked`` for a later run."""
     if not batch:
         return 0
     if module.check_mode:
         return sum(size for _key, size in batch)
-    failed = backend.delete_many([key for key, _size in batch]).errors
-    errors.extend(failed)
-    failed_keys = {error["key"] for error in failed}
-    return sum(size for key, size in batch if key not in failed_keys)
+    result = backend.delete_many([key for key, _size in batch])
+    errors.extend(result.errors)
+    locked.extend(result.locked)
+    kept = {error["key"] for error in result.errors} | {entry["key"] for entry in result.locked}
+    return sum(size for key, size in batch if key not in kept)
 
 
-def _delete_all(module, backend, doomed, errors):
+def _delete_all(module, backend, doomed, errors, locked):
     """Delete (key, size) pairs DELETE_BATCH at a time; the bytes freed."""
     freed, batch = 0, []
     for key, size in doomed:
         batch.append((key, size))
         if len(batch) == DELETE_BATCH:
-            freed += _delete(module, backend, batch, errors)
+            freed += _delete(module, backend, batch, errors, locked)
             batch = []
-    return freed + _delete(module, backend, batch, errors)
+    return freed + _delete(module, backend, batch, errors, locked)
 
 
 def run(module):
@@ -262,15 +275,15 @@ def prune(module, backend, job, policy):
     found = retention_plan(backend, job, policy, params["delete_unmanifested"], keep_removed_days=params["keep_removed_days"])
     try:
         kept, deleted = found.entries(keep=True), found.entries(keep=False)
-        errors = []
+        errors, locked = [], []
         sweep = sweep_plan(backend, job, found, module.now)
         records = [] if module.check_mode else write_deletion_records(backend, job, found, policy, module.now)
-        bytes_freed = _delete_all(module, backend, found.doomed_objects(), errors)
+        bytes_freed = _delete_all(module, backend, found.doomed_objects(), errors, locked)
         objects = dict(sweep.summary(), deletion_record=None)
         if not errors and sweep.doomed:
             if not module.check_mode:
                 objects["deletion_record"] = write_object_deletion_record(backend, job, sweep, module.now)
-            bytes_freed += _delete_all(module, backend, sweep.doomed, errors)
+            bytes_freed += _delete_all(module, backend, sweep.doomed, errors, locked)
         elif errors and sweep.doomed:
             objects.update(deleted=0, bytes=0, keys=[], blocked="nothing under objects/ was deleted: some keys of the "
                            "sets could not be deleted")
@@ -280,7 +293,8 @@ def prune(module, backend, job, policy):
         module.warn(sweep.blocked)
     output = dict(
         changed=bool(deleted) or bool(objects["deleted"]), kept=kept, deleted=deleted, deletion_records=records,
-        ignored=found.ignored, errors=errors, bytes_freed=bytes_freed, objects=objects, removed_items=found.removed,
+        ignored=found.ignored, errors=errors, locked=locked, bytes_freed=bytes_freed, objects=objects,
+        removed_items=found.removed,
         unmanifested=[date for date, summary in sorted(found.sets.items()) if summary.status is None],
     )
     return output, errors
