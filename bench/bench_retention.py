@@ -51,7 +51,8 @@ from moto.server import ThreadedMotoServer
 from ansible_collections.corebackup.backup.bench._report import emit, run_module
 from ansible_collections.corebackup.backup.plugins.module_utils._manifest import run_key, sha256sums
 from ansible_collections.corebackup.backup.plugins.module_utils._pipeline import Artifact
-from ansible_collections.corebackup.backup.plugins.module_utils._schema import SCHEMA_VERSION, schema_errors
+from ansible_collections.corebackup.backup.plugins.module_utils._records import dumps
+from ansible_collections.corebackup.backup.plugins.module_utils._schema import SCHEMA_VERSION, VIEW_OMITS, schema_errors
 from ansible_collections.corebackup.backup.plugins.module_utils._sets import set_status
 from ansible_collections.corebackup.backup.tests.testbed.s3_proxy import S3Proxy
 from ansible_collections.corebackup.backup.tests.testbed.services import S3_TEST_CREDENTIALS, free_port
@@ -95,11 +96,13 @@ def build_set(date: datetime.date, status: str, items: int) -> dict[str, bytes]:
                "entries": [{"name": a["key"].rsplit("/", 1)[1].split("_")[0], "status": "backed_up", "key": a["key"],
                             "error": None} for a in artifacts],
                "counts": {"backed_up": len(artifacts)}, "warnings": [], "errors": [], "tools": {"corebackup.backup": "0.1.0"}}
-        objects[run_key(date.isoformat(), JOB, run)] = (json.dumps(run, sort_keys=True, indent=2) + "\n").encode()
+        objects[run_key(date.isoformat(), JOB, run)] = dumps(run)
         runs.append(run)
+    view_runs = [dict(run, artifacts=[{k: v for k, v in a.items() if k not in VIEW_OMITS} for a in run["artifacts"]])
+                 for run in runs]  # as the view lists them (the run records hold the rest)
     manifest = {"schema_version": SCHEMA_VERSION, "job": JOB, "set_date": date.isoformat(), "status": set_status(runs),
-                "runs": runs, "verified_at": None, "verification": {}}
-    objects[prefix + "manifest.json"] = (json.dumps(manifest, sort_keys=True, indent=2) + "\n").encode()
+                "runs": view_runs, "verified_at": None, "verification": {}}
+    objects[prefix + "manifest.json"] = dumps(manifest)
     objects[prefix + "SHA256SUMS"] = sha256sums(manifest, prefix)
     return objects
 
@@ -193,10 +196,11 @@ def main() -> int:
     leases = {key for key in after if key.startswith(JOB + "/leases/")}  # two per run that is not in check mode
     after = {key: value for key, value in after.items() if key not in records | leases}
     run_records = sum(1 for key in stored if "/runs/" in key)
-    # The listing of <job>/ holds the lease record the run took; then deletions/, leases/ and objects/.
+    # The listing of <job>/ holds the lease record the run took; then deletions/, leases/ and objects/. One
+    # GetBucketVersioning once something was deleted: on a versioned bucket the bytes would stay (bytes_hidden).
     minimum = {"ListObjectsV2": math.ceil((total + 1) / 1000) + 3, "GetObject": run_records + 1,
                "DeleteObjects": math.ceil(doomed / 1000), "PutObject": len(deleted) + 2,
-               "HeadObject": 2 * (len(deleted) + 2)}
+               "HeadObject": 2 * (len(deleted) + 2), "GetBucketVersioning": 1}
     kept_runs = sum(1 for key in kept_keys if "/runs/" in key)
     correct = (kept == expected_kept and deleted == set(statuses) - expected_kept
                and check_deleted == {d.isoformat() for d in deleted} and after == kept_keys

@@ -148,6 +148,11 @@ class StorageBackend:
     def check_root(self, create: bool = False, dry_run: bool = False) -> None:
         """Refuse a root that cannot hold backups; ``create`` (writers) may create it (not in a ``dry_run``)."""
 
+    def deletes_hide(self) -> str | None:
+        """Why a delete here only hides the bytes (a versioned S3 bucket keeps them as noncurrent versions), or
+        None where a delete frees them."""
+        return None
+
     def lock(self, key: str) -> t.ContextManager:
         """Exclusive lock on ``key`` among writers on this backend, where the backend can lock.
 

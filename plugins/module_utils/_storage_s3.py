@@ -254,6 +254,7 @@ class S3Backend(StorageBackend):
         self.conditional_writes = True  # until the endpoint says it does not implement them
         self.object_lock = ObjectLock(object_lock) if object_lock else None
         self._bucket_refusal: str | None = None  # why the bucket cannot hold locked objects ("" once it can)
+        self._versioning: str | None = None  # the bucket's versioning status, once asked ("" when never enabled)
         self.requests: dict[str, int] = {}
         self._requests_lock = threading.Lock()
         if client is None:
@@ -677,6 +678,22 @@ class S3Backend(StorageBackend):
         if batch:
             delete(batch, result)
         return result
+
+    def deletes_hide(self) -> str | None:
+        """On a versioned bucket without ``object_lock`` a delete adds a delete marker and the bytes stay (as
+        noncurrent versions, until a lifecycle rule expires them); with ``object_lock`` deletions are by version."""
+        if self.object_lock:
+            return None
+        if self._versioning is None:
+            try:
+                self._versioning = self._call("get_bucket_versioning", Bucket=self.bucket).get("Status") or ""
+            except Exception:  # pylint: disable=broad-exception-caught
+                self._versioning = ""  # a credential without s3:GetBucketVersioning (older policies): as before
+        if self._versioning in ("Enabled", "Suspended"):
+            return ("bucket %s has versioning %s: a delete only adds a delete marker and the bytes stay as noncurrent "
+                    "versions until a lifecycle rule (NoncurrentVersionExpiration) removes them; storage.object_lock "
+                    "deletes by version" % (self.bucket, self._versioning.lower()))
+        return None
 
     def _versions(self, key: str) -> list[dict]:
         """Every version and delete marker of ``key``: [{"VersionId", "marker"}]."""

@@ -167,6 +167,14 @@ bytes_freed:
       store with O(storage.object_lock), every version of them (a locked key is not counted).
   returned: always
   type: int
+bytes_hidden:
+  description:
+    - On a versioned S3 bucket without O(storage.object_lock), the bytes of the keys deleted, which S3 still stores
+      as noncurrent versions behind delete markers until a lifecycle rule removes them; C(bytes_freed) is then 0,
+      and a warning says why. 0 elsewhere, and where the credential may not read the bucket's versioning
+      (C(s3:GetBucketVersioning)).
+  returned: always
+  type: int
 locked:
   description:
     - Keys of deleted sets or unreferenced shared objects that were not deleted because a version of theirs is
@@ -291,9 +299,15 @@ def prune(module, backend, job, policy):
         found.spool.close()
     if sweep.blocked:
         module.warn(sweep.blocked)
+    bytes_hidden, hides = 0, backend.deletes_hide() if bytes_freed else None
+    if hides:
+        # The keys are gone from the listing, their bytes are not: freed is what is no longer stored.
+        module.warn("%d bytes were deleted but are still stored: %s" % (bytes_freed, hides))
+        bytes_hidden, bytes_freed = bytes_freed, 0
     output = dict(
         changed=bool(deleted) or bool(objects["deleted"]), kept=kept, deleted=deleted, deletion_records=records,
-        ignored=found.ignored, errors=errors, locked=locked, bytes_freed=bytes_freed, objects=objects,
+        ignored=found.ignored, errors=errors, locked=locked, bytes_freed=bytes_freed, bytes_hidden=bytes_hidden,
+        objects=objects,
         removed_items=found.removed,
         unmanifested=[date for date, summary in sorted(found.sets.items()) if summary.status is None],
     )

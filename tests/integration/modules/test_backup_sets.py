@@ -307,10 +307,13 @@ def test_retention_of_10000_objects_costs_listing_pages_plus_one_delete_per_1000
     # records) and the previous release's lease object (a GET), each set's run record (a GET: the items and shared
     # objects it names), one deletion record per set deleted (a create-only write: the backend's HeadObject before
     # and after it), one DeleteObjects per 1,000 keys. These run records are not JSON: a kept set whose records
-    # cannot be read stops the sweep of shared objects (no listing of <job>/objects/), and says so.
+    # cannot be read stops the sweep of shared objects (no listing of <job>/objects/), and says so. One
+    # GetBucketVersioning: on a versioned bucket a delete would free nothing (bytes_hidden).
     pages = -(-(10000 + 1) // 1000)  # the lease record this run took is under <job>/ too
     assert run.result["api_requests"] == {"ListObjectsV2": pages + 2, "GetObject": 400 + 1, "PutObject": 370 + 2,
-                                          "HeadObject": 2 * (370 + 2), "DeleteObjects": -(-deleted // 1000)}
+                                          "HeadObject": 2 * (370 + 2), "DeleteObjects": -(-deleted // 1000),
+                                          "GetBucketVersioning": 1}
+    assert run.result["bytes_hidden"] == 0
     assert "have run records that cannot be read" not in str(run.result["objects"]["blocked"])
     assert "has run records that cannot be read" in run.result["objects"]["blocked"]
     assert len(run.result["deletion_records"]) == 370

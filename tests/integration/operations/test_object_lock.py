@@ -158,3 +158,22 @@ def test_retention_deletes_no_locked_version_and_deletes_every_version_once_free
     assert not left & {PREFIX + key for key in locked}, sorted(left & {PREFIX + key for key in locked})
     second = [k for k in left if k.startswith(PREFIX + JOB + "/2026-04-10/")]
     assert second  # the kept set is whole
+
+
+def test_on_a_versioned_bucket_without_a_lock_retention_says_the_bytes_stay(s3_endpoint, proxy, tmp_path):
+    bucket = new_bucket(s3_endpoint, lock=False)
+    direct = client(s3_endpoint)
+    direct.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    storage = dict(type="s3", bucket=bucket, prefix=PREFIX, endpoint_url=proxy.url, **S3_TEST_CREDENTIALS)
+    data = sample(tmp_path, "data", 5000)
+    assert backup([data], storage, DAY).result["status"] == "success"
+    with open(os.path.join(data, "data.bin"), "ab") as handle:
+        handle.write(b"changed")
+    later = DAY + datetime.timedelta(days=40)
+    assert backup([data], storage, later).result["status"] == "success"
+    pruned = module("backup_retention", {"storage": storage, "keep_days": 30, "min_keep": 1}, later)
+    assert not pruned.failed and [entry["date"] for entry in pruned.result["deleted"]] == ["2026-03-01"]
+    assert pruned.result["bytes_freed"] == 0 and pruned.result["bytes_hidden"] > 0, pruned.result
+    assert any("has versioning enabled: a delete only adds a delete marker" in w for w in pruned.result["warnings"])
+    first = [(key, marker) for key, _v, marker in versions(direct, bucket, PREFIX + JOB + "/2026-03-01/")]
+    assert any(marker for _k, marker in first) and any(not marker for _k, marker in first)  # hidden, not gone
