@@ -355,7 +355,7 @@ class S3Backend(StorageBackend):
             return ("storage.object_lock: bucket %s has no Object Lock: create a bucket with Object Lock enabled (it "
                     "cannot be turned on for objects already written) and store the backups there" % self.bucket)
         try:
-            status = self._call("get_bucket_versioning", Bucket=self.bucket).get("Status")
+            status = self._bucket_versioning()
         except Exception as exc:  # pylint: disable=broad-exception-caught
             return "storage.object_lock: cannot read the versioning of bucket %s: %s" % (
                 self.bucket, _BOTOCORE_RETRIES_RE.sub("", str(exc)))
@@ -684,16 +684,21 @@ class S3Backend(StorageBackend):
         noncurrent versions, until a lifecycle rule expires them); with ``object_lock`` deletions are by version."""
         if self.object_lock:
             return None
-        if self._versioning is None:
-            try:
-                self._versioning = self._call("get_bucket_versioning", Bucket=self.bucket).get("Status") or ""
-            except Exception:  # pylint: disable=broad-exception-caught
-                self._versioning = ""  # a credential without s3:GetBucketVersioning (older policies): as before
+        try:
+            self._bucket_versioning()
+        except Exception:  # pylint: disable=broad-exception-caught
+            self._versioning = ""  # a credential without s3:GetBucketVersioning (older policies): as before
         if self._versioning in ("Enabled", "Suspended"):
             return ("bucket %s has versioning %s: a delete only adds a delete marker and the bytes stay as noncurrent "
                     "versions until a lifecycle rule (NoncurrentVersionExpiration) removes them; storage.object_lock "
                     "deletes by version" % (self.bucket, self._versioning.lower()))
         return None
+
+    def _bucket_versioning(self) -> str:
+        """The bucket's versioning status ("" when never enabled), asked once a backend; raises what the call does."""
+        if self._versioning is None:
+            self._versioning = self._call("get_bucket_versioning", Bucket=self.bucket).get("Status") or ""
+        return self._versioning
 
     def _versions(self, key: str) -> list[dict]:
         """Every version and delete marker of ``key``: [{"VersionId", "marker"}]."""
